@@ -1,0 +1,12 @@
+"""Models: the registry of pre-trained encoders, masked sub-networks and extracted sub-networks.
+
+Importing this package imports torch.
+"""
+
+from .extraction import extract_subnetwork, load_subnetwork
+from .masking import masked
+from .registry import architecture_of, head_of, load_model, load_tokenizer, model_location
+from .structure import encoder_layers
+
+__all__ = ["architecture_of", "encoder_layers", "extract_subnetwork", "head_of", "load_model",
+           "load_subnetwork", "load_tokenizer", "masked", "model_location"]
