@@ -18,8 +18,9 @@ def encoder_layers(model: Any) -> Any:
 
 def check_fits(model: Any, space: SearchSpace) -> None:
     """Raise ValueError unless ``model`` has the layers, heads and FFN units ``space`` was built for."""
+    layers = encoder_layers(model)
     config, a = model.config, space.architecture
-    found = (len(encoder_layers(model)), config.num_attention_heads, config.intermediate_size)
+    found = (len(layers), config.num_attention_heads, config.intermediate_size)
     expected = (a.num_layers, a.num_heads, a.intermediate_size)
     if getattr(config, "plm_nasbench_layers", None) is not None or found != expected:
         raise ValueError(f"model has (layers, heads, units) = {found} but the {space.name} space was built for "

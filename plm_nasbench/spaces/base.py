@@ -15,6 +15,7 @@ Edge semantics, shared by masking and extraction:
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -84,6 +85,11 @@ class SearchSpace(ABC):
     @abstractmethod
     def syne_tune_space(self) -> dict[str, Any]:
         """The space as a Syne Tune config-space dict (name -> domain)."""
+
+    @property
+    @abstractmethod
+    def num_configs(self) -> int:
+        """Number of distinct configurations (an exact Python integer, possibly huge)."""
 
     # -- derived from the masks ------------------------------------------------------------------
     @property
@@ -170,6 +176,10 @@ class IntegerSpace(SearchSpace):
     @property
     def encoding_size(self) -> int:
         return len(self.bounds)
+
+    @property
+    def num_configs(self) -> int:
+        return math.prod(high - low + 1 for low, high in self.bounds.values())
 
     def smallest(self) -> Config:
         return {k: low for k, (low, _) in self.bounds.items()}

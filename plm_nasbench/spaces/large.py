@@ -110,6 +110,10 @@ class LargeSpace(SearchSpace):
     def encoding_size(self) -> int:
         return self._num_bits("heads") + self._num_bits("units")
 
+    @property
+    def num_configs(self) -> int:
+        return 2 ** self.encoding_size
+
     def smallest(self) -> Config:
         return {f: pack_bits(np.zeros(self._num_bits(f), dtype=bool)) for f in FIELDS}
 

@@ -1,0 +1,17 @@
+"""Where plm_nasbench keeps its tables and caches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable overriding the folder of the benchmark tables.
+DATA_ENV = "PLM_NASBENCH_DATA"
+
+
+def data_dir() -> Path:
+    """Folder of the benchmark tables: ``$PLM_NASBENCH_DATA``, else ``data/`` of the source checkout."""
+    override = os.environ.get(DATA_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "data"

@@ -1,0 +1,44 @@
+"""The command line and the promise that light imports stay light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from plm_nasbench.cli import main
+
+
+def test_info_lists_models_spaces_tasks_and_tables(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLM_NASBENCH_DATA", str(tmp_path))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for word in ("minilm-l6-h384 (default)", "22,713,986 parameters", "bert-base-cased", "roberta-base",
+                 "small: 139,867 configs", "layer: 64 configs", "medium:", "large:", "stsb: regression",
+                 "swag: multiple_choice", "none yet"):
+        assert word in out
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"files": {"rte_small.parquet": {"rows": 12}}}))
+    main(["info"])
+    assert "rte_small.parquet: 12 rows" in capsys.readouterr().out
+
+
+def test_help_and_bad_commands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "info" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["info", "--model", "gpt2"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'gpt2'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["plm_nasbench", "plm_nasbench.spaces", "plm_nasbench.architecture",
+                                    "plm_nasbench.cli"])
+def test_light_imports_do_not_load_torch(module):
+    code = (f"import sys, {module}; heavy = [m for m in ('torch', 'transformers', 'syne_tune') if m in sys.modules];"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
