@@ -35,3 +35,38 @@ def tiny_model(family: str, head: str = "sequence_classification", num_labels: i
 @pytest.fixture(params=["bert", "roberta"])
 def family(request) -> str:
     return request.param
+
+
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "the", "a", "movie", "film", "is", "was", "very",
+         "not", "plot", "acting", "and", "but", "it", "this"]
+
+
+def toy_tokenizer():
+    """A word-level tokenizer over WORDS with BERT's special tokens (ids below 101, the tiny vocab)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
+
+
+def toy_sentences(n: int, seed: int = 0):
+    """Sentences whose label is 1 when they hold a positive word (a learnable toy task)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    filler = WORDS[6:]
+    texts, labels = [], []
+    for _ in range(n):
+        label = int(rng.integers(0, 2))
+        words = list(rng.choice(filler, size=int(rng.integers(3, 9))))
+        words.insert(int(rng.integers(0, len(words))), str(rng.choice(WORDS[:3] if label else WORDS[3:6])))
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels

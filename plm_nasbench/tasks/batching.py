@@ -91,3 +91,22 @@ def evaluation_batches(encoded: Encoded, batch_size: int,
     for start in range(0, len(order), batch_size):
         index = order[start:start + batch_size]
         yield index, collate(encoded, index, multiple_choice)
+
+
+@dataclass
+class EncodedTask:
+    """The three splits of a task, tokenised once."""
+
+    train: Encoded
+    valid: Encoded
+    test: Encoded
+    multiple_choice: bool
+    max_length: int
+
+
+def encode_task(data: Any, tokenizer: Any, max_length: int = 128) -> EncodedTask:
+    """Tokenise the train/valid/test splits of a :class:`~plm_nasbench.tasks.TaskData`."""
+    if not isinstance(max_length, int) or max_length < 8:
+        raise ValueError(f"max_length must be an integer >= 8, got {max_length!r}")
+    return EncodedTask(encode(data.train, tokenizer, max_length), encode(data.valid, tokenizer, max_length),
+                       encode(data.test, tokenizer, max_length), data.spec.kind == "choice", max_length)

@@ -56,12 +56,12 @@ def _read_local(spec: TaskSpec, folder: Path, allow_partial: bool) -> tuple[Exam
                                 f"{', '.join(spec.test_files)}")
     partial = [str(p.relative_to(folder)) for p in (train_path, test_path)
                if p is not None and str(p.relative_to(folder)) in spec.partial_files]
-    if train_path is None and not (allow_partial and partial):
-        raise FileNotFoundError(f"no training file for task {spec.name} in {folder}; looked for "
-                                f"{', '.join(spec.train_files)}")
     if partial and not allow_partial:
         raise ValueError(f"task {spec.name}: only partial data found in {folder} ({', '.join(partial)}); "
                          "pass allow_partial=True to use it (recorded in the provenance)")
+    if train_path is None and not partial:
+        raise FileNotFoundError(f"no training file for task {spec.name} in {folder}; looked for "
+                                f"{', '.join(spec.train_files)}")
     test = read_task_file(spec.name, test_path)
     train = read_task_file(spec.name, train_path) if train_path is not None else None
     files = {"train": str(train_path) if train_path else None, "test": str(test_path)}

@@ -1,0 +1,55 @@
+"""Running a model over an encoded split and scoring its predictions."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+from ..tasks.batching import Encoded, evaluation_batches
+from ..tasks.metrics import METRICS, predictions_from_logits
+from ..tasks.specs import TaskSpec
+
+DTYPES = ("float32", "bfloat16")
+
+
+def autocast(dtype: str, device: str = "cpu") -> Any:
+    """Autocast context for ``dtype`` ('float32': none, 'bfloat16': torch.autocast)."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is unsupported; allowed: {', '.join(DTYPES)}")
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+
+
+def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
+    """The batch without its labels, moved to ``device``."""
+    return {k: (v.to(device) if device is not None else v) for k, v in batch.items() if k != "labels"}
+
+
+def predict(model: Any, encoded: Encoded, multiple_choice: bool, batch_size: int = 64,
+            dtype: str = "float32") -> np.ndarray:
+    """Logits of ``model`` for every example of ``encoded``, in the split's order (float32 numpy)."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: np.ndarray | None = None
+    with torch.inference_mode(), autocast(dtype, device.type):
+        for index, batch in evaluation_batches(encoded, batch_size, multiple_choice):
+            logits = model(**model_inputs(batch, device)).logits.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(encoded),) + logits.shape[1:], dtype=np.float32)
+            out[index] = logits
+    model.train(was_training)
+    return out
+
+
+def score(spec: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The task metric and the benchmark error (1 - metric) of ``logits``."""
+    value = METRICS[spec.metric](labels, predictions_from_logits(logits, spec.is_regression))
+    return value, 1.0 - value

@@ -1,0 +1,101 @@
+"""The fine-tuning loop shared by super-network training and standalone fine-tuning.
+
+AdamW, linear decay of the learning rate to 0, shuffled length-bucketed batches with dynamic
+padding, optional bf16 autocast; after every epoch the (full) network is evaluated on valid and test.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ..evaluation.predict import DTYPES, autocast, model_inputs, predict, score
+from ..spaces import SearchSpace
+from ..tasks.batching import EncodedTask, training_batches
+from ..tasks.specs import TaskSpec
+from .strategies import StrategySettings, strategy_step
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Hyperparameters of one fine-tuning run (paper Table A defaults: lr 2e-5, batch 4, 5 epochs)."""
+
+    epochs: int = 5
+    batch_size: int = 4
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    seed: int = 0
+    dtype: str = "float32"
+    eval_batch_size: int = 64
+    max_steps_per_epoch: int | None = None  # None: whole epochs; a number shortens runs for smoke tests
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is unsupported; allowed: {', '.join(DTYPES)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, recorded with every result."""
+        return asdict(self)
+
+
+def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSettings,
+             space: SearchSpace | None = None, strategy: StrategySettings | None = None,
+             evaluate: bool = True, show_progress: bool = False) -> list[dict[str, Any]]:
+    """Fine-tune ``model`` in place; returns one record per epoch (losses, valid/test metric and error, times).
+
+    Without ``strategy`` the whole model is trained with the task loss; with one, each step follows that
+    super-network strategy over ``space``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if strategy is not None and space is None:
+        raise ValueError("a super-network strategy needs the search space its sub-networks come from")
+    strategy = strategy or StrategySettings("standard")
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    device = next(model.parameters()).device
+    steps_per_epoch = -(-len(data.train) // settings.batch_size)
+    if settings.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
+    total_steps = steps_per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total_steps))
+    history, cumulative, step = [], 0.0, 0
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        start, losses = time.perf_counter(), []
+        batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice)
+        for _, batch in tqdm(zip(range(steps_per_epoch), batches), total=steps_per_epoch, disable=not show_progress,
+                             desc=f"epoch {epoch}/{settings.epochs}"):
+            with autocast(settings.dtype, device.type):
+                loss = strategy_step(model, model_inputs(batch, device), batch["labels"].to(device), space, strategy,
+                                     rng, step / total_steps, spec.is_regression)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss)
+            step += 1
+        train_time = time.perf_counter() - start
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_time": train_time}
+        start = time.perf_counter()
+        if evaluate:
+            for split in ("valid", "test"):
+                encoded = getattr(data, split)
+                logits = predict(model, encoded, data.multiple_choice, settings.eval_batch_size, settings.dtype)
+                record[f"{split}_metric"], record[f"{split}_error"] = score(spec, logits, encoded.labels)
+        record["eval_time"] = time.perf_counter() - start
+        cumulative += train_time + record["eval_time"]
+        record["cumulative_time"] = cumulative
+        history.append(record)
+    model.eval()
+    return history
