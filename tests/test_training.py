@@ -1,0 +1,104 @@
+"""Fine-tuning and the six super-network strategies on a learnable toy task with tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model, toy_sentences, toy_tokenizer
+from plm_nasbench.models import architecture_of
+from plm_nasbench.spaces import get_search_space
+from plm_nasbench.tasks import Examples, get_task_spec
+from plm_nasbench.tasks.batching import EncodedTask, encode
+from plm_nasbench.training import STRATEGIES, StrategySettings, TrainingSettings, finetune
+from plm_nasbench.training.losses import distillation_loss
+
+
+def toy_task(task: str = "sst2", n: int = 96) -> EncodedTask:
+    tokenizer = toy_tokenizer()
+    texts, labels = toy_sentences(n)
+    if task == "stsb":
+        examples = Examples(texts, texts, np.array(labels, dtype=np.float64) * 4 + 0.5)
+    elif task == "swag":
+        endings = [("good", "bad") if l else ("bad", "good") for l in labels]
+        examples = Examples(texts, ["it is"] * n, np.zeros(n, dtype=np.int64), endings)
+    else:
+        examples = Examples(texts, None, np.array(labels))
+    encoded = encode(examples, tokenizer, max_length=16)
+    return EncodedTask(encoded, encoded, encoded, task == "swag", 16)
+
+
+FAST = dict(batch_size=16, learning_rate=1e-3, epochs=4)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_strategies_learn_the_toy_task(strategy):
+    model = tiny_model("bert")
+    space = get_search_space("small", architecture_of(model))
+    history = finetune(model, get_task_spec("sst2"), toy_task(), TrainingSettings(**FAST), space,
+                       StrategySettings(strategy))
+    losses = [h["train_loss"] for h in history]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert all(0 <= h["valid_error"] <= 1 and h["cumulative_time"] > 0 for h in history)
+
+
+def test_standard_finetuning_reaches_low_error():
+    model = tiny_model("roberta")
+    history = finetune(model, get_task_spec("sst2"), toy_task(n=160), TrainingSettings(**{**FAST, "learning_rate": 3e-3, "epochs": 8}))
+    assert history[-1]["valid_error"] < 0.1
+
+
+@pytest.mark.parametrize("task", ["stsb", "swag"])
+def test_regression_and_multiple_choice(task):
+    head = "multiple_choice" if task == "swag" else "sequence_classification"
+    model = tiny_model("bert", head, num_labels=1)
+    space = get_search_space("medium", architecture_of(model))
+    history = finetune(model, get_task_spec(task), toy_task(task), TrainingSettings(**FAST), space,
+                       StrategySettings("full"))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert np.isfinite(history[-1]["valid_metric"])
+
+
+def count_forwards(model, strategy: StrategySettings) -> int:
+    calls = []
+    handle = model.bert.embeddings.register_forward_hook(lambda *args: calls.append(1))
+    space = get_search_space("small", architecture_of(model))
+    finetune(model, get_task_spec("sst2"), toy_task(n=16), TrainingSettings(batch_size=16, epochs=1), space,
+             strategy, evaluate=False)
+    handle.remove()
+    return len(calls)
+
+
+def test_number_of_random_subnetworks_takes_effect():
+    assert count_forwards(tiny_model("bert"), StrategySettings("full", num_random=2)) == 4
+    assert count_forwards(tiny_model("bert"), StrategySettings("full", num_random=5)) == 7
+    assert count_forwards(tiny_model("bert"), StrategySettings("sandwich", num_random=0)) == 2
+    assert count_forwards(tiny_model("bert"), StrategySettings("kd")) == 2
+
+
+def test_temperature_takes_effect():
+    torch.manual_seed(0)
+    student, teacher, labels = torch.randn(8, 3), torch.randn(8, 3), torch.randint(0, 3, (8,))
+    at_1 = distillation_loss(student, teacher, labels, False, 1.0)
+    at_10 = distillation_loss(student, teacher, labels, False, 10.0)
+    assert at_1 != at_10
+    # Soft part vanishes when the student equals the teacher: only the task loss is left.
+    same = distillation_loss(teacher, teacher, labels, False, 10.0)
+    assert same.item() == pytest.approx(torch.nn.functional.cross_entropy(teacher, labels).item(), abs=1e-5)
+    regression = distillation_loss(torch.ones(4, 1), torch.zeros(4, 1), torch.ones(4), True, 10.0)
+    assert regression.item() == pytest.approx(1.0)
+
+
+def test_bad_settings_are_rejected():
+    with pytest.raises(ValueError, match="unknown strategy 'bigNAS'; known strategies: standard, random"):
+        StrategySettings("bigNAS")
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        StrategySettings("kd", temperature=0)
+    with pytest.raises(ValueError, match="dtype 'float16' is unsupported; allowed: float32, bfloat16"):
+        TrainingSettings(dtype="float16")
+    with pytest.raises(ValueError, match="needs the search space"):
+        finetune(tiny_model("bert"), get_task_spec("sst2"), toy_task(n=8), TrainingSettings(),
+                 strategy=StrategySettings("full"))
