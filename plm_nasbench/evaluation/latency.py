@@ -1,0 +1,36 @@
+"""Latency of a (sub-)network measured on this machine."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from .predict import autocast
+
+
+def measure_latency(model: Any, seq_len: int, batch_size: int, repeats: int = 10, warmup: int = 2,
+                    dtype: str = "float32", num_choices: int | None = None) -> dict[str, float]:
+    """Median and interquartile range (seconds) of forward passes on random tokens of ``seq_len``."""
+    import torch
+
+    device = next(model.parameters()).device
+    shape = (batch_size, num_choices, seq_len) if num_choices else (batch_size, seq_len)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, int(model.config.vocab_size), shape, generator=gen).to(device)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    times = []
+    model.eval()
+    with torch.inference_mode(), autocast(dtype, device.type):
+        for i in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model(**inputs)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    return {"median": float(median), "iqr": float(q3 - q1)}

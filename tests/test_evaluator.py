@@ -1,0 +1,52 @@
+"""The real evaluator agrees with the naive way (full network with masks) and reports efficiency figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import tiny_model
+from plm_nasbench.architecture import Architecture
+from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
+from plm_nasbench.evaluation.flops import flops_per_sequence
+from plm_nasbench.evaluation.predict import predict, score
+from plm_nasbench.models import architecture_of, masked
+from plm_nasbench.spaces import get_search_space
+from plm_nasbench.tasks import get_task_spec
+from test_training import toy_task
+
+
+@pytest.mark.parametrize("family, task, space_name", [("bert", "sst2", "small"), ("roberta", "sst2", "small"),
+                                                      ("bert", "swag", "small"), ("roberta", "stsb", "medium")])
+def test_evaluator_matches_masked_full_network(family, task, space_name):
+    head = "multiple_choice" if task == "swag" else "sequence_classification"
+    model = tiny_model(family, head, num_labels=1 if task == "stsb" else 2)
+    spec, data = get_task_spec(task), toy_task(task, n=40)
+    space = get_search_space(space_name, architecture_of(model))
+    rng = np.random.default_rng(0)
+    configs = [space.sample(rng) for _ in range(8)] + [space.smallest(), space.largest()]
+    if space_name == "small":
+        configs += [{**configs[0], "num_layers": depth} for depth in range(4)]
+    frame = evaluate_subnetworks(model, spec, data, space, configs, latency_batch_sizes=(1, 2), latency_repeats=2)
+    assert len(frame) == len(configs)
+    for row, config in zip(frame.itertuples(), configs):
+        with masked(model, space, config):
+            for split in ("valid", "test"):
+                encoded = getattr(data, split)
+                metric, error = score(spec, predict(model, encoded, data.multiple_choice), encoded.labels)
+                assert getattr(row, f"{split}_error") == pytest.approx(error, abs=1e-9)
+        assert row.num_params == space.num_parameters(config)
+        assert row.config_id == space.config_id(config)
+        assert row.latency_b1_median > 0 and row.latency_b2_median > 0
+    assert frame["flops"].iloc[9] == frame["flops"].max()  # the largest network costs most
+    assert frame["flops"].iloc[8] == frame["flops"].min()
+    assert set(frame["dtype"]) == {"float32"} and set(frame["device"]) == {"cpu"}
+
+
+def test_flops_formula_by_hand():
+    arch = Architecture(family="bert", num_layers=2, num_heads=2, head_size=4, hidden_size=8, intermediate_size=16,
+                        vocab_size=10, max_position_embeddings=16, type_vocab_size=2)
+    # one layer: 1 head (A=4), 3 units; T = 5
+    linear = 2 * 8 * 3 * 4 + 2 * 4 * 8 + 4 * 8 * 3
+    expected = 5 * linear + 25 * 4 * 4 + (2 * 8 * 8 + 2 * 8 * 2)
+    assert flops_per_sequence(arch, np.array([1, 0]), np.array([3, 0]), 5) == expected
