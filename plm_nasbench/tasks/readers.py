@@ -14,12 +14,12 @@ from .examples import Examples
 NLI_LABELS = {"entailment": 0, "not_entailment": 1}
 
 
-def _rows(path: Path, delimiter: str, quoting: int) -> tuple[list[str] | None, list[list[str]]]:
+def _rows(path: Path, delimiter: str, quoting: int) -> list[list[str]]:
+    """All rows of a (possibly gzipped) delimited file, header included; a UTF-8 BOM is dropped."""
     csv.field_size_limit(sys.maxsize)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter=delimiter, quoting=quoting))
-    return rows[0], rows[1:]
+        return list(csv.reader(handle, delimiter=delimiter, quoting=quoting))
 
 
 def _columns(path: Path, header: list[str], rows: list[list[str]], wanted: list[str],
@@ -53,11 +53,10 @@ def read_task_file(task: str, path: Path) -> Examples:
     """Read one split of ``task`` from ``path``; malformed rows raise ValueError naming file and line."""
     tsv = path.suffix == ".tsv"
     if task == "cola":  # GLUE CoLA has no header: source, label, original mark, sentence
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows = _rows(path, "\t", csv.QUOTE_NONE)
         sentence, label = _columns(path, ["source", "label", "mark", "sentence"], rows, ["sentence", "label"], 1)
         return Examples(sentence, None, _labels(path, label, first_line=1))
-    header, rows = _rows(path, "\t" if tsv else ",", csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    header, *rows = _rows(path, "\t" if tsv else ",", csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
     if task in ("rte", "qnli"):
         first = "sentence1" if task == "rte" else "question"
         a, b, label = _columns(path, header, rows, [first, "sentence2" if task == "rte" else "sentence", "label"])
