@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=100)
     parser.add_argument("--max-examples", type=int, default=128, help="cap on the valid and test splits")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--batch-size", type=int, default=16, help="evaluation batch size, the same for both ways")
     args = parser.parse_args()
     torch.manual_seed(0)
     data = load_task("rte", args.data_dir, max_valid=args.max_examples, max_test=args.max_examples)
@@ -40,20 +41,22 @@ def main() -> None:
     configs = [space.sample(rng) for _ in range(args.configs)]
 
     start = time.perf_counter()
-    fast = evaluate_subnetworks(model, data.spec, encoded, space, configs, dtype=args.dtype)
+    fast = evaluate_subnetworks(model, data.spec, encoded, space, configs, batch_size=args.batch_size,
+                                dtype=args.dtype)
     fast_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     naive = []
     for config in configs:
         with masked(model, space, config):
-            naive.append(score(data.spec, predict(model, encoded.valid, False, dtype=args.dtype),
+            naive.append(score(data.spec, predict(model, encoded.valid, False, args.batch_size, args.dtype),
                                encoded.valid.labels)[1])
-            predict(model, encoded.test, False, dtype=args.dtype)
+            predict(model, encoded.test, False, args.batch_size, args.dtype)
     naive_seconds = time.perf_counter() - start
     agreement = float(np.max(np.abs(np.array(naive) - fast["valid_error"].to_numpy())))
     print(json.dumps({
         "configs": args.configs, "examples_per_split": args.max_examples, "dtype": args.dtype,
+        "batch_size": args.batch_size,
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "evaluator_configs_per_s": args.configs / fast_seconds, "naive_configs_per_s": args.configs / naive_seconds,
         "speedup": naive_seconds / fast_seconds, "max_valid_error_difference": agreement,

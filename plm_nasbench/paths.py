@@ -15,3 +15,15 @@ def data_dir() -> Path:
     if override:
         return Path(override)
     return Path(__file__).resolve().parent.parent / "data"
+
+#: Environment variable overriding the cache folder (fine-tuned super-network checkpoints).
+CACHE_ENV = "PLM_NASBENCH_CACHE"
+
+
+def cache_dir() -> Path:
+    """Folder of fine-tuned checkpoints: ``$PLM_NASBENCH_CACHE``, else ``$XDG_CACHE_HOME/plm_nasbench``
+    (``~/.cache/plm_nasbench``). It lives outside the git checkout."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plm_nasbench"

@@ -1,6 +1,9 @@
-"""Shared fixtures: tiny random BERT and RoBERTa models (no network, no downloads)."""
+"""Shared fixtures: tiny random BERT and RoBERTa models and a tiny GLUE-layout data folder (no network)."""
 
 from __future__ import annotations
+
+import csv
+import gzip
 
 import pytest
 
@@ -70,3 +73,39 @@ def toy_sentences(n: int, seed: int = 0):
         texts.append(" ".join(words))
         labels.append(label)
     return texts, labels
+
+
+def write_tsv(path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (["\t".join(header)] if header else []) + ["\t".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def glue(tmp_path):
+    """A tiny folder in the GLUE layout with every task type; sentences carry unbalanced quotes."""
+    texts, labels = toy_sentences(40)
+    nli = ["entailment", "not_entailment"]
+    write_tsv(tmp_path / "rte/train.tsv", ["index", "sentence1", "sentence2", "label"],
+              [(i, f'"{t}', t, nli[l]) for i, (t, l) in enumerate(zip(texts, labels))])
+    write_tsv(tmp_path / "rte/dev.tsv", ["index", "sentence1", "sentence2", "label"],
+              [(i, t, t, nli[l]) for i, (t, l) in enumerate(zip(texts[:10], labels))])
+    write_tsv(tmp_path / "cola/train.tsv", None, [("src", l, "", t) for t, l in zip(texts, labels)])
+    write_tsv(tmp_path / "cola/dev.tsv", None, [("src", l, "", t) for t, l in zip(texts[:8], labels)])
+    write_tsv(tmp_path / "stsb/train.tsv", ["index", "sentence1", "sentence2", "score"],
+              [(i, t, t, 2.5 + l) for i, (t, l) in enumerate(zip(texts, labels))])
+    write_tsv(tmp_path / "stsb/dev.tsv", ["index", "sentence1", "sentence2", "score"], [(0, "a", "b", 1.0)])
+    (tmp_path / "imdb").mkdir()
+    for split in ("train", "test"):
+        with gzip.open(tmp_path / f"imdb/{split}.csv.gz", "wt", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "review_id", "rating", "label", "text"])
+            writer.writerows([(i, i, 1, l, f'{t}, "quoted"\nline') for i, (t, l) in enumerate(zip(texts, labels))])
+    (tmp_path / "swag").mkdir()
+    with open(tmp_path / "swag/val_first91.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["", "video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
+                         "ending0", "ending1", "ending2", "ending3", "label"])
+        writer.writerows([(i, "v", 0, "x", "the film", "it", "gold", "is good", "is bad", "was fine", "was poor",
+                           i % 4) for i in range(20)])
+    return tmp_path

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
 
 import numpy as np
 import pytest
 from sklearn.metrics import matthews_corrcoef
 
-from conftest import toy_sentences, toy_tokenizer
+from conftest import toy_sentences, toy_tokenizer, write_tsv
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.batching import encode, evaluation_batches, training_batches
 from plm_nasbench.tasks.metrics import accuracy, f1, matthews, spearman
@@ -29,40 +27,6 @@ def test_metrics_by_hand():
     assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
 
 
-def write_tsv(path, header, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = (["\t".join(header)] if header else []) + ["\t".join(map(str, r)) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-@pytest.fixture
-def glue(tmp_path):
-    """A tiny folder in the GLUE layout with every task type; sentences carry unbalanced quotes."""
-    texts, labels = toy_sentences(40)
-    nli = ["entailment", "not_entailment"]
-    write_tsv(tmp_path / "rte/train.tsv", ["index", "sentence1", "sentence2", "label"],
-              [(i, f'"{t}', t, nli[l]) for i, (t, l) in enumerate(zip(texts, labels))])
-    write_tsv(tmp_path / "rte/dev.tsv", ["index", "sentence1", "sentence2", "label"],
-              [(i, t, t, nli[l]) for i, (t, l) in enumerate(zip(texts[:10], labels))])
-    write_tsv(tmp_path / "cola/train.tsv", None, [("src", l, "", t) for t, l in zip(texts, labels)])
-    write_tsv(tmp_path / "cola/dev.tsv", None, [("src", l, "", t) for t, l in zip(texts[:8], labels)])
-    write_tsv(tmp_path / "stsb/train.tsv", ["index", "sentence1", "sentence2", "score"],
-              [(i, t, t, 2.5 + l) for i, (t, l) in enumerate(zip(texts, labels))])
-    write_tsv(tmp_path / "stsb/dev.tsv", ["index", "sentence1", "sentence2", "score"], [(0, "a", "b", 1.0)])
-    (tmp_path / "imdb").mkdir()
-    for split in ("train", "test"):
-        with gzip.open(tmp_path / f"imdb/{split}.csv.gz", "wt", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "review_id", "rating", "label", "text"])
-            writer.writerows([(i, i, 1, l, f'{t}, "quoted"\nline') for i, (t, l) in enumerate(zip(texts, labels))])
-    (tmp_path / "swag").mkdir()
-    with open(tmp_path / "swag/val_first91.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["", "video-id", "fold-ind", "startphrase", "sent1", "sent2", "gold-source",
-                         "ending0", "ending1", "ending2", "ending3", "label"])
-        writer.writerows([(i, "v", 0, "x", "the film", "it", "gold", "is good", "is bad", "was fine", "was poor",
-                           i % 4) for i in range(20)])
-    return tmp_path
 
 
 def test_split_protocol_and_provenance(glue):

@@ -12,11 +12,13 @@ import platform
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..models.checkpoints import load_checkpoint
 from ..models.extraction import extract_subnetwork
 from ..spaces import SearchSpace, SmallSpace
 from ..tasks.batching import EncodedTask, evaluation_batches
@@ -73,20 +75,24 @@ def _groups(space: SearchSpace, configs: list[dict], share_depth: bool) -> list[
 
 
 def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: SearchSpace,
-                         configs: Sequence[Mapping[str, Any]], *, batch_size: int = 64, dtype: str = "float32",
+                         configs: Sequence[Mapping[str, Any]], *, batch_size: int = 16, dtype: str = "float32",
                          share_depth: bool = True, latency_batch_sizes: Sequence[int] = (),
                          latency_repeats: int = 10, show_progress: bool = False) -> pd.DataFrame:
     """Valid and test error, parameters, FLOPs and (optionally) latency of each sub-network.
 
-    ``model`` is the fine-tuned super-network (unpruned). Returns one row per configuration, in order,
+    ``model`` is the fine-tuned super-network (unpruned), or the folder of a checkpoint saved by
+    :func:`plm_nasbench.models.save_checkpoint`, which is loaded (checksum verified). Returns one row per configuration, in order,
     with ``config_id``, the config fields (``small``, ``layer``, ``medium``) or the packed config (``large``),
     ``valid_metric``/``valid_error``/``test_metric``/``test_error``, ``num_params``, ``params_fraction``,
     ``flops`` (mean per test example), ``eval_time`` (seconds, shared passes split evenly), and for each
     batch size b in ``latency_batch_sizes`` ``latency_b{b}_median``/``latency_b{b}_iqr`` at the task's
-    maximum sequence length, plus ``dtype`` and ``device``.
+    maximum sequence length and ``memory_b{b}_peak_mb`` (weights plus measured activation peak, MiB), plus
+    ``dtype``, ``device`` and ``cpu``.
     """
     from tqdm.auto import tqdm
 
+    if isinstance(model, (str, Path)):
+        model, _ = load_checkpoint(model)
     configs = [space.validate(c) for c in configs]
     arch = space.architecture
     rows: list[dict[str, Any]] = [dict() for _ in configs]
@@ -94,7 +100,7 @@ def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: S
     seq_lengths = np.array([len(s) for seqs in data.test.sequences for s in seqs])
     for config, depths in tqdm(_groups(space, configs, share_depth), disable=not show_progress, desc="sub-networks"):
         start = time.perf_counter()
-        sub = extract_subnetwork(model, space, config)
+        sub = extract_subnetwork(model, space, config, share_weights=True)
         results = {}
         for split in ("valid", "test"):
             encoded = getattr(data, split)
@@ -114,11 +120,12 @@ def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: S
                                params_fraction=space.params_fraction(configs[i]),
                                flops=mean_flops(arch, heads, units, seq_lengths, len(data.test)))
                 if latency_batch_sizes:
-                    member = extract_subnetwork(model, space, configs[i]) if depth != -1 else sub
+                    member = extract_subnetwork(model, space, configs[i], share_weights=True) if depth != -1 else sub
                     for b in latency_batch_sizes:
                         stats = measure_latency(member, data.max_length, b, latency_repeats, dtype=dtype,
                                                 num_choices=4 if data.multiple_choice else None)
-                        rows[i][f"latency_b{b}_median"], rows[i][f"latency_b{b}_iqr"] = stats["median"], stats["iqr"]
+                        rows[i].update({f"latency_b{b}_median": stats["median"], f"latency_b{b}_iqr": stats["iqr"],
+                                        f"memory_b{b}_peak_mb": stats["peak_memory_mb"]})
     frame = pd.DataFrame(rows)
     frame.insert(0, "config_id", [space.config_id(c) for c in configs])
     for offset, key in enumerate(configs[0] if configs else []):

@@ -30,7 +30,7 @@ def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
     return {k: (v.to(device) if device is not None else v) for k, v in batch.items() if k != "labels"}
 
 
-def predict(model: Any, encoded: Encoded, multiple_choice: bool, batch_size: int = 64,
+def predict(model: Any, encoded: Encoded, multiple_choice: bool, batch_size: int = 16,
             dtype: str = "float32") -> np.ndarray:
     """Logits of ``model`` for every example of ``encoded``, in the split's order (float32 numpy)."""
     import torch

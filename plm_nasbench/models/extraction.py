@@ -43,12 +43,13 @@ def _slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear
     bias = linear.bias.detach() if linear.bias is not None else None
     if bias is not None and dim == 0:
         bias = bias.index_select(0, index.to(bias.device))
-    out = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None,
-                    device=weight.device, dtype=weight.dtype)
-    with torch.no_grad():
-        out.weight.copy_(weight)
-        if bias is not None:
-            out.bias.copy_(bias)
+    elif bias is not None:
+        bias = bias.clone()
+    out = torch.nn.utils.skip_init(nn.Linear, weight.shape[1], weight.shape[0], bias=bias is not None,
+                                   device="meta")
+    out.weight = nn.Parameter(weight, requires_grad=linear.weight.requires_grad)
+    if bias is not None:
+        out.bias = nn.Parameter(bias, requires_grad=linear.bias.requires_grad)
     return out
 
 
@@ -73,12 +74,19 @@ def shrink_layer(layer: nn.Module, heads: np.ndarray, units: np.ndarray, head_si
         layer.output.dense = _slice_linear(layer.output.dense, index, 1)
 
 
-def extract_subnetwork(model: Any, space: SearchSpace, config: Mapping[str, Any]) -> Any:
-    """A new, physically smaller model computing sub-network ``config`` of ``space`` (``model`` is unchanged)."""
+def extract_subnetwork(model: Any, space: SearchSpace, config: Mapping[str, Any], *,
+                       share_weights: bool = False) -> Any:
+    """A new, physically smaller model computing sub-network ``config`` of ``space`` (``model`` is unchanged).
+
+    The sliced attention and FFN matrices are always new tensors. With ``share_weights=True`` the
+    unsliced ones (embeddings, layer norms, pooler, head) are the super-network's own tensors rather
+    than copies: cheaper, meant for inference; training such a sub-network would change the super-network.
+    """
     check_fits(model, space)
     config = space.validate(config)
     head_mask, ffn_mask = space.masks(config)
-    sub = copy.deepcopy(model)
+    shared = {id(t): t for t in [*model.parameters(), *model.buffers()]} if share_weights else {}
+    sub = copy.deepcopy(model, memo=shared)
     layers = encoder_layers(sub)
     kept, sizes = [], []
     for i, (layer, heads, units) in enumerate(zip(layers, head_mask, ffn_mask)):

@@ -14,7 +14,7 @@ come from the search space's sampler.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,10 @@ class StrategySettings:
             raise ValueError(f"num_random must be a non-negative integer, got {self.num_random!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form, recorded with every result."""
+        return asdict(self)
 
 
 def _logits(model: Any, inputs: dict[str, Any]) -> Any:

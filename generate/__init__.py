@@ -1,0 +1,7 @@
+"""Generation of the benchmark tables: plans, work units, executors (local, Ray), merging into ``data/``.
+
+    python -m generate plan   PLAN.toml            # list the work units
+    python -m generate run    PLAN.toml [--executor local|ray] [--unit-index I] [--study NAME]
+    python -m generate status PLAN.toml
+    python -m generate merge  PLAN.toml            # shards -> data/*.parquet + data/MANIFEST.json
+"""

@@ -1,0 +1,88 @@
+"""``python -m generate plan|run|status|merge PLAN.toml``: see :mod:`generate`."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+
+from plm_nasbench.paths import data_dir as default_data_dir
+
+from .executors import execute_unit, run_local, run_ray
+from .merge import merge
+from .plan import load_plan
+from .store import ShardStore
+
+WORK_ENV = "PLM_NASBENCH_WORK"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m generate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("plan", "list the plan's work units"), ("run", "run the pending units (resumes)"),
+                       ("status", "count done, pending and corrupt units per study"),
+                       ("merge", "merge finished shards into data/ tables and the manifest")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("plan", help="plan file (TOML)")
+        cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
+                         help=f"folder of shards and locks (default ${WORK_ENV} or ./work)")
+        cmd.add_argument("--study", action="append", help="only this study (repeatable)")
+        cmd.add_argument("--task", action="append", help="only this task (repeatable)")
+        if name == "run":
+            cmd.add_argument("--data-dir", help="task data in the GLUE layout (default $PLM_NASBENCH_DATASETS, "
+                                                "else the Hugging Face Hub)")
+            cmd.add_argument("--device", default="cpu", help="torch device for the local executor (cpu, cuda)")
+            cmd.add_argument("--executor", choices=["local", "ray"], default="local")
+            cmd.add_argument("--unit-index", type=int, help="run only the unit with this index (SLURM arrays)")
+            cmd.add_argument("--ray-address", help="address of a running Ray cluster (default: start one here)")
+            cmd.add_argument("--cpus-per-unit", type=float, default=1.0)
+            cmd.add_argument("--gpus-per-unit", type=float, default=0.0)
+        if name == "merge":
+            cmd.add_argument("--data", default=None, help="tables folder (default: the package's data/)")
+            cmd.add_argument("--partial", action="store_true", help="also write tables whose units are not all done")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        plan = load_plan(args.plan)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    units = [u for u in plan.units if (not args.study or u.study in args.study)
+             and (not args.task or u.task in args.task or u.task is None)]
+    store = ShardStore(plan, args.work_dir)
+    if args.command == "plan":
+        for index, unit in enumerate(plan.units):
+            if unit in units:
+                print(f"{index:6d} {unit.describe()}")
+        print(f"{len(units)} of {len(plan.units)} units")
+    elif args.command == "status":
+        counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        for unit in units:
+            counts[unit.study][store.state(unit)] += 1
+        for study, c in counts.items():
+            print(f"{study:32s} done {c['done']:5d}  pending {c['pending']:5d}  corrupt {c['corrupt']:3d}")
+    elif args.command == "run":
+        if args.unit_index is not None:
+            if not 0 <= args.unit_index < len(plan.units):
+                print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
+                return 2
+            print(execute_unit(plan, store, plan.units[args.unit_index], args.data_dir, args.device))
+        elif args.executor == "ray":
+            print(run_ray(plan, store, units, args.data_dir, address=args.ray_address, num_cpus=args.cpus_per_unit,
+                          num_gpus=args.gpus_per_unit))
+        else:
+            print(run_local(plan, store, units, args.data_dir, args.device))
+    else:
+        report = merge(plan, store, args.data or default_data_dir(), args.partial)
+        print(json.dumps(report, indent=2))
+        return 1 if report["corrupt"] else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

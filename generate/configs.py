@@ -1,0 +1,70 @@
+"""Which configurations a study evaluates: a grid, every configuration, a seeded sample, or the largest."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from plm_nasbench.spaces.base import IntegerSpace, SearchSpace
+
+SELECTIONS = ("grid", "all", "sample", "largest")
+
+
+def check_selection(selection: Mapping[str, Any], where: str) -> None:
+    """Raise ValueError naming ``where`` if ``selection`` is malformed."""
+    kind = selection.get("kind")
+    if kind not in SELECTIONS:
+        raise ValueError(f"{where}: configs.kind is {kind!r}; allowed: {', '.join(SELECTIONS)}")
+    allowed = {"grid": {"kind", "steps"}, "all": {"kind"}, "sample": {"kind", "n", "seed"}, "largest": {"kind"}}[kind]
+    extra = set(selection) - allowed
+    if extra:
+        raise ValueError(f"{where}: configs has unknown key(s) {sorted(extra)} for kind {kind!r}; "
+                         f"allowed: {', '.join(sorted(allowed))}")
+    if kind == "sample":
+        for key in ("n", "seed"):
+            if not isinstance(selection.get(key), int) or selection[key] < (1 if key == "n" else 0):
+                raise ValueError(f"{where}: configs.{key} must be a {'positive' if key == 'n' else 'non-negative'} "
+                                 f"integer, got {selection.get(key)!r}")
+
+
+def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The configurations ``selection`` names, in a deterministic order.
+
+    ``grid``: every combination of an integer space's fields, field f stepping by ``steps[f]`` (default 1)
+    from its lower bound, with the upper bound always included; ordered so that configurations that
+    differ only in ``num_layers`` are adjacent. ``all``: the grid with step 1. ``sample``: ``n`` distinct
+    configurations from the space's sampler seeded with ``seed``. ``largest``: the unpruned network.
+    """
+    kind = selection["kind"]
+    if kind == "largest":
+        return [space.largest()]
+    if kind == "sample":
+        rng = np.random.default_rng(selection["seed"])
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(100 * selection["n"]):
+            config = space.sample(rng)
+            seen.setdefault(space.config_id(config), config)
+            if len(seen) == selection["n"]:
+                return list(seen.values())
+        raise ValueError(f"space {space.name!r} gave only {len(seen)} distinct configurations; asked for "
+                         f"{selection['n']}")
+    if not isinstance(space, IntegerSpace):
+        raise ValueError(f"configs.kind {kind!r} needs an integer space (small, layer, medium); "
+                         f"space {space.name!r} is not one: use kind 'sample'")
+    steps = dict(selection.get("steps", {}))
+    unknown = set(steps) - set(space.bounds)
+    if unknown:
+        raise ValueError(f"configs.steps names unknown field(s) {sorted(unknown)}; fields: {', '.join(space.bounds)}")
+    axes = {}
+    for name, (low, high) in space.bounds.items():
+        step = steps.get(name, 1)
+        if not isinstance(step, int) or step < 1:
+            raise ValueError(f"configs.steps.{name} must be a positive integer, got {step!r}")
+        axes[name] = sorted(set(range(low, high + 1, step)) | {high})
+    names = list(axes)
+    order = [n for n in names if n != "num_layers"] + [n for n in names if n == "num_layers"]
+    configs = [dict(zip(order, values)) for values in itertools.product(*(axes[n] for n in order))]
+    return [space.validate({n: c[n] for n in names}) for c in configs]

@@ -1,0 +1,95 @@
+"""Executors: run a plan's pending units locally (one after another) or as Ray tasks.
+
+Both call :func:`generate.units.run_unit` on the same units, so a plan gives the same rows on
+either (up to the timing columns). The local executor also runs a single unit by index, which is
+what a SLURM array job does (``--unit-index $SLURM_ARRAY_TASK_ID``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from plm_nasbench.provenance import environment, now
+
+from .plan import Plan, WorkUnit
+from .store import ShardStore
+from .units import hardware, run_unit
+
+
+def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
+    return {"started": started, "finished": now(), "seconds": seconds, "hardware": hardware(device),
+            "environment": environment(device)}
+
+
+def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str) -> str:
+    """Run ``unit`` unless it is done or another process holds it; returns 'done', 'ran' or 'busy'."""
+    with store.lock(unit) as held:
+        if not held:
+            return "busy"
+        state = store.state(unit)
+        if state == "done":
+            return "done"
+        if state == "corrupt":
+            print(f"redoing {unit.unit_id}: its shard does not match its checksum")
+            store.discard(unit)
+        started, start = now(), time.perf_counter()
+        frame = run_unit(plan, unit, data_dir, device)
+        store.write(unit, frame, _meta(started, time.perf_counter() - start, device))
+        return "ran"
+
+
+def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
+              device: str = "cpu") -> dict[str, int]:
+    """Run ``units`` one after another in this process, with a progress bar (rate and ETA)."""
+    from tqdm.auto import tqdm
+
+    counts = {"done": 0, "ran": 0, "busy": 0}
+    pending = [u for u in units if store.state(u) != "done"]
+    counts["done"] = len(units) - len(pending)
+    for unit in tqdm(pending, desc=f"{plan.name} units", unit="unit"):
+        counts[execute_unit(plan, store, unit, data_dir, device)] += 1
+    return counts
+
+
+def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> Any:
+    started, start = now(), time.perf_counter()
+    frame = run_unit(plan, unit, data_dir, device)
+    return frame, _meta(started, time.perf_counter() - start, device)
+
+
+def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
+            data_dir: str | None, *, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
+            init_kwargs: dict[str, Any] | None = None) -> dict[str, int]:
+    """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each); the driver writes each shard as it arrives.
+
+    Workers need the package, the data folder and the checkpoint cache (``$PLM_NASBENCH_CACHE``) on
+    a path they can read: on a cluster, a shared file system.
+    """
+    import ray
+    from tqdm.auto import tqdm
+
+    if not ray.is_initialized():
+        ray.init(address=address, **(init_kwargs or {}))
+    device = "cuda" if num_gpus > 0 else "cpu"
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(_ray_unit)
+    pending = [u for u in units if store.state(u) != "done"]
+    counts = {"done": len(units) - len(pending), "ran": 0, "busy": 0}
+    for unit in pending:
+        if store.state(unit) == "corrupt":
+            store.discard(unit)
+    futures = {remote.remote(plan, u, data_dir, device): u for u in pending}
+    with tqdm(total=len(futures), desc=f"{plan.name} units (ray)", unit="unit") as bar:
+        while futures:
+            ready, _ = ray.wait(list(futures), num_returns=1)
+            unit = futures.pop(ready[0])
+            frame, meta = ray.get(ready[0])
+            with store.lock(unit) as held:
+                if held and store.state(unit) != "done":
+                    store.write(unit, frame, meta)
+                    counts["ran"] += 1
+                else:
+                    counts["busy"] += 1
+            bar.update()
+    return counts

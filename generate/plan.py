@@ -1,0 +1,217 @@
+"""Declarative plans (TOML) and the deterministic work units they expand to.
+
+A plan names the model, the dtype, data caps, training settings and a list of studies; a study is
+a scheme (weight_sharing, standalone or latency) over tasks x strategies x seeds and a configuration
+selection, cut into units of ``chunk`` configurations. Every name is checked before any work starts.
+Unit ids are hashes of what a unit computes, so the same plan always yields the same units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plm_nasbench.architecture import MODELS, get_architecture
+from plm_nasbench.spaces import SEARCH_SPACES, get_search_space
+from plm_nasbench.tasks.specs import TASKS
+
+from .configs import check_selection, select_configs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STUDY_SCHEMES = ("weight_sharing", "standalone", "latency")
+STRATEGY_NAMES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
+DTYPES = ("float32", "bfloat16")
+_PLAN_KEYS = {"name", "model", "dtype", "max_length", "data_seed", "latency_batch_sizes", "latency_repeats",
+              "caps", "training", "strategy", "study", "eval_batch_size"}
+_STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "configs", "chunk", "dtype", "epochs"}
+_CAP_KEYS = {"max_train", "max_valid", "max_test"}
+_TRAINING_KEYS = {"epochs", "batch_size", "learning_rate", "weight_decay", "max_steps_per_epoch"}
+_STRATEGY_KEYS = {"num_random", "temperature", "space"}
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One deterministic piece of work: a scheme on one task (or none, for latency) for a list of configs."""
+
+    unit_id: str
+    study: str
+    scheme: str
+    task: str | None
+    space: str
+    strategy: str | None
+    seed: int
+    configs: tuple[str, ...]  # configurations as compact JSON, in order
+    dtype: str
+    epochs: int
+
+    def config_dicts(self) -> list[dict[str, Any]]:
+        """The unit's configurations as dicts."""
+        return [json.loads(c) for c in self.configs]
+
+    def describe(self) -> str:
+        """A one-line human description."""
+        what = f"{self.scheme} {self.task or '-'} {self.space}"
+        if self.strategy:
+            what += f" {self.strategy}"
+        return f"{self.unit_id} [{self.study}] {what} seed {self.seed}: {len(self.configs)} config(s)"
+
+
+@dataclass
+class Plan:
+    """A parsed, validated plan."""
+
+    name: str
+    model: str
+    dtype: str
+    max_length: int
+    data_seed: int
+    latency_batch_sizes: tuple[int, ...]
+    latency_repeats: int
+    eval_batch_size: int
+    caps: dict[str, dict[str, int]]
+    training: dict[str, Any]
+    strategy: dict[str, Any]
+    studies: list[dict[str, Any]]
+    source: str = ""
+    units: list[WorkUnit] = field(default_factory=list)
+
+    def caps_for(self, task: str) -> dict[str, int | None]:
+        """The data caps of ``task``: its own entry over the ``default`` entry; missing caps are None."""
+        merged = {**self.caps.get("default", {}), **self.caps.get(task, {})}
+        return {k: merged.get(k) for k in sorted(_CAP_KEYS)}
+
+
+def _fail(where: str, message: str) -> None:
+    raise ValueError(f"{where}: {message}")
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    extra = set(table) - allowed
+    if extra:
+        _fail(where, f"unknown key(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _names(value: Any, known: tuple[str, ...] | list[str], what: str, where: str) -> list[str]:
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not values:
+        _fail(where, f"{what} must be a name or a non-empty list of names")
+    for v in values:
+        if v not in known:
+            _fail(where, f"unknown {what[:-1] if what.endswith('s') else what} {v!r}; known: {', '.join(known)}")
+    return list(values)
+
+
+def unit_id(payload: dict[str, Any]) -> str:
+    """A short stable id of what a unit computes."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Parse and validate the plan at ``path`` and expand it into work units (no work is done)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"plan file {path} does not exist")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path} is not valid TOML: {err}") from err
+    return parse_plan(raw, str(path))
+
+
+def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
+    """Validate a plan given as a dict (the parsed TOML) and expand it into work units."""
+    _check_keys(raw, _PLAN_KEYS, source)
+    for key in ("name", "model"):
+        if not isinstance(raw.get(key), str):
+            _fail(source, f"'{key}' must be given as a string")
+    _names(raw["model"], list(MODELS), "model", source)
+    dtype = raw.get("dtype", "float32")
+    _names(dtype, DTYPES, "dtype", source)
+    caps = raw.get("caps", {})
+    for task, entry in caps.items():
+        if task != "default":
+            _names(task, list(TASKS), "caps task", f"{source} [caps]")
+        _check_keys(entry, _CAP_KEYS, f"{source} [caps.{task}]")
+        for key, value in entry.items():
+            if not isinstance(value, int) or value < 1:
+                _fail(f"{source} [caps.{task}]", f"{key} must be a positive integer, got {value!r}")
+    training = raw.get("training", {})
+    _check_keys(training, _TRAINING_KEYS, f"{source} [training]")
+    strategy = raw.get("strategy", {})
+    _check_keys(strategy, _STRATEGY_KEYS, f"{source} [strategy]")
+    _names(strategy.get("space", "small"), list(SEARCH_SPACES), "strategy space", f"{source} [strategy]")
+    batch_sizes = raw.get("latency_batch_sizes", [1, 32])
+    if not isinstance(batch_sizes, list) or not all(b in (1, 32) for b in batch_sizes):
+        _fail(source, f"latency_batch_sizes must be a list drawn from [1, 32] (the schema's columns), got {batch_sizes!r}")
+    plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", 128)),
+                tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", 16)),
+                caps, training, strategy, raw.get("study", []), source)
+    if not plan.studies:
+        _fail(source, "the plan has no [[study]] entries")
+    seen = set()
+    for index, study in enumerate(plan.studies):
+        where = f"{source} study #{index + 1} ({study.get('name', 'unnamed')})"
+        _check_keys(study, _STUDY_KEYS, where)
+        if not isinstance(study.get("name"), str) or study["name"] in seen:
+            _fail(where, "every study needs a unique 'name'")
+        seen.add(study["name"])
+        plan.units.extend(_expand(plan, study, where))
+    return plan
+
+
+def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
+    scheme = study.get("scheme")
+    _names(scheme, STUDY_SCHEMES, "scheme", where)
+    space_name = _names(study.get("space"), list(SEARCH_SPACES), "space", where)[0]
+    selection = study.get("configs")
+    if not isinstance(selection, dict):
+        _fail(where, "'configs' must be a table such as {kind = \"sample\", n = 100, seed = 0}")
+    check_selection(selection, where)
+    chunk = study.get("chunk", 1 if scheme == "standalone" else 100)
+    if not isinstance(chunk, int) or chunk < 1:
+        _fail(where, f"chunk must be a positive integer, got {chunk!r}")
+    dtype = study.get("dtype", plan.dtype)
+    _names(dtype, DTYPES, "dtype", where)
+    epochs = study.get("epochs", plan.training.get("epochs", 5))
+    if scheme == "latency":
+        tasks: list[str | None] = [None]
+        strategies: list[str | None] = [None]
+        seeds = [0]
+    else:
+        tasks = _names(study.get("tasks"), list(TASKS), "tasks", where)
+        seeds = study.get("seeds", [0])
+        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+            _fail(where, f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+        if scheme == "weight_sharing":
+            strategies = _names(study.get("strategies", ["full"]), STRATEGY_NAMES, "strategies", where)
+        else:
+            if "strategies" in study:
+                _fail(where, "standalone studies have no super-network strategies")
+            strategies = [None]
+    arch_task = next((t for t in tasks if t is not None), "rte")
+    space = get_search_space(space_name, get_architecture(plan.model, arch_task))
+    configs = [json.dumps(c, separators=(",", ":")) for c in select_configs(space, selection)]
+    units = []
+    for task in tasks:
+        for strategy in strategies:
+            for seed in seeds:
+                for start in range(0, len(configs), chunk):
+                    part = tuple(configs[start:start + chunk])
+                    payload = {"model": plan.model, "scheme": scheme, "task": task, "space": space_name,
+                               "strategy": strategy, "seed": seed, "configs": part, "dtype": dtype, "epochs": epochs,
+                               "max_length": plan.max_length, "data_seed": plan.data_seed,
+                               "caps": plan.caps_for(task) if task else None, "training": plan.training,
+                               "strategy_settings": plan.strategy if scheme == "weight_sharing" else None,
+                               "latency": [list(plan.latency_batch_sizes), plan.latency_repeats]
+                               if scheme == "latency" else None}
+                    units.append(WorkUnit(unit_id(payload), study["name"], scheme, task, space_name, strategy, seed,
+                                          part, dtype, epochs))
+    return units

@@ -1,0 +1,71 @@
+"""Where units' results live until they are merged: one Parquet shard and one JSON marker per unit.
+
+A unit is done when its marker exists and its shard's SHA-256 matches the marker. The shard is
+written (atomically) before the marker, so a killed run leaves at most an unmarked shard, which is
+redone; a shard whose bytes no longer match is reported as corrupt and redone, never merged.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from plm_nasbench.locking import exclusive_lock
+from plm_nasbench.provenance import sha256_file
+from plm_nasbench.tables.files import ChecksumError, read_parquet, write_atomic, write_parquet
+
+from .plan import Plan, WorkUnit
+
+
+class ShardStore:
+    """The shards of one plan under ``work_dir/<plan name>/``."""
+
+    def __init__(self, plan: Plan, work_dir: str | Path) -> None:
+        self.plan = plan
+        self.root = Path(work_dir) / plan.name
+
+    def shard_path(self, unit: WorkUnit) -> Path:
+        return self.root / "shards" / unit.study / f"{unit.unit_id}.parquet"
+
+    def marker_path(self, unit: WorkUnit) -> Path:
+        return self.root / "shards" / unit.study / f"{unit.unit_id}.json"
+
+    def lock(self, unit: WorkUnit) -> Any:
+        """A non-blocking lock on the unit, so two runs of the same plan never work on it at once."""
+        return exclusive_lock(self.root / "locks" / f"{unit.unit_id}.lock", blocking=False)
+
+    def state(self, unit: WorkUnit) -> str:
+        """'done', 'pending' or 'corrupt' (a marked shard whose bytes do not match its checksum)."""
+        marker, shard = self.marker_path(unit), self.shard_path(unit)
+        if not marker.is_file():
+            return "pending"
+        if not shard.is_file():
+            return "corrupt"
+        try:
+            recorded = json.loads(marker.read_text())["sha256"]
+        except (json.JSONDecodeError, KeyError):
+            return "corrupt"
+        return "done" if sha256_file(shard) == recorded else "corrupt"
+
+    def discard(self, unit: WorkUnit) -> None:
+        """Remove a unit's marker and shard so that it is run again."""
+        self.marker_path(unit).unlink(missing_ok=True)
+        self.shard_path(unit).unlink(missing_ok=True)
+
+    def write(self, unit: WorkUnit, frame: pd.DataFrame, meta: dict[str, Any]) -> None:
+        """Store a finished unit's rows, then its marker (both atomically)."""
+        digest = write_parquet(frame, self.shard_path(unit))
+        record = dict(meta, unit_id=unit.unit_id, study=unit.study, rows=len(frame), sha256=digest)
+        text = json.dumps(record, indent=2, default=str)
+        write_atomic(self.marker_path(unit), lambda p: p.write_text(text))
+
+    def read(self, unit: WorkUnit) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """A done unit's rows and marker, the checksum verified."""
+        marker = json.loads(self.marker_path(unit).read_text())
+        try:
+            return read_parquet(self.shard_path(unit), marker["sha256"]), marker
+        except FileNotFoundError as err:
+            raise ChecksumError(f"{self.shard_path(unit)} is missing but marked done") from err

@@ -1,0 +1,164 @@
+"""Running one work unit: its rows, in the table schema (latency units: the latency columns only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from plm_nasbench.provenance import cpu_model
+
+from .plan import Plan, WorkUnit
+
+#: Columns a latency unit produces; merged into the tables by (search_space, config_id).
+LATENCY_COLUMNS = ("latency_b1_median", "latency_b1_iqr", "latency_b32_median", "latency_b32_iqr",
+                   "memory_b1_peak_mb", "memory_b32_peak_mb", "latency_device", "latency_dtype", "latency_threads")
+_SMALL_FIELDS = ("num_layers", "num_heads", "num_units")
+_CACHE: dict[tuple, Any] = {}  # the last task's data and super-network, reused by the next unit on the same ones
+
+
+def hardware(device: str) -> str:
+    """CPU model, plus the GPU model when running on CUDA."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"{cpu_model()} + {torch.cuda.get_device_name(torch.device(device))}"
+    return cpu_model()
+
+
+def _cached(key: tuple, build: Any) -> Any:
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def _task_data(plan: Plan, task: str, data_dir: str | None) -> tuple[Any, Any]:
+    from plm_nasbench.models import load_tokenizer
+    from plm_nasbench.tasks import load_task
+    from plm_nasbench.tasks.batching import encode_task
+
+    data = load_task(task, data_dir, data_seed=plan.data_seed, allow_partial=True, **plan.caps_for(task))
+    return data, encode_task(data, load_tokenizer(plan.model), plan.max_length)
+
+
+def _settings(plan: Plan, unit: WorkUnit) -> Any:
+    from plm_nasbench.training import TrainingSettings
+
+    training = {k: v for k, v in plan.training.items() if k != "epochs"}  # the unit's epochs win
+    return TrainingSettings(epochs=unit.epochs, seed=unit.seed, dtype=unit.dtype, eval_batch_size=plan.eval_batch_size,
+                            **training)
+
+
+def _common(plan: Plan, unit: WorkUnit, data: Any, device: str) -> dict[str, Any]:
+    prov = data.provenance
+    return {
+        "model": plan.model, "task": unit.task, "search_space": unit.space, "scheme": unit.scheme,
+        "strategy": unit.strategy or "none", "seed": unit.seed, "metric": data.spec.metric,
+        "max_length": plan.max_length, **prov["caps"], **{f"rows_{k}": v for k, v in prov["rows"].items()},
+        "data_seed": prov["data_seed"], "partial_data": prov["partial"], "dtype": unit.dtype, "device": device,
+        "hardware": hardware(device), "unit_id": unit.unit_id,
+    }
+
+
+def _with_config(frame: pd.DataFrame, space: Any, configs: list[dict[str, Any]]) -> pd.DataFrame:
+    frame["config"] = [json.dumps(c, separators=(",", ":")) for c in configs]
+    for name in _SMALL_FIELDS:
+        frame[name] = [c.get(name) for c in configs] if space.name == "small" else None
+    return frame
+
+
+def _supernetwork(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> tuple[Any, Any, Any, dict]:
+    from plm_nasbench.training import StrategySettings, train_supernetwork
+
+    data, encoded = _task_data(plan, unit.task, data_dir)
+    strategy = StrategySettings(unit.strategy, **{k: v for k, v in plan.strategy.items() if k != "space"})
+    model, provenance = train_supernetwork(plan.model, data, plan.strategy.get("space", "small"), strategy,
+                                           _settings(plan, unit), max_length=plan.max_length, device=device,
+                                           show_progress=True)
+    return data, encoded, model, provenance
+
+
+def run_weight_sharing(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> pd.DataFrame:
+    """Evaluate the unit's configurations on the (cached or newly trained) super-network."""
+    from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
+    from plm_nasbench.models import architecture_of
+    from plm_nasbench.spaces import get_search_space
+
+    key = ("supernetwork", unit.task, data_dir, unit.strategy, unit.seed, unit.dtype, unit.epochs, device)
+    data, encoded, model, provenance = _cached(key, lambda: _supernetwork(plan, unit, data_dir, device))
+    strategy_space = provenance["description"]["search_space"]
+    space = get_search_space(unit.space, architecture_of(model))
+    configs = unit.config_dicts()
+    result = evaluate_subnetworks(model, data.spec, encoded, space, configs, batch_size=plan.eval_batch_size,
+                                  dtype=unit.dtype, show_progress=True)
+    frame = result[["config_id", "valid_metric", "valid_error", "test_metric", "test_error", "num_params",
+                    "params_fraction", "flops", "eval_time"]].copy()
+    frame = _with_config(frame, space, configs)
+    frame["epoch"], frame["train_time"], frame["cumulative_time"] = unit.epochs, 0.0, frame["eval_time"]
+    frame["supernetwork_train_time"] = provenance["training_seconds"]
+    frame["supernetwork_space"] = strategy_space
+    for name, value in _common(plan, unit, data, device).items():
+        frame[name] = value
+    return frame
+
+
+def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> pd.DataFrame:
+    """Fine-tune each of the unit's configurations on its own; one row per epoch."""
+    from plm_nasbench.evaluation.flops import mean_flops
+    from plm_nasbench.spaces import get_search_space
+    from plm_nasbench.training import finetune_standalone
+
+    data, encoded = _cached(("data", unit.task, data_dir), lambda: _task_data(plan, unit.task, data_dir))
+    space = get_search_space(unit.space, plan.model, task=unit.task)
+    lengths = np.array([len(s) for seqs in encoded.test.sequences for s in seqs])
+    parts = []
+    for config in unit.config_dicts():
+        curve = finetune_standalone(plan.model, data.spec, encoded, space, config, _settings(plan, unit),
+                                    device=device, show_progress=True)
+        heads, units = space.layer_sizes(config)
+        part = pd.DataFrame(curve).drop(columns=["train_loss"])
+        part = _with_config(part, space, [config] * len(part))
+        part["config_id"] = space.config_id(config)
+        part["num_params"], part["params_fraction"] = space.num_parameters(config), space.params_fraction(config)
+        part["flops"] = mean_flops(space.architecture, heads, units, lengths, len(encoded.test))
+        part["supernetwork_train_time"], part["supernetwork_space"] = None, None
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    for name, value in _common(plan, unit, data, device).items():
+        frame[name] = value
+    return frame
+
+
+def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
+    """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head)."""
+    import torch
+
+    from plm_nasbench.evaluation.latency import measure_latency
+    from plm_nasbench.models import architecture_of, extract_subnetwork, load_model
+    from plm_nasbench.spaces import get_search_space
+
+    model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
+    space = get_search_space(unit.space, architecture_of(model))
+    rows = []
+    for config in unit.config_dicts():
+        sub = extract_subnetwork(model, space, config, share_weights=True)
+        row = {"search_space": unit.space, "config_id": space.config_id(config), "latency_device": device,
+               "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads()}
+        for b in plan.latency_batch_sizes:
+            stats = measure_latency(sub, plan.max_length, b, plan.latency_repeats, dtype=unit.dtype)
+            row.update({f"latency_b{b}_median": stats["median"], f"latency_b{b}_iqr": stats["iqr"],
+                        f"memory_b{b}_peak_mb": stats["peak_memory_mb"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu") -> pd.DataFrame:
+    """The rows of work unit ``unit``."""
+    if unit.scheme == "weight_sharing":
+        return run_weight_sharing(plan, unit, data_dir, device)
+    if unit.scheme == "standalone":
+        return run_standalone(plan, unit, data_dir, device)
+    return run_latency(plan, unit, device)

@@ -1,0 +1,82 @@
+"""Fine-tuned super-networks saved as safetensors with their training provenance, in the cache folder.
+
+A checkpoint is a folder holding ``config.json`` and ``model.safetensors`` (Hugging Face
+``save_pretrained``) plus ``provenance.json``: what was trained (model, task and its data caps,
+search space, strategy, training settings), its per-epoch history, the environment and the SHA-256 of
+the weights. Folders are written under a temporary name and renamed into place, so a crash never leaves
+a half-written checkpoint; loading verifies the weights' checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..paths import cache_dir
+from ..provenance import sha256_file
+
+PROVENANCE_FILE = "provenance.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def checkpoint_key(description: dict[str, Any]) -> str:
+    """A short stable digest of a JSON-able description of what was trained."""
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def checkpoint_path(model_name: str, task: str, strategy: str, seed: int, description: dict[str, Any],
+                    root: str | Path | None = None) -> Path:
+    """Where the checkpoint described by ``description`` lives: ``<cache>/supernetworks/<model>/<task>/...``."""
+    root = Path(root) if root is not None else cache_dir()
+    return root / "supernetworks" / model_name / task / f"{strategy}-seed{seed}-{checkpoint_key(description)}"
+
+
+def save_checkpoint(model: Any, path: str | Path, provenance: dict[str, Any]) -> Path:
+    """Save ``model`` and ``provenance`` to folder ``path`` atomically; an existing folder is replaced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        record = dict(provenance, weights_sha256=sha256_file(staging / WEIGHTS_FILE))
+        (staging / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance record of the checkpoint in folder ``path``."""
+    file = Path(path) / PROVENANCE_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist: {path} is not a plm_nasbench checkpoint")
+    return json.loads(file.read_text())
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
+    """The fine-tuned model saved in folder ``path`` (eval mode) and its provenance; the weights' checksum is verified."""
+    import transformers
+
+    path = Path(path)
+    provenance = read_provenance(path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing: the checkpoint is incomplete; delete {path} and retrain")
+    actual = sha256_file(weights)
+    if actual != provenance.get("weights_sha256"):
+        raise ValueError(f"{weights} has SHA-256 {actual}, but {path / PROVENANCE_FILE} records "
+                         f"{provenance.get('weights_sha256')}: the file is corrupt; delete {path} and retrain")
+    config = transformers.AutoConfig.from_pretrained(path)
+    cls = getattr(transformers, config.architectures[0])
+    model = cls.from_pretrained(path, local_files_only=True)
+    return model.float().to(device).eval(), provenance

@@ -1,0 +1,87 @@
+"""``data/MANIFEST.json``: every table file with its checksum, row count, what it holds and where it came from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..paths import data_dir as default_data_dir
+from ..provenance import now
+from .files import read_parquet, write_atomic
+from .schema import SCHEMA_VERSION
+
+MANIFEST_FILE = "MANIFEST.json"
+#: Per-table fields that say what a table holds (and can be searched on).
+KEY_FIELDS = ("model", "task", "search_space", "scheme", "strategy", "study")
+
+
+@dataclass
+class Manifest:
+    """The index of the tables in one data folder."""
+
+    root: Path
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+    updated: str | None = None
+
+    @classmethod
+    def load(cls, root: str | Path | None = None) -> Manifest:
+        """The manifest of folder ``root`` (default: the package's data folder); empty if it has none."""
+        root = Path(root) if root is not None else default_data_dir()
+        file = root / MANIFEST_FILE
+        if not file.is_file():
+            return cls(root)
+        try:
+            record = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{file} is not valid JSON: {err}") from err
+        version = record.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ValueError(f"{file} has schema version {version}; this plm_nasbench reads version {SCHEMA_VERSION}")
+        return cls(root, record.get("tables", {}), version, record.get("updated"))
+
+    def save(self) -> None:
+        """Write the manifest atomically."""
+        self.updated = now()
+        text = json.dumps({"schema_version": self.schema_version, "updated": self.updated,
+                           "tables": dict(sorted(self.tables.items()))}, indent=2, default=str)
+        write_atomic(self.root / MANIFEST_FILE, lambda p: p.write_text(text + "\n"))
+
+    def record(self, relpath: str, frame: pd.DataFrame, sha256: str, provenance: dict[str, Any]) -> None:
+        """Enter table ``relpath`` (already written with checksum ``sha256``) with its keys and provenance."""
+        keys = {}
+        for name in KEY_FIELDS:
+            if name in provenance:
+                keys[name] = provenance[name]
+            elif name in frame.columns:
+                values = frame[name].dropna().unique()
+                keys[name] = str(values[0]) if len(values) == 1 else sorted(map(str, values))
+        self.tables[relpath] = {**keys, "sha256": sha256, "rows": int(len(frame)),
+                                "provenance": {k: v for k, v in provenance.items() if k not in keys}}
+
+    def find(self, **keys: Any) -> list[str]:
+        """Relative paths of the tables whose key fields equal ``keys`` (e.g. ``task="rte", scheme="standalone"``)."""
+        unknown = set(keys) - set(KEY_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown manifest key(s) {sorted(unknown)}; known: {', '.join(KEY_FIELDS)}")
+        return sorted(p for p, entry in self.tables.items() if all(entry.get(k) == v for k, v in keys.items()))
+
+    def read(self, relpath: str) -> pd.DataFrame:
+        """Table ``relpath``, its checksum verified against the manifest."""
+        if relpath not in self.tables:
+            raise KeyError(f"{relpath} is not in {self.root / MANIFEST_FILE}; tables: {', '.join(self.tables) or 'none'}")
+        return read_parquet(self.root / relpath, self.tables[relpath]["sha256"])
+
+    def verify(self) -> dict[str, str]:
+        """Check every table's checksum; returns {relpath: problem} for the bad ones (empty when all are sound)."""
+        problems = {}
+        for relpath in self.tables:
+            try:
+                self.read(relpath)
+            except (ValueError, FileNotFoundError) as err:
+                problems[relpath] = str(err)
+        return problems

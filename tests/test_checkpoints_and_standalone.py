@@ -1,0 +1,107 @@
+"""Checkpoints with provenance, cached super-network training, standalone fine-tuning and peak memory."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_model
+from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
+from plm_nasbench.evaluation.latency import measure_latency
+from plm_nasbench.evaluation.memory import cpu_peak_supported
+from plm_nasbench.models import architecture_of, extract_subnetwork, load_checkpoint, save_checkpoint
+from plm_nasbench.models.checkpoints import WEIGHTS_FILE
+from plm_nasbench.spaces import get_search_space
+from plm_nasbench.tasks import get_task_spec, load_task
+from plm_nasbench.tasks.batching import encode_task
+from plm_nasbench.training import StrategySettings, TrainingSettings, finetune_standalone, train_supernetwork
+from test_training import toy_task
+
+
+def test_checkpoint_round_trip_and_tamper_detection(tmp_path):
+    model = tiny_model("bert")
+    path = save_checkpoint(model, tmp_path / "ckpt", {"kind": "test", "note": "tiny"})
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+    loaded, provenance = load_checkpoint(path)
+    assert provenance["note"] == "tiny" and len(provenance["weights_sha256"]) == 64
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    spec, data = get_task_spec("sst2"), toy_task(n=24)
+    space = get_search_space("small", architecture_of(model))
+    configs = [space.sample(np.random.default_rng(1)) for _ in range(3)]
+    from_path = evaluate_subnetworks(path, spec, data, space, configs)
+    from_model = evaluate_subnetworks(model, spec, data, space, configs)
+    assert from_path["valid_error"].tolist() == from_model["valid_error"].tolist()
+    weights = path / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="SHA-256.*corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="not a plm_nasbench checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_shared_weights_extraction_leaves_the_supernetwork_intact():
+    model = tiny_model("bert")
+    space = get_search_space("small", architecture_of(model))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = {"num_layers": 1, "num_heads": 1, "num_units": 5}
+    shared = extract_subnetwork(model, space, config, share_weights=True)
+    copied = extract_subnetwork(model, space, config)
+    assert shared.bert.embeddings.word_embeddings.weight is model.bert.embeddings.word_embeddings.weight
+    assert copied.bert.embeddings.word_embeddings.weight is not model.bert.embeddings.word_embeddings.weight
+    ids = torch.randint(5, 90, (2, 7))
+    with torch.no_grad():
+        assert torch.allclose(shared(input_ids=ids).logits, copied(input_ids=ids).logits)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert sum(p.numel() for p in shared.parameters()) == space.num_parameters(config)
+
+
+@pytest.mark.skipif(not cpu_peak_supported(), reason="peak RSS can only be reset on Linux")
+def test_peak_memory_grows_with_batch_size():
+    model = tiny_model("bert")
+    small = measure_latency(model, 16, 1, repeats=2)
+    large = measure_latency(model, 16, 512, repeats=2)
+    weights_mb = sum(p.numel() * 4 for p in model.parameters()) / 2**20
+    assert small["peak_memory_mb"] >= weights_mb
+    assert large["peak_memory_mb"] > small["peak_memory_mb"]
+
+
+@pytest.mark.integration
+def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
+    data = load_task("rte", glue)
+    settings = TrainingSettings(epochs=1, batch_size=8, max_steps_per_epoch=2, seed=3)
+    model, first = train_supernetwork("minilm-l6-h384", data, "small", StrategySettings("full"), settings,
+                                      max_length=32, cache_root=tmp_path / "cache")
+    record = json.loads((tmp_path / first["checkpoint"] / "provenance.json").read_text())
+    assert record["description"]["strategy"]["name"] == "full" and record["description"]["training"]["seed"] == 3
+    assert record["environment"]["torch"] and len(record["history"]) == 1
+    again, second = train_supernetwork("minilm-l6-h384", data, "small", StrategySettings("full"), settings,
+                                       max_length=32, cache_root=tmp_path / "cache")
+    assert second["checkpoint"] == first["checkpoint"] and second["finished"] == first["finished"]
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    _, other = train_supernetwork("minilm-l6-h384", data, "small", StrategySettings("sandwich"), settings,
+                                  max_length=32, cache_root=tmp_path / "cache")
+    assert other["checkpoint"] != first["checkpoint"]
+
+
+@pytest.mark.integration
+def test_standalone_learning_curve(glue):
+    from plm_nasbench.models import load_tokenizer
+
+    data = load_task("rte", glue)
+    encoded = encode_task(data, load_tokenizer(), max_length=32)
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    curve = finetune_standalone("minilm-l6-h384", data.spec, encoded, space,
+                                {"num_layers": 2, "num_heads": 4, "num_units": 128},
+                                TrainingSettings(epochs=3, batch_size=8, max_steps_per_epoch=2))
+    assert [r["epoch"] for r in curve] == [1, 2, 3]
+    times = [r["cumulative_time"] for r in curve]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert all(0 <= r["valid_error"] <= 1 and 0 <= r["test_error"] <= 1 for r in curve)
+    with pytest.raises(ValueError, match="num_heads"):
+        finetune_standalone("minilm-l6-h384", data.spec, encoded, space, {"num_layers": 2, "num_heads": 40,
+                                                                          "num_units": 1}, TrainingSettings())

@@ -1,0 +1,142 @@
+"""The generation pipeline: plan validation, deterministic units, resumable local runs, merging, Ray."""
+
+from __future__ import annotations
+
+import copy
+
+import pandas as pd
+import pytest
+
+from generate.__main__ import main as generate_main
+from generate.configs import select_configs
+from generate.executors import execute_unit, run_local
+from generate.merge import merge
+from generate.plan import parse_plan
+from generate.store import ShardStore
+from plm_nasbench.spaces import get_search_space
+from plm_nasbench.tables import ChecksumError, Manifest
+
+TIMING = ["eval_time", "train_time", "cumulative_time", "supernetwork_train_time", "unit_id", "latency_b1_median",
+          "latency_b1_iqr", "memory_b1_peak_mb", "latency_threads"]
+
+
+def smoke_plan() -> dict:
+    """Two weight-sharing units, a standalone unit and a latency unit on tiny data, a few steps each."""
+    return {
+        "name": "smoke", "model": "minilm-l6-h384", "dtype": "float32", "max_length": 32,
+        "latency_batch_sizes": [1], "latency_repeats": 1,
+        "training": {"epochs": 2, "batch_size": 8, "max_steps_per_epoch": 1},
+        "study": [
+            {"name": "ws", "scheme": "weight_sharing", "tasks": ["rte"], "space": "small", "strategies": ["full"],
+             "configs": {"kind": "sample", "n": 4, "seed": 0}, "chunk": 2},
+            {"name": "sa", "scheme": "standalone", "tasks": ["rte"], "space": "small",
+             "configs": {"kind": "sample", "n": 1, "seed": 1}, "epochs": 2},
+            {"name": "lat", "scheme": "latency", "space": "small", "configs": {"kind": "sample", "n": 4, "seed": 0},
+             "chunk": 4},
+        ],
+    }
+
+
+def test_grid_and_selections():
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    grid = select_configs(space, {"kind": "grid", "steps": {"num_units": 64}})
+    assert len(grid) == 7 * 13 * 25 == 2275
+    assert len({space.config_id(c) for c in grid}) == 2275
+    assert [c["num_layers"] for c in grid[:7]] == list(range(7))  # depths of one width are adjacent
+    layer = get_search_space("layer", "minilm-l6-h384", task="rte")
+    assert len(select_configs(layer, {"kind": "all"})) == 64
+    sample = select_configs(space, {"kind": "sample", "n": 50, "seed": 3})
+    assert sample == select_configs(space, {"kind": "sample", "n": 50, "seed": 3}) and len(sample) == 50
+
+
+def test_plan_units_are_deterministic_and_bad_plans_fail_early():
+    first, second = parse_plan(smoke_plan()), parse_plan(smoke_plan())
+    assert [u.unit_id for u in first.units] == [u.unit_id for u in second.units]
+    assert [u.scheme for u in first.units] == ["weight_sharing", "weight_sharing", "standalone", "latency"]
+    for path, value, message in [(("study", 0, "tasks"), ["rte", "nosuch"], "unknown task 'nosuch'"),
+                                 (("study", 0, "space"), "huge", "unknown space 'huge'"),
+                                 (("study", 0, "strategies"), ["best"], "unknown strategie 'best'|unknown strateg"),
+                                 (("study", 0, "configs"), {"kind": "all", "n": 3}, "unknown key"),
+                                 (("caps",), {"rte": {"max_rows": 3}}, "unknown key"),
+                                 (("model",), "gpt", "unknown model 'gpt'")]:
+        raw = copy.deepcopy(smoke_plan())
+        target = raw
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(ValueError, match=message):
+            parse_plan(raw)
+
+
+@pytest.mark.integration
+def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
+    plan = parse_plan(smoke_plan())
+    store = ShardStore(plan, tmp_path / "work")
+    first = plan.units[0]
+    assert execute_unit(plan, store, first, str(glue), "cpu") == "ran"
+    assert execute_unit(plan, store, first, str(glue), "cpu") == "done"  # finished units are never redone
+    with store.lock(first) as held:  # another run holds the unit: it is skipped, not run twice
+        assert held and execute_unit(plan, store, first, str(glue), "cpu") == "busy"
+    counts = run_local(plan, store, plan.units, str(glue))
+    assert counts == {"done": 1, "ran": 3, "busy": 0}
+    report = merge(plan, store, tmp_path / "data")
+    assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet"}
+    manifest = Manifest.load(tmp_path / "data")
+    ws = manifest.read("minilm-l6-h384/ws/rte.parquet")
+    assert len(ws) == 4 and ws["latency_b1_median"].notna().all() and (ws["epoch"] == 2).all()
+    assert ws["strategy"].unique().tolist() == ["full"] and ws["rows_test"].iloc[0] == 10
+    sa = manifest.read("minilm-l6-h384/sa/rte.parquet")
+    assert sa["epoch"].tolist() == [1, 2] and sa["cumulative_time"].is_monotonic_increasing
+    entry = manifest.tables["minilm-l6-h384/ws/rte.parquet"]
+    assert entry["rows"] == 4 and entry["task"] == "rte" and entry["provenance"]["complete"]
+
+    shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
+    shard.write_bytes(shard.read_bytes()[:100])
+    assert store.state(plan.units[1]) == "corrupt"
+    report = merge(plan, store, tmp_path / "data")
+    assert report["corrupt"] and "minilm-l6-h384/ws/rte.parquet" not in report["written"]
+    assert run_local(plan, store, plan.units, str(glue))["ran"] == 1
+    assert merge(plan, store, tmp_path / "data")["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
+
+    table = tmp_path / "data" / "minilm-l6-h384/sa/rte.parquet"  # a tampered table fails its checksum
+    table.write_bytes(table.read_bytes() + b"x")
+    with pytest.raises(ChecksumError, match="sa/rte.parquet"):
+        Manifest.load(tmp_path / "data").read("minilm-l6-h384/sa/rte.parquet")
+
+
+@pytest.mark.integration
+def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    from generate.executors import run_ray
+
+    monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
+    raw = smoke_plan()
+    raw["study"] = raw["study"][:1]
+    plan = parse_plan(raw)
+    local = ShardStore(plan, tmp_path / "local")
+    run_local(plan, local, plan.units, str(glue))
+    remote = ShardStore(plan, tmp_path / "ray")
+    try:
+        counts = run_ray(plan, remote, plan.units, str(glue), num_cpus=1,
+                         init_kwargs={"num_cpus": 2, "include_dashboard": False,
+                                      "runtime_env": {"env_vars": {"PLM_NASBENCH_CACHE": str(tmp_path / "cache")}}})
+    finally:
+        ray.shutdown()
+    assert counts["ran"] == 2
+    for unit in plan.units:
+        a, b = local.read(unit)[0], remote.read(unit)[0]
+        pd.testing.assert_frame_equal(a.drop(columns=[c for c in TIMING if c in a]),
+                                      b.drop(columns=[c for c in TIMING if c in b]))
+
+
+def test_cli_plan_and_errors(tmp_path, capsys):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('name = "x"\nmodel = "minilm-l6-h384"\n[[study]]\nname = "a"\nscheme = "latency"\n'
+                    'space = "layer"\nconfigs = {kind = "all"}\nchunk = 16\n')
+    assert generate_main(["plan", str(plan)]) == 0
+    assert "4 of 4 units" in capsys.readouterr().out
+    plan.write_text(plan.read_text().replace('"layer"', '"tiny"'))
+    assert generate_main(["plan", str(plan)]) == 2
+    assert "unknown space 'tiny'" in capsys.readouterr().err
+    assert generate_main(["status", str(tmp_path / "missing.toml")]) == 2
