@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
 from plm_nasbench.evaluation.predict import predict, score
 from plm_nasbench.models import architecture_of, load_model, load_tokenizer, masked
+from plm_nasbench.provenance import cpu_model
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.batching import encode_task
@@ -57,7 +57,7 @@ def main() -> None:
     print(json.dumps({
         "configs": args.configs, "examples_per_split": args.max_examples, "dtype": args.dtype,
         "batch_size": args.batch_size,
-        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "cpu": cpu_model(),
         "evaluator_configs_per_s": args.configs / fast_seconds, "naive_configs_per_s": args.configs / naive_seconds,
         "speedup": naive_seconds / fast_seconds, "max_valid_error_difference": agreement,
     }, indent=2))

@@ -30,6 +30,15 @@ def model_inputs(batch: dict[str, Any], device: Any = None) -> dict[str, Any]:
     return {k: (v.to(device) if device is not None else v) for k, v in batch.items() if k != "labels"}
 
 
+def head_logits(model: Any, hidden: Any, num_choices: int | None) -> Any:
+    """Apply ``model``'s pooler and head to last hidden states ``hidden`` (batch x tokens x D)."""
+    if type(model).__name__ == "RobertaForSequenceClassification":
+        logits = model.classifier(hidden)  # RoBERTa's head pools the first token itself
+    else:
+        logits = model.classifier(model.base_model.pooler(hidden))
+    return logits.view(-1, num_choices) if num_choices else logits
+
+
 def predict(model: Any, encoded: Encoded, multiple_choice: bool, batch_size: int = 16,
             dtype: str = "float32") -> np.ndarray:
     """Logits of ``model`` for every example of ``encoded``, in the split's order (float32 numpy)."""
