@@ -15,7 +15,8 @@ import pandas as pd
 
 from plm_nasbench.locking import exclusive_lock
 from plm_nasbench.provenance import sha256_file
-from plm_nasbench.tables.files import ChecksumError, read_parquet, write_atomic, write_parquet
+from plm_nasbench.atomic import write_atomic
+from plm_nasbench.tables.files import ChecksumError, read_parquet, write_parquet
 
 from .plan import Plan, WorkUnit
 

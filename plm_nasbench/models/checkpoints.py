@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_directory
 from ..paths import cache_dir
 from ..provenance import sha256_file
 
@@ -40,18 +38,10 @@ def checkpoint_path(model_name: str, task: str, strategy: str, seed: int, descri
 def save_checkpoint(model: Any, path: str | Path, provenance: dict[str, Any]) -> Path:
     """Save ``model`` and ``provenance`` to folder ``path`` atomically; an existing folder is replaced."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         record = dict(provenance, weights_sha256=sha256_file(staging / WEIGHTS_FILE))
         (staging / PROVENANCE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return path
 
 

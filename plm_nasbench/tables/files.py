@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import atomic_path
 from ..provenance import sha256_file
 
 
 class ChecksumError(ValueError):
     """A table file's bytes do not match the checksum recorded for it."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, on failure removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(staging)
-        os.replace(staging, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(staging)
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(temporary_path)`` and move the result onto ``path`` atomically."""
-    with atomic_path(path) as staging:
-        write(staging)
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> str:

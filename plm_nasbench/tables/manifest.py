@@ -11,7 +11,8 @@ import pandas as pd
 
 from ..paths import data_dir as default_data_dir
 from ..provenance import now
-from .files import read_parquet, write_atomic
+from ..atomic import write_atomic
+from .files import read_parquet
 from .schema import SCHEMA_VERSION
 
 MANIFEST_FILE = "MANIFEST.json"

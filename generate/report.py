@@ -1,0 +1,94 @@
+"""The README's coverage table (from ``data/MANIFEST.json``) and one plot per task of the ``small`` grid.
+
+    python -m generate.report [--data data] [--readme README.md] [--plots docs/plots]
+
+The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
+in the README. Plots: validation error against parameter fraction, one point per grid configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from plm_nasbench.paths import data_dir as default_data_dir
+from plm_nasbench.tables import Manifest
+from plm_nasbench.atomic import write_atomic
+
+START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
+GRID_STUDY = "ws-small-grid"
+
+
+def coverage_markdown(manifest: Manifest) -> str:
+    """A markdown table: one line per table file with what it covers and where it was made."""
+    lines = ["| table | task | space | scheme | strategy | rows | configs | seeds | model | dtype | hardware | complete |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for relpath in sorted(manifest.tables):
+        entry = manifest.tables[relpath]
+        frame = manifest.read(relpath)
+        prov = entry["provenance"]
+        strategy = entry.get("strategy")
+        strategy = ", ".join(strategy) if isinstance(strategy, list) else strategy
+        lines.append(
+            f"| `{relpath}` | {entry.get('task')} | {entry.get('search_space')} | {entry.get('scheme')} | {strategy} "
+            f"| {entry['rows']:,} | {frame['config_id'].nunique():,} | {frame['seed'].nunique()} "
+            f"| {entry.get('model')} | {', '.join(prov.get('dtype', []))} | {'; '.join(prov.get('hardware', []))} "
+            f"| {'yes' if prov.get('complete') else 'partial'} |")
+    if len(lines) == 2:
+        lines.append("| (no tables yet) | | | | | | | | | | | |")
+    return "\n".join(lines)
+
+
+def plot_grids(manifest: Manifest, folder: Path) -> list[Path]:
+    """One PNG per task with a ``small`` grid table: valid error against parameter fraction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for relpath in manifest.find(study=GRID_STUDY):
+        frame = manifest.read(relpath)
+        task, model = frame["task"].iloc[0], frame["model"].iloc[0]
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        points = ax.scatter(frame["params_fraction"], frame["valid_error"], c=frame["num_layers"], s=6, cmap="viridis")
+        fig.colorbar(points, ax=ax, label="num_layers")
+        ax.set_xlabel("parameter fraction of the unpruned model")
+        ax.set_ylabel(f"validation error (1 - {frame['metric'].iloc[0]})")
+        ax.set_title(f"{task}: small grid, {len(frame):,} sub-networks\n{model}, weight sharing (full)", fontsize=9)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = folder / f"small-grid-{task}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def update_readme(readme: Path, table: str) -> None:
+    """Replace the coverage block of ``readme`` with ``table``."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} block to replace")
+    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{table}\n{END}", text, flags=re.S)
+    write_atomic(readme, lambda p: p.write_text(text))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m generate.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(default_data_dir()))
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--plots", default="docs/plots")
+    args = parser.parse_args(argv)
+    manifest = Manifest.load(args.data)
+    table = coverage_markdown(manifest)
+    update_readme(Path(args.readme), table)
+    for path in plot_grids(manifest, Path(args.plots)):
+        print(f"wrote {path}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The objectives a benchmark query returns: name, direction, unit, and where their values come from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective. ``kind``: 'learned' (measured in the tables, predicted by surrogates), 'analytic'
+    (computed exactly for any configuration) or 'measured' (hardware figures from the tables)."""
+
+    name: str
+    column: str
+    unit: str
+    kind: str
+    description: str
+    minimise: bool = True
+
+
+OBJECTIVES: dict[str, Objective] = {o.name: o for o in [
+    Objective("valid_error", "valid_error", "1 - metric", "learned", "error on the validation split (30% of train)"),
+    Objective("test_error", "test_error", "1 - metric", "learned", "error on the test split (GLUE dev set)"),
+    Objective("num_params", "num_params", "parameters", "analytic", "exact parameter count, head included"),
+    Objective("params_fraction", "params_fraction", "fraction", "analytic", "parameters / unpruned parameters"),
+    Objective("flops", "flops", "FLOPs per example", "analytic", "forward FLOPs per test example"),
+    Objective("latency", "latency_b1_median", "seconds", "learned",
+              "median forward latency at batch size 1, max_length tokens, on the tables' machine"),
+    Objective("latency_b32", "latency_b32_median", "seconds", "learned",
+              "median forward latency at batch size 32, max_length tokens"),
+    Objective("memory_b32", "memory_b32_peak_mb", "MiB", "learned", "weights + activation peak at batch size 32"),
+    Objective("runtime", "cumulative_time", "seconds", "learned",
+              "cost of the evaluation: standalone, training and evaluation up to this epoch; "
+              "weight sharing, evaluating the sub-network on the super-network"),
+]}
+
+#: Objectives every query returns, in order.
+OBJECTIVE_NAMES = tuple(OBJECTIVES)

@@ -1,0 +1,186 @@
+"""Exact lookups in a benchmark table: (configuration, epoch, seed) -> objective values, single or vectorised.
+
+Configurations of integer spaces (small, layer, medium) are keyed by a mixed-radix integer code of
+their fields; those of the large space by their ``config_id``. Without a seed, a lookup returns the
+mean over the seeds the table holds for that configuration and epoch (``n_seeds`` says how many).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..spaces.base import IntegerSpace, SearchSpace
+from .objectives import OBJECTIVES
+
+
+class ConfigNotInTableError(KeyError):
+    """A configuration (or its epoch or seed) is not in the table."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class TableIndex:
+    """The rows of one benchmark table indexed for fast exact lookups."""
+
+    def __init__(self, frame: pd.DataFrame, space: SearchSpace, source: str = "table") -> None:
+        self.space, self.source = space, source
+        self.frame = frame.reset_index(drop=True)
+        self.columns = [o.column for o in OBJECTIVES.values()]
+        self.epochs = np.array(sorted(int(e) for e in self.frame["epoch"].unique()))
+        self.seeds = np.array(sorted(int(s) for s in self.frame["seed"].unique()))
+        self._integer = isinstance(space, IntegerSpace)
+        if self._integer:
+            self.fields = list(space.bounds)
+            lows = np.array([low for low, _ in space.bounds.values()], dtype=np.int64)
+            sizes = np.array([high - low + 1 for low, high in space.bounds.values()], dtype=np.int64)
+            self._lows, self._highs = lows, lows + sizes - 1
+            self._strides = np.cumprod(np.r_[sizes[1:][::-1], 1])[::-1].astype(np.int64)
+            configs = [json.loads(c) for c in self.frame["config"]]
+            codes = self._codes_of_arrays({f: np.array([c[f] for c in configs]) for f in self.fields})
+        else:
+            self._ids = {cid: i for i, cid in enumerate(pd.unique(self.frame["config_id"]))}
+            codes = self.frame["config_id"].map(self._ids).to_numpy(dtype=np.int64)
+        self.frame["_code"] = codes
+        epoch_pos = np.searchsorted(self.epochs, self.frame["epoch"].to_numpy())
+        seed_pos = np.searchsorted(self.seeds, self.frame["seed"].to_numpy())
+        values = self.frame[self.columns].to_numpy(dtype=np.float64)
+        # seed means per (config, epoch)
+        mean_keys = codes * len(self.epochs) + epoch_pos
+        unique, inverse, counts = np.unique(mean_keys, return_inverse=True, return_counts=True)
+        sums = np.zeros((len(unique), len(self.columns)))
+        np.add.at(sums, inverse, np.nan_to_num(values, nan=0.0))
+        present = np.zeros_like(sums)
+        np.add.at(present, inverse, ~np.isnan(values))
+        with np.errstate(invalid="ignore"):
+            self._mean_values = np.where(present > 0, sums / np.maximum(present, 1), np.nan)
+        self._mean_keys, self._mean_counts = unique, counts
+        # single seeds per (config, epoch, seed)
+        seed_keys = mean_keys * len(self.seeds) + seed_pos
+        order = np.argsort(seed_keys, kind="stable")
+        self._seed_keys, self._seed_values = seed_keys[order], values[order]
+        first = np.unique(codes, return_index=True)[1]
+        self._configs = {int(codes[i]): json.loads(self.frame["config"].iat[i]) for i in first}
+        self._config_ids = {int(codes[i]): self.frame["config_id"].iat[i] for i in first}
+        last = len(self.epochs) - 1
+        self._default = {int(k // len(self.epochs)): self._result(v, int(self.epochs[last]), None, int(n), int(k // len(self.epochs)))
+                         for k, v, n in zip(unique, self._mean_values, counts) if k % len(self.epochs) == last}
+
+    # -- keys ------------------------------------------------------------------------------------
+    def _codes_of_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        code = np.zeros(len(next(iter(arrays.values()))), dtype=np.int64)
+        for (name, low, high, stride) in zip(self.fields, self._lows, self._highs, self._strides):
+            values = np.asarray(arrays[name])
+            if values.dtype.kind not in "iu":
+                if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
+                    values = values.astype(np.int64)
+                else:
+                    raise ValueError(f"{self.space.name} config: field {name} must be an integer in [{low}, {high}]")
+            bad = (values < low) | (values > high)
+            if bad.any():
+                raise ValueError(f"{self.space.name} config: field {name} must be an integer in [{low}, {high}], "
+                                 f"got {values[bad][0]} (configuration #{int(np.flatnonzero(bad)[0])})")
+            code += (values.astype(np.int64) - low) * stride
+        return code
+
+    def code(self, config: Mapping[str, Any]) -> int:
+        """The key of one configuration (validated; ValueError naming the bad field)."""
+        config = self.space.validate(config)
+        if self._integer:
+            return int(sum((config[f] - low) * s for f, low, s in zip(self.fields, self._lows, self._strides)))
+        cid = self.space.config_id(config)
+        if cid not in self._ids:
+            raise ConfigNotInTableError(self._missing(config))
+        return self._ids[cid]
+
+    def codes(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame) -> np.ndarray:
+        """Keys of many configurations (a DataFrame with the space's fields, or a sequence of dicts)."""
+        if isinstance(configs, pd.DataFrame):
+            if self._integer:
+                missing = [f for f in self.fields if f not in configs.columns]
+                if missing:
+                    raise ValueError(f"{self.space.name} configs: missing column(s) {', '.join(missing)}; "
+                                     f"expected {', '.join(self.fields)}")
+                return self._codes_of_arrays({f: configs[f].to_numpy() for f in self.fields})
+            configs = configs.to_dict("records")
+        if self._integer and configs and all(isinstance(c, Mapping) and len(c) == len(self.fields) for c in configs):
+            try:
+                arrays = {f: np.array([c[f] for c in configs]) for f in self.fields}
+            except KeyError:
+                pass
+            else:
+                return self._codes_of_arrays(arrays)
+        return np.array([self.code(c) for c in configs], dtype=np.int64)
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def _missing(self, config: Any, epoch: int | None = None, seed: int | None = None) -> str:
+        what = f"configuration {dict(config)}"
+        if epoch is not None:
+            what += f" at epoch {epoch}"
+        if seed is not None:
+            what += f" with seed {seed}"
+        return (f"{what} is not in the {self.source} ({len(self._configs):,} configurations, epochs "
+                f"{self.epochs.tolist()}, seeds {self.seeds.tolist()}); use backend='surrogate' (small space) "
+                "for configurations between table points, or backend='live' to evaluate it for real")
+
+    def _result(self, values: np.ndarray, epoch: int, seed: int | None, n_seeds: int, code: int) -> dict[str, Any]:
+        out = {name: float(v) for name, v in zip(OBJECTIVES, values)}
+        out["num_params"] = int(out["num_params"])
+        out.update(epoch=epoch, seed=seed, n_seeds=n_seeds, source=self.source)
+        return out
+
+    def _epoch_pos(self, epoch: int | None) -> int:
+        if epoch is None:
+            return len(self.epochs) - 1
+        pos = int(np.searchsorted(self.epochs, epoch))
+        if pos == len(self.epochs) or self.epochs[pos] != epoch:
+            raise ConfigNotInTableError(f"epoch {epoch} is not a fidelity of this table; fidelities: "
+                                        f"{self.epochs.tolist()}")
+        return pos
+
+    def lookup(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
+        """Objective values of one configuration (seed mean when ``seed`` is None; last epoch when ``epoch`` is None)."""
+        code = self.code(config)
+        if epoch is None and seed is None:
+            hit = self._default.get(code)
+            if hit is None:
+                raise ConfigNotInTableError(self._missing(config))
+            return dict(hit)
+        values, n, keys = self._values(np.array([code]), epoch, seed)
+        if np.isnan(keys[0]):
+            raise ConfigNotInTableError(self._missing(config, epoch, seed))
+        return self._result(values[0], int(self.epochs[self._epoch_pos(epoch)]), seed, int(n[0]), code)
+
+    def _values(self, codes: np.ndarray, epoch: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = self._epoch_pos(epoch)
+        keys = codes * len(self.epochs) + pos
+        if seed is None:
+            table_keys, table_values, counts = self._mean_keys, self._mean_values, self._mean_counts
+        else:
+            seed_pos = int(np.searchsorted(self.seeds, seed))
+            if seed_pos == len(self.seeds) or self.seeds[seed_pos] != seed:
+                raise ConfigNotInTableError(f"seed {seed} is not in this table; seeds: {self.seeds.tolist()}")
+            keys = keys * len(self.seeds) + seed_pos
+            table_keys, table_values, counts = self._seed_keys, self._seed_values, np.ones(len(self._seed_keys), int)
+        idx = np.minimum(np.searchsorted(table_keys, keys), len(table_keys) - 1)
+        found = table_keys[idx] == keys
+        values = np.where(found[:, None], table_values[idx], np.nan)
+        return values, np.where(found, counts[idx], 0), np.where(found, 0.0, np.nan)
+
+    def lookup_many(self, codes: np.ndarray, epoch: int | None = None,
+                    seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Objective matrix (rows x objectives, NaN rows where absent) and a found mask for many keys."""
+        values, _, marker = self._values(np.asarray(codes, dtype=np.int64), epoch, seed)
+        return values, ~np.isnan(marker)
+
+    def configs(self) -> list[dict[str, Any]]:
+        """Every configuration in the table."""
+        return list(self._configs.values())
+
+    def config_of(self, code: int) -> dict[str, Any]:
+        return self._configs[code]

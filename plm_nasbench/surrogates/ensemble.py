@@ -1,0 +1,121 @@
+"""An ensemble regressor with an uncertainty: XGBoost members by default, scikit-learn ones pluggable.
+
+Each member is fitted on a bootstrap resample with its own seed; the prediction is the members' mean
+and the uncertainty their standard deviation. XGBoost ensembles save to a folder of XGBoost JSON
+models plus ``ensemble.json`` and load without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_directory
+
+DEFAULT_PARAMS = {"n_estimators": 400, "max_depth": 6, "learning_rate": 0.05, "subsample": 0.9,
+                  "min_child_weight": 1.0, "tree_method": "hist", "n_jobs": 2}
+
+
+def xgboost_member(seed: int, **params: Any) -> Any:
+    """One XGBoost regressor with the default hyperparameters (overridable)."""
+    from xgboost import XGBRegressor
+
+    return XGBRegressor(**{**DEFAULT_PARAMS, **params}, random_state=seed)
+
+
+class EnsembleRegressor:
+    """``fit(X, y)`` then ``predict(X)`` (mean) or ``predict_with_std(X)``; plain numpy in and out.
+
+    ``member_factory(seed)`` builds one unfitted regressor with ``fit``/``predict`` (default: XGBoost).
+    """
+
+    def __init__(self, n_members: int = 5, member_factory: Callable[[int], Any] | None = None,
+                 seed: int = 0, bootstrap: bool = True) -> None:
+        if not isinstance(n_members, int) or n_members < 1:
+            raise ValueError(f"n_members must be a positive integer, got {n_members!r}")
+        self.n_members, self.seed, self.bootstrap = n_members, seed, bootstrap
+        self.member_factory = member_factory or xgboost_member
+        self.members: list[Any] = []
+        self.n_features: int | None = None
+
+    @staticmethod
+    def _check_x(X: Any, n_features: int | None) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D array (samples x features), got shape {X.shape}")
+        if n_features is not None and X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} features; the surrogate was fitted on {n_features}")
+        if not np.isfinite(X).all():
+            raise ValueError("X holds NaN or infinite values")
+        return X
+
+    def fit(self, X: Any, y: Any) -> EnsembleRegressor:
+        """Fit every member (on a bootstrap resample of the rows when ``bootstrap``)."""
+        X = self._check_x(X, None)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (len(X),):
+            raise ValueError(f"y must have shape ({len(X)},), got {y.shape}")
+        if not np.isfinite(y).all():
+            raise ValueError("y holds NaN or infinite values: drop those rows first")
+        rng = np.random.default_rng(self.seed)
+        self.members = []
+        for k in range(self.n_members):
+            rows = rng.integers(0, len(X), len(X)) if self.bootstrap else np.arange(len(X))
+            self.members.append(self.member_factory(self.seed + k).fit(X[rows], y[rows]))
+        self.n_features = X.shape[1]
+        return self
+
+    def _predictions(self, X: Any) -> np.ndarray:
+        if not self.members:
+            raise RuntimeError("the surrogate is not fitted: call fit(X, y) or load it first")
+        X = self._check_x(X, self.n_features)
+        return np.stack([self._predict_member(m, X) for m in self.members])
+
+    @staticmethod
+    def _predict_member(member: Any, X: np.ndarray) -> np.ndarray:
+        if hasattr(member, "get_booster"):
+            return member.get_booster().inplace_predict(X)
+        return np.asarray(member.predict(X), dtype=np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Mean prediction of the members."""
+        return self._predictions(X).mean(axis=0)
+
+    def predict_with_std(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Mean prediction and the members' standard deviation (the uncertainty)."""
+        predictions = self._predictions(X)
+        return predictions.mean(axis=0), predictions.std(axis=0)
+
+    def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
+        """Write the members as XGBoost JSON files plus ``ensemble.json`` (XGBoost members only)."""
+        if not self.members or not all(hasattr(m, "get_booster") for m in self.members):
+            raise TypeError("only fitted XGBoost ensembles can be saved (a stable, pickle-free format); "
+                            "scikit-learn members are for experiments")
+        record = {"n_members": self.n_members, "n_features": self.n_features, "seed": self.seed,
+                  "bootstrap": self.bootstrap, "format": "xgboost-json", **(metadata or {})}
+        with atomic_directory(folder) as staging:
+            for k, member in enumerate(self.members):
+                member.get_booster().save_model(str(staging / f"member{k}.json"))
+            (staging / "ensemble.json").write_text(json.dumps(record, indent=2, default=str))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> tuple[EnsembleRegressor, dict[str, Any]]:
+        """An ensemble saved with :meth:`save`, and its metadata."""
+        import xgboost
+
+        folder = Path(folder)
+        meta_file = folder / "ensemble.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{meta_file} does not exist: not a saved surrogate")
+        meta = json.loads(meta_file.read_text())
+        ensemble = cls(meta["n_members"], seed=meta["seed"], bootstrap=meta["bootstrap"])
+        ensemble.n_features = meta["n_features"]
+        for k in range(meta["n_members"]):
+            member = xgboost.XGBRegressor()
+            member.load_model(str(folder / f"member{k}.json"))
+            ensemble.members.append(member)
+        return ensemble, meta
