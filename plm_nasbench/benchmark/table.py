@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..spaces.base import IntegerSpace, SearchSpace
-from .objectives import OBJECTIVES
+from ..objectives import OBJECTIVES
 
 
 class ConfigNotInTableError(KeyError):
@@ -40,7 +40,7 @@ class TableIndex:
             lows = np.array([low for low, _ in space.bounds.values()], dtype=np.int64)
             sizes = np.array([high - low + 1 for low, high in space.bounds.values()], dtype=np.int64)
             self._lows, self._highs = lows, lows + sizes - 1
-            self._strides = np.cumprod(np.r_[sizes[1:][::-1], 1])[::-1].astype(np.int64)
+            self._strides = np.cumprod(np.r_[1, sizes[::-1][:-1]])[::-1].astype(np.int64)
             configs = [json.loads(c) for c in self.frame["config"]]
             codes = self._codes_of_arrays({f: np.array([c[f] for c in configs]) for f in self.fields})
         else:

@@ -1,0 +1,255 @@
+"""``Benchmark``: one object answering queries for a (task, model, space, scheme, strategy) from the tables,
+the surrogates, or the real evaluator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..architecture import MODELS, TASK_HEADS
+from ..objectives import OBJECTIVES, Objective
+from ..paths import data_dir as default_data_dir
+from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
+from ..tables import SCHEMES, Manifest
+from .table import ConfigNotInTableError, TableIndex
+
+BACKENDS = ("auto", "table", "surrogate", "live")
+STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
+#: Studies whose rows a Benchmark serves, per scheme (the strategy ablation repeats configs of the main studies).
+_SURROGATE_ROOT = Path(__file__).resolve().parent.parent.parent / "surrogates"
+
+
+def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives, all minimised)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.lexsort(values.T[::-1])
+    keep = np.zeros(len(values), dtype=bool)
+    front: list[np.ndarray] = []
+    for i in order:
+        row = values[i]
+        if not any(np.all(f <= row) and np.any(f < row) for f in front) and not any(np.all(f == row) for f in front):
+            keep[i] = True
+            front.append(row)
+    return keep
+
+
+class Benchmark:
+    """Queries of sub-networks of ``model`` fine-tuned on ``task``.
+
+    ``backend``: ``table`` (exact lookups), ``surrogate`` (``small`` space only: any configuration, with
+    uncertainty), ``live`` (the real evaluator; needs the task data and takes minutes), or ``auto`` (the
+    table, else the surrogate). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
+    answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
+    ``epoch=None`` means the last fidelity.
+    """
+
+    def __init__(self, task: str, model: str = "minilm-l6-h384", space: str = "small",
+                 scheme: str = "weight_sharing", strategy: str = "full", backend: str = "auto", *,
+                 data: str | Path | None = None, surrogates: str | Path | None = None,
+                 data_dir: str | Path | None = None, device: str = "cpu") -> None:
+        _check("task", task, list(TASK_HEADS))
+        _check("model", model, list(MODELS))
+        _check("search space", space, list(SEARCH_SPACES))
+        _check("scheme", scheme, SCHEMES)
+        _check("backend", backend, BACKENDS)
+        if scheme == "weight_sharing":
+            _check("strategy", strategy, STRATEGIES)
+        self.task, self.model, self.scheme, self.backend = task, model, scheme, backend
+        self.strategy = strategy if scheme == "weight_sharing" else "none"
+        self.space: SearchSpace = get_search_space(space, model, task=task)
+        self._data_root = Path(data) if data is not None else default_data_dir()
+        self._surrogate_root = Path(surrogates) if surrogates is not None else _SURROGATE_ROOT
+        self._task_data_dir, self._device = data_dir, device
+        self._index: TableIndex | None = None
+        self._surrogate: Any = None
+        self._live: Any = None
+        if backend in ("auto", "table"):
+            self._index = self._load_table(required=backend == "table")
+        if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
+            self._surrogate = self._load_surrogate(required=backend == "surrogate" or self._index is None)
+        if backend == "auto" and self._index is None and self._surrogate is None:
+            raise FileNotFoundError(self._nothing_found())
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _nothing_found(self) -> str:
+        return (f"no table for task={self.task!r}, model={self.model!r}, space={self.space.name!r}, "
+                f"scheme={self.scheme!r}, strategy={self.strategy!r} in {self._data_root}; "
+                "`plm-nasbench info` lists what exists, `python -m generate` makes tables, "
+                "backend='live' evaluates for real")
+
+    def _load_table(self, required: bool) -> TableIndex | None:
+        manifest = Manifest.load(self._data_root)
+        paths = manifest.find(model=self.model, task=self.task, search_space=self.space.name, scheme=self.scheme,
+                              strategy=self.strategy)
+        if not paths:
+            if required:
+                raise FileNotFoundError(self._nothing_found())
+            return None
+        frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True)
+        frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first")
+        return TableIndex(frame, self.space)
+
+    def _load_surrogate(self, required: bool) -> Any:
+        if not isinstance(self.space, SmallSpace):
+            if required:
+                raise ValueError(f"surrogates exist for the small space only, not {self.space.name!r}; "
+                                 "use backend='table' or 'live'")
+            return None
+        from ..surrogates import SmallSpaceSurrogate
+        from ..surrogates.build import surrogate_folder
+
+        folder = surrogate_folder(self._surrogate_root, self.model, self.scheme, self.strategy, self.task)
+        if not (folder / "surrogate.json").is_file():
+            if required:
+                raise FileNotFoundError(f"no surrogate for {self.task}/{self.scheme}/{self.strategy} in {folder}; "
+                                        "build them with `python -m plm_nasbench.surrogates`")
+            return None
+        return SmallSpaceSurrogate.load(folder, self.space)
+
+    # -- metadata --------------------------------------------------------------------------------
+    @property
+    def objectives(self) -> dict[str, dict[str, Any]]:
+        """Name -> direction, unit, kind, description, bounds over the table and the hypervolume reference point."""
+        out = {}
+        for name, objective in OBJECTIVES.items():
+            entry: dict[str, Any] = {"minimise": objective.minimise, "unit": objective.unit, "kind": objective.kind,
+                                     "description": objective.description, "column": objective.column}
+            if self._index is not None:
+                column = self._index.frame[objective.column].to_numpy(dtype=np.float64)
+                finite = column[np.isfinite(column)]
+                entry["bounds"] = (float(finite.min()), float(finite.max())) if len(finite) else None
+            entry["reference_point"] = 2.0  # after quantile normalisation to [0, 1] (paper Section 4.1)
+            out[name] = entry
+        return out
+
+    @property
+    def seeds(self) -> list[int]:
+        """Seeds the table holds."""
+        return self._index.seeds.tolist() if self._index is not None else []
+
+    @property
+    def fidelities(self) -> list[int]:
+        """Epochs the table holds (weight sharing: the super-network's epochs only)."""
+        if self._index is not None:
+            return self._index.epochs.tolist()
+        return list(range(1, (self._surrogate.max_epoch or 5) + 1)) if self._surrogate else []
+
+    def __repr__(self) -> str:
+        return (f"Benchmark(task={self.task!r}, model={self.model!r}, space={self.space.name!r}, scheme={self.scheme!r}, "
+                f"strategy={self.strategy!r}, backend={self.backend!r})")
+
+    # -- queries ---------------------------------------------------------------------------------
+    def query(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
+        """Every objective of one configuration, plus ``epoch``, ``seed``, ``n_seeds`` and ``source``."""
+        if self.backend == "live":
+            return self._live_query(config, epoch, seed)
+        if self._index is not None:
+            try:
+                return self._index.lookup(config, epoch, seed)
+            except ConfigNotInTableError:
+                if self.backend == "table" or self._surrogate is None:
+                    raise
+        return self._surrogate_frame([self.space.validate(config)], epoch, seed).iloc[0].to_dict()
+
+    def query_many(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
+                   seed: int | None = None) -> pd.DataFrame:
+        """Objectives of many configurations as a DataFrame (one row each, in order, with ``source``)."""
+        if self.backend == "live":
+            records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else list(configs)
+            return pd.DataFrame([self._live_query(c, epoch, seed) for c in records])
+        if self._index is None:
+            return self._surrogate_frame(configs, epoch, seed)
+        codes = self._index.codes(configs)
+        values, found = self._index.lookup_many(codes, epoch, seed)
+        frame = pd.DataFrame(values, columns=list(OBJECTIVES))
+        frame["source"] = np.where(found, "table", "")
+        if not found.all():
+            missing = np.flatnonzero(~found)
+            if self.backend == "table" or self._surrogate is None:
+                raise ConfigNotInTableError(
+                    f"{len(missing)} of {len(codes)} configurations are not in the table (first: #{missing[0]}); "
+                    "use backend='surrogate' or 'auto' (small space) to predict them")
+            records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
+            predicted = self._surrogate_frame(records, epoch, seed)
+            frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()
+        return frame
+
+    def _surrogate_frame(self, configs: Any, epoch: int | None, seed: int | None) -> pd.DataFrame:
+        if self._surrogate is None:
+            raise ValueError(f"no surrogate loaded for {self!r}")
+        if seed is not None:
+            raise ValueError("surrogates predict the mean over seeds: query with seed=None")
+        if isinstance(configs, pd.DataFrame):
+            fields = configs[list(self.space.bounds)].to_numpy()
+        else:
+            fields = np.array([[self.space.validate(c)[f] for f in self.space.bounds] for c in configs], dtype=np.int64)
+        self._check_fields(fields)
+        predicted = self._surrogate.predict(fields, epoch)
+        frame = pd.DataFrame(predicted)
+        frame["epoch"] = epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
+        frame["seed"], frame["n_seeds"], frame["source"] = None, 0, "surrogate"
+        return frame
+
+    def _check_fields(self, fields: np.ndarray) -> None:
+        for j, (name, (low, high)) in enumerate(self.space.bounds.items()):
+            bad = (fields[:, j] < low) | (fields[:, j] > high)
+            if bad.any():
+                raise ValueError(f"{self.space.name} config: field {name} must be an integer in [{low}, {high}], "
+                                 f"got {fields[bad, j][0]}")
+
+    def _live_query(self, config: Mapping[str, Any], epoch: int | None, seed: int | None) -> dict[str, Any]:
+        from .live import LiveEvaluator
+
+        if self._live is None:
+            self._live = LiveEvaluator(self.task, self.model, self.space, self.scheme, self.strategy,
+                                       self._task_data_dir, self._device)
+        return self._live.query(config, epoch, seed)
+
+    # -- tables and sampling ---------------------------------------------------------------------
+    def table(self) -> pd.DataFrame:
+        """Every table row this benchmark serves (all seeds and fidelities)."""
+        if self._index is None:
+            raise FileNotFoundError(self._nothing_found())
+        return self._index.frame.drop(columns="_code").copy()
+
+    def sample(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
+        """``n`` configurations: drawn from the table's configurations when the backend answers from the table
+        only (so every one can be looked up), else from the search space's sampler."""
+        rng = np.random.default_rng(seed)
+        if self._index is not None and (self._surrogate is None or self.backend == "table"):
+            configs = self._index.configs()
+            return [dict(configs[i]) for i in rng.integers(0, len(configs), n)]
+        return [self.space.sample(rng) for _ in range(n)]
+
+    def pareto_front(self, objectives: Sequence[str] = ("valid_error", "params_fraction"),
+                     epoch: int | None = None) -> pd.DataFrame:
+        """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first."""
+        for name in objectives:
+            _check("objective", name, list(OBJECTIVES))
+        if self._index is None:
+            raise FileNotFoundError(self._nothing_found())
+        configs = self._index.configs()
+        codes = self._index.codes(configs)
+        values, found = self._index.lookup_many(codes, epoch)
+        frame = pd.DataFrame(values, columns=list(OBJECTIVES))
+        frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
+        frame = frame[found].reset_index(drop=True)
+        subset = frame[list(objectives)].to_numpy()
+        keep = pareto_mask(subset) & np.isfinite(subset).all(axis=1)
+        return frame[keep].sort_values(list(objectives)).reset_index(drop=True)
+
+    @staticmethod
+    def objective(name: str) -> Objective:
+        """The metadata of objective ``name``."""
+        _check("objective", name, list(OBJECTIVES))
+        return OBJECTIVES[name]

@@ -1,0 +1,158 @@
+"""The query API and the surrogates on small synthetic tables made here (the shipped tables are not needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from plm_nasbench import Benchmark
+from plm_nasbench.benchmark import ConfigNotInTableError, pareto_mask
+from plm_nasbench.evaluation.flops import flops_per_sequence
+from plm_nasbench.spaces import get_search_space
+from plm_nasbench.surrogates import SmallSpaceSurrogate
+from plm_nasbench.surrogates.build import build
+from plm_nasbench.tables import ChecksumError, Manifest, conform, write_parquet
+
+LENGTHS = np.array([20, 35, 50, 64])
+
+
+def synthetic_rows(space, configs, study, seeds=(0,), noise=0.0):
+    """Rows with every schema column: errors a smooth function of size (plus noise), FLOPs from the formula."""
+    rng = np.random.default_rng(len(configs))
+    rows = []
+    for config in configs:
+        heads, units = space.layer_sizes(config)
+        size = space.params_fraction(config)
+        for seed in seeds:
+            error = 0.5 - 0.3 * size + 0.01 * config["num_heads"] / 12 + noise * rng.standard_normal()
+            rows.append({
+                "model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "weight_sharing",
+                "strategy": "full", "seed": seed, "config_id": space.config_id(config),
+                "config": json.dumps(config, separators=(",", ":")), **config, "epoch": 5, "metric": "accuracy",
+                "valid_metric": 1 - error, "valid_error": error, "test_metric": 1 - error - 0.01,
+                "test_error": error + 0.01, "num_params": space.num_parameters(config), "params_fraction": size,
+                "flops": float(flops_per_sequence(space.architecture, heads, units, LENGTHS).mean()),
+                "latency_b1_median": 0.001 + 0.01 * size, "train_time": 0.0, "eval_time": size,
+                "cumulative_time": size, "max_length": 128, "rows_train": 10, "rows_valid": 5, "rows_test": 4,
+                "data_seed": 128, "partial_data": False, "dtype": "float32", "device": "cpu", "hardware": "test",
+                "unit_id": study})
+    return conform(pd.DataFrame(rows), study)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    grid = [{"num_layers": l, "num_heads": h, "num_units": u} for h in range(13) for u in range(0, 1537, 128)
+            for l in range(7)]
+    rng = np.random.default_rng(5)
+    holdout = [space.sample(rng) for _ in range(120)]
+    manifest = Manifest.load(root)
+    for study, configs, seeds in (("ws-small-grid", grid, (0, 1)), ("ws-small-holdout", holdout, (0,))):
+        frame = synthetic_rows(space, configs, study, seeds, noise=0.002)
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        manifest.record(relpath, frame, write_parquet(frame, root / relpath), {"study": study})
+    manifest.save()
+    surrogates = tmp_path_factory.mktemp("surrogates")
+    report = build(root, surrogates, n_members=2)
+    return root, surrogates, report, grid, holdout
+
+
+def test_table_lookups_seeds_and_errors(tables):
+    root, _, _, grid, _ = tables
+    bench = Benchmark("rte", backend="table", data=root)
+    config = grid[100]
+    both = bench.table().query("config_id == @bench.space.config_id(@config)")
+    result = bench.query(config)
+    assert result["source"] == "table" and result["n_seeds"] == 2 and result["seed"] is None
+    assert result["valid_error"] == pytest.approx(both["valid_error"].mean())
+    assert bench.query(config, seed=1)["valid_error"] == pytest.approx(both.query("seed == 1")["valid_error"].item())
+    assert bench.seeds == [0, 1] and bench.fidelities == [5]
+    with pytest.raises(ConfigNotInTableError, match="surrogate"):
+        bench.query({"num_layers": 3, "num_heads": 4, "num_units": 100})
+    with pytest.raises(ConfigNotInTableError, match="seeds"):
+        bench.query(config, seed=7)
+    with pytest.raises(ConfigNotInTableError, match="fidelities"):
+        bench.query(config, epoch=2)
+    with pytest.raises(ValueError, match=r"num_heads must be an integer in \[0, 12\]"):
+        bench.query({"num_layers": 3, "num_heads": 40, "num_units": 128})
+    many = bench.query_many(grid[:50])
+    assert many["valid_error"].tolist() == pytest.approx([bench.query(c)["valid_error"] for c in grid[:50]])
+    frame = pd.DataFrame(grid[:50])
+    assert bench.query_many(frame)["valid_error"].tolist() == many["valid_error"].tolist()
+    with pytest.raises(ValueError, match="num_units must be an integer in"):
+        bench.query_many(frame.assign(num_units=5000))
+    assert all(bench.query(c)["source"] == "table" for c in bench.sample(5, seed=0))
+
+
+def test_bad_names_list_what_exists(tables):
+    root = tables[0]
+    for kwargs, message in [({"task": "mnli"}, "known: rte"), ({"task": "rte", "model": "gpt2"}, "known: minilm"),
+                            ({"task": "rte", "space": "tiny"}, "known: small"),
+                            ({"task": "rte", "strategy": "best"}, "known: standard"),
+                            ({"task": "rte", "backend": "magic"}, "known: auto")]:
+        with pytest.raises(ValueError, match=message):
+            Benchmark(data=root, **kwargs)
+    with pytest.raises(FileNotFoundError, match="no table"):
+        Benchmark("mrpc", backend="table", data=root)
+
+
+def test_tampered_table_fails_its_checksum(tables, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tables[0], root)
+    table = root / "minilm-l6-h384/ws-small-grid/rte.parquet"
+    table.write_bytes(table.read_bytes()[:-20])
+    with pytest.raises(ChecksumError, match="ws-small-grid/rte.parquet"):
+        Benchmark("rte", backend="table", data=root)
+
+
+def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
+    root, surrogates, report, _, holdout = tables
+    quality = report["tasks"]["rte"]["objectives"]["valid_error"]
+    assert quality["kendall_tau"] > 0.8 and quality["n"] == 120
+    assert report["tasks"]["rte"]["flops_max_relative_error"] < 1e-9
+    assert (surrogates / "REPORT.md").read_text().count("| rte |") >= 3
+    bench = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates)
+    space = bench.space
+    result = bench.query(holdout[0])
+    assert result["source"] == "surrogate" and result["valid_error_std"] >= 0 and result["out_of_data"] in (True, False)
+    frame = bench.query_many(holdout)
+    assert (frame["num_params"] == [space.num_parameters(c) for c in holdout]).all()
+    assert not frame["out_of_data"].any()  # every hold-out configuration lies inside the grid
+    fitted = SmallSpaceSurrogate.load(surrogates / "minilm-l6-h384/weight_sharing/full/rte", space)
+    far = fitted.out_of_data(np.array([[2.0, 2.0, 2.0]]))
+    assert far.all()
+    with pytest.raises(ValueError, match="num_layers must be an integer"):
+        bench.query_many(pd.DataFrame([{"num_layers": 9, "num_heads": 1, "num_units": 1}]))
+
+
+def test_auto_backend_falls_back_to_the_surrogate(tables):
+    root, surrogates, _, grid, _ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    assert bench.query(grid[3])["source"] == "table"
+    assert bench.query({"num_layers": 3, "num_heads": 4, "num_units": 100})["source"] == "surrogate"
+    mixed = bench.query_many([grid[3], {"num_layers": 3, "num_heads": 4, "num_units": 100}])
+    assert mixed["source"].tolist() == ["table", "surrogate"]
+
+
+def test_pareto_front_is_non_dominated(tables):
+    bench = Benchmark("rte", backend="table", data=tables[0])
+    front = bench.pareto_front(("valid_error", "params_fraction"))
+    values = front[["valid_error", "params_fraction"]].to_numpy()
+    assert len(front) > 1 and pareto_mask(values).all()
+    everything = bench.query_many(bench.sample(300, seed=1))[["valid_error", "params_fraction"]].to_numpy()
+    for row in everything:  # nothing in the table dominates a front member
+        assert not np.any(np.all(row <= values, axis=1) & np.any(row < values, axis=1))
+
+
+def test_benchmark_import_is_light():
+    code = ("import sys; from plm_nasbench import Benchmark; "
+            "print(any(m in sys.modules for m in ('torch', 'transformers', 'xgboost')))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
