@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .architecture import MODELS, TASK_HEADS, get_architecture
@@ -38,14 +39,52 @@ def _info(args: argparse.Namespace) -> int:
     for task, head in TASK_HEADS.items():
         kind = "regression" if head.is_regression else f"{head.kind} ({head.num_outputs} outputs)"
         print(f"  {task}: {kind}")
-    folder = data_dir()
-    manifest = folder / "MANIFEST.json"
-    print(f"\nTables in {folder}:")
-    if not manifest.is_file():
+    from .tables import Manifest
+
+    manifest = Manifest.load(data_dir())
+    print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows):")
+    if not manifest.tables:
         print("  none yet (no MANIFEST.json)")
-    else:
-        for name, entry in sorted(json.loads(manifest.read_text()).get("files", {}).items()):
-            print(f"  {name}: {entry.get('rows', '?')} rows")
+    for name, entry in sorted(manifest.tables.items()):
+        keys = ", ".join(str(entry.get(k)) for k in ("model", "task", "search_space", "scheme", "strategy"))
+        print(f"  {name}: {keys}: {entry['rows']:,} rows")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> Any:
+    from . import Benchmark
+
+    return Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, strategy=args.strategy,
+                     backend=args.backend)
+
+
+def _format(frame: Any) -> str:
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 200, "display.width", 160, "display.float_format", "{:.4g}".format):
+        return frame.to_string(index=False)
+
+
+def _query(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    try:
+        config = json.loads(args.config)
+    except json.JSONDecodeError as err:
+        print(f"error: the configuration must be JSON, e.g. '{{\"num_layers\": 4, \"num_heads\": 6, "
+              f"\"num_units\": 768}}': {err}", file=sys.stderr)
+        return 2
+    result = _bench(args).query(config, epoch=args.epoch, seed=args.seed)
+    frame = pd.DataFrame({"objective": list(result), "value": list(result.values())})
+    print(_format(frame))
+    return 0
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    bench = _bench(args)
+    front = bench.pareto_front(tuple(args.objectives.split(",")), epoch=args.epoch)
+    print(f"{bench!r}: {len(front)} non-dominated configurations of {args.objectives}")
+    print(_format(front[["config", *args.objectives.split(","), "test_error"]]))
     return 0
 
 
@@ -61,13 +100,38 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS),
                       help="model whose search spaces are described (default: %(default)s)")
     info.set_defaults(handler=_info)
+    for name, text in (("query", "objectives of one configuration"),
+                       ("pareto", "the table's Pareto front (non-dominated configurations)")):
+        cmd = commands.add_parser(name, help=text, description=text)
+        cmd.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
+        cmd.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS))
+        cmd.add_argument("--space", default="small", choices=list(SEARCH_SPACES))
+        cmd.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"])
+        cmd.add_argument("--strategy", default="full")
+        cmd.add_argument("--backend", default="auto" if name == "query" else "table",
+                         choices=["auto", "table", "surrogate", "live"] if name == "query" else ["table"])
+        cmd.add_argument("--epoch", type=int, default=None)
+        if name == "query":
+            cmd.add_argument("--seed", type=int, default=None)
+            cmd.add_argument("config", help='the configuration as JSON, e.g. \'{"num_layers": 4, "num_heads": 6, '
+                                            '"num_units": 768}\'')
+            cmd.set_defaults(handler=_query)
+        else:
+            cmd.add_argument("--objectives", default="valid_error,params_fraction",
+                             help="comma-separated objectives (default: %(default)s)")
+            cmd.set_defaults(handler=_pareto)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``plm-nasbench``."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -27,3 +27,14 @@ def cache_dir() -> Path:
     if override:
         return Path(override)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plm_nasbench"
+
+#: Environment variable overriding the folder of the shipped surrogates.
+SURROGATES_ENV = "PLM_NASBENCH_SURROGATES"
+
+
+def surrogates_dir() -> Path:
+    """Folder of the surrogates: ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/`` of the source checkout."""
+    override = os.environ.get(SURROGATES_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent.parent / "surrogates"

@@ -156,3 +156,20 @@ def test_benchmark_import_is_light():
     code = ("import sys; from plm_nasbench import Benchmark; "
             "print(any(m in sys.modules for m in ('torch', 'transformers', 'xgboost')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_cli_query_and_pareto(tables, monkeypatch, capsys):
+    from plm_nasbench.cli import main
+
+    root, surrogates, _, grid, _ = tables
+    monkeypatch.setenv("PLM_NASBENCH_DATA", str(root))
+    monkeypatch.setenv("PLM_NASBENCH_SURROGATES", str(surrogates))
+    assert main(["query", "--task", "rte", json.dumps(grid[10])]) == 0
+    out = capsys.readouterr().out
+    assert "valid_error" in out and "table" in out
+    assert main(["query", "--task", "rte", '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 0
+    assert "surrogate" in capsys.readouterr().out
+    assert main(["pareto", "--task", "rte"]) == 0
+    assert "non-dominated" in capsys.readouterr().out
+    assert main(["query", "--task", "rte", '{"num_layers": 40, "num_heads": 6, "num_units": 700}']) == 2
+    assert "num_layers must be an integer in [0, 6]" in capsys.readouterr().err

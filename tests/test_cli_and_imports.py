@@ -19,9 +19,14 @@ def test_info_lists_models_spaces_tasks_and_tables(capsys, tmp_path, monkeypatch
                  "small: 139,867 configs", "layer: 64 configs", "medium:", "large:", "stsb: regression",
                  "swag: multiple_choice", "none yet"):
         assert word in out
-    (tmp_path / "MANIFEST.json").write_text(json.dumps({"files": {"rte_small.parquet": {"rows": 12}}}))
+    (tmp_path / "MANIFEST.json").write_text(json.dumps({"schema_version": 1, "tables": {"m/s/rte.parquet": {
+        "model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "standalone",
+        "strategy": "none", "rows": 1200, "sha256": "0" * 64}}}))
     main(["info"])
-    assert "rte_small.parquet: 12 rows" in capsys.readouterr().out
+    assert "m/s/rte.parquet: minilm-l6-h384, rte, small, standalone, none: 1,200 rows" in capsys.readouterr().out
+    (tmp_path / "MANIFEST.json").write_text("{broken")
+    assert main(["info"]) == 2
+    assert "MANIFEST.json is not valid JSON" in capsys.readouterr().err
 
 
 def test_help_and_bad_commands(capsys):

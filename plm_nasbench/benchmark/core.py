@@ -14,14 +14,13 @@ import pandas as pd
 from ..architecture import MODELS, TASK_HEADS
 from ..objectives import OBJECTIVES, Objective
 from ..paths import data_dir as default_data_dir
+from ..paths import surrogates_dir
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
 from ..tables import SCHEMES, Manifest
 from .table import ConfigNotInTableError, TableIndex
 
 BACKENDS = ("auto", "table", "surrogate", "live")
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
-#: Studies whose rows a Benchmark serves, per scheme (the strategy ablation repeats configs of the main studies).
-_SURROGATE_ROOT = Path(__file__).resolve().parent.parent.parent / "surrogates"
 
 
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
@@ -68,7 +67,7 @@ class Benchmark:
         self.strategy = strategy if scheme == "weight_sharing" else "none"
         self.space: SearchSpace = get_search_space(space, model, task=task)
         self._data_root = Path(data) if data is not None else default_data_dir()
-        self._surrogate_root = Path(surrogates) if surrogates is not None else _SURROGATE_ROOT
+        self._surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
         self._task_data_dir, self._device = data_dir, device
         self._index: TableIndex | None = None
         self._surrogate: Any = None

@@ -20,6 +20,7 @@ import numpy as np
 from ..atomic import write_atomic
 from ..objectives import OBJECTIVES
 from ..paths import data_dir as default_data_dir
+from ..paths import surrogates_dir
 from ..provenance import environment, now
 from ..spaces import get_search_space
 from ..tables import Manifest
@@ -112,7 +113,7 @@ def report_markdown(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m plm_nasbench.surrogates", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
-    parser.add_argument("--out", default=str(Path(default_data_dir()).parent / "surrogates"))
+    parser.add_argument("--out", default=str(surrogates_dir()))
     parser.add_argument("--model", default="minilm-l6-h384")
     parser.add_argument("--members", type=int, default=5)
     args = parser.parse_args(argv)
