@@ -3,7 +3,8 @@
     python -m generate.report [--data data] [--readme README.md] [--plots docs/plots]
 
 The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
-in the README. Plots: validation error against parameter fraction, one point per grid configuration.
+in the README, the unpruned-model sanity check (next to the paper's BERT-base errors) the text between
+``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``. Plots: validation error against parameter fraction, one point per grid configuration.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from plm_nasbench.tables import Manifest
 from plm_nasbench.atomic import write_atomic
 
 START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
+UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->"
 GRID_STUDY = "ws-small-grid"
+UNPRUNED_STUDY = "standalone-unpruned"
 
 
 def coverage_markdown(manifest: Manifest) -> str:
@@ -67,12 +70,37 @@ def plot_grids(manifest: Manifest, folder: Path) -> list[Path]:
     return written
 
 
-def update_readme(readme: Path, table: str) -> None:
-    """Replace the coverage block of ``readme`` with ``table``."""
+def unpruned_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
+    """Test error of the unpruned model fine-tuned alone (mean and std over seeds, last epoch) per task, next to
+    the paper's BERT-base figures when ``reference_csv`` (data_unpruned_model.csv of the paper's results) is given."""
+    import pandas as pd
+
+    reference = None
+    if reference_csv is not None and Path(reference_csv).is_file():
+        frame = pd.read_csv(reference_csv)
+        reference = frame[frame["model"] == "bert-base-cased"].groupby("dataset")["test_error"].agg(["mean", "count"])
+    lines = ["| task | metric | our test error (mean ± std) | seeds | dtype | paper BERT-base test error (seeds) |",
+             "|---|---|---|---|---|---|"]
+    for relpath in sorted(manifest.find(study=UNPRUNED_STUDY)):
+        frame = manifest.read(relpath)
+        last = frame[frame["epoch"] == frame["epoch"].max()]
+        task = last["task"].iloc[0]
+        paper = (f"{reference.loc[task, 'mean']:.3f} ({int(reference.loc[task, 'count'])})"
+                 if reference is not None and task in reference.index else "n/a")
+        lines.append(f"| {task} | {last['metric'].iloc[0]} | {last['test_error'].mean():.3f} ± "
+                     f"{last['test_error'].std(ddof=1) if len(last) > 1 else float('nan'):.3f} | {len(last)} "
+                     f"| {', '.join(sorted(set(last['dtype'])))} | {paper} |")
+    if len(lines) == 2:
+        lines.append("| (no unpruned runs yet) | | | | | |")
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, start: str, end: str, block: str) -> None:
+    """Replace the text between the markers ``start`` and ``end`` in ``readme`` with ``block``."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block to replace")
-    text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{table}\n{END}", text, flags=re.S)
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block to replace")
+    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{block}\n{end}", text, flags=re.S)
     write_atomic(readme, lambda p: p.write_text(text))
 
 
@@ -81,13 +109,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--plots", default="docs/plots")
+    parser.add_argument("--reference", default="../shared/reference/plm-pruning-results/data_unpruned_model.csv",
+                        help="the paper's unpruned-model results (CSV), for the sanity-check table")
     args = parser.parse_args(argv)
     manifest = Manifest.load(args.data)
     table = coverage_markdown(manifest)
-    update_readme(Path(args.readme), table)
+    unpruned = unpruned_markdown(manifest, Path(args.reference))
+    update_readme(Path(args.readme), START, END, table)
+    update_readme(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")
     print(table)
+    print(unpruned)
 
 
 if __name__ == "__main__":
