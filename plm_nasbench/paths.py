@@ -1,40 +1,31 @@
-"""Where plm_nasbench keeps its tables and caches."""
+"""Where plm_nasbench keeps its tables, surrogates and caches (each overridable by an environment variable)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-#: Environment variable overriding the folder of the benchmark tables.
-DATA_ENV = "PLM_NASBENCH_DATA"
+#: Environment variables overriding the folders of the tables, the surrogates and the checkpoint cache.
+DATA_ENV, SURROGATES_ENV, CACHE_ENV = "PLM_NASBENCH_DATA", "PLM_NASBENCH_SURROGATES", "PLM_NASBENCH_CACHE"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def _folder(env: str, default: Path) -> Path:
+    override = os.environ.get(env)
+    return Path(override) if override else default
 
 
 def data_dir() -> Path:
     """Folder of the benchmark tables: ``$PLM_NASBENCH_DATA``, else ``data/`` of the source checkout."""
-    override = os.environ.get(DATA_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / "data"
+    return _folder(DATA_ENV, _CHECKOUT / "data")
 
-#: Environment variable overriding the cache folder (fine-tuned super-network checkpoints).
-CACHE_ENV = "PLM_NASBENCH_CACHE"
+
+def surrogates_dir() -> Path:
+    """Folder of the surrogates: ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/`` of the source checkout."""
+    return _folder(SURROGATES_ENV, _CHECKOUT / "surrogates")
 
 
 def cache_dir() -> Path:
     """Folder of fine-tuned checkpoints: ``$PLM_NASBENCH_CACHE``, else ``$XDG_CACHE_HOME/plm_nasbench``
     (``~/.cache/plm_nasbench``). It lives outside the git checkout."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plm_nasbench"
-
-#: Environment variable overriding the folder of the shipped surrogates.
-SURROGATES_ENV = "PLM_NASBENCH_SURROGATES"
-
-
-def surrogates_dir() -> Path:
-    """Folder of the surrogates: ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/`` of the source checkout."""
-    override = os.environ.get(SURROGATES_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parent.parent / "surrogates"
+    return _folder(CACHE_ENV, Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plm_nasbench")
