@@ -12,56 +12,8 @@ import pytest
 
 from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError, pareto_mask
-from plm_nasbench.evaluation.flops import flops_per_sequence
-from plm_nasbench.spaces import get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
-from plm_nasbench.surrogates.build import build
-from plm_nasbench.tables import ChecksumError, Manifest, conform, write_parquet
-
-LENGTHS = np.array([20, 35, 50, 64])
-
-
-def synthetic_rows(space, configs, study, seeds=(0,), noise=0.0):
-    """Rows with every schema column: errors a smooth function of size (plus noise), FLOPs from the formula."""
-    rng = np.random.default_rng(len(configs))
-    rows = []
-    for config in configs:
-        heads, units = space.layer_sizes(config)
-        size = space.params_fraction(config)
-        for seed in seeds:
-            error = 0.5 - 0.3 * size + 0.01 * config["num_heads"] / 12 + noise * rng.standard_normal()
-            rows.append({
-                "model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "weight_sharing",
-                "strategy": "full", "seed": seed, "config_id": space.config_id(config),
-                "config": json.dumps(config, separators=(",", ":")), **config, "epoch": 5, "metric": "accuracy",
-                "valid_metric": 1 - error, "valid_error": error, "test_metric": 1 - error - 0.01,
-                "test_error": error + 0.01, "num_params": space.num_parameters(config), "params_fraction": size,
-                "flops": float(flops_per_sequence(space.architecture, heads, units, LENGTHS).mean()),
-                "latency_b1_median": 0.001 + 0.01 * size, "train_time": 0.0, "eval_time": size,
-                "cumulative_time": size, "max_length": 128, "rows_train": 10, "rows_valid": 5, "rows_test": 4,
-                "data_seed": 128, "partial_data": False, "dtype": "float32", "device": "cpu", "hardware": "test",
-                "unit_id": study})
-    return conform(pd.DataFrame(rows), study)
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    space = get_search_space("small", "minilm-l6-h384", task="rte")
-    grid = [{"num_layers": l, "num_heads": h, "num_units": u} for h in range(13) for u in range(0, 1537, 128)
-            for l in range(7)]
-    rng = np.random.default_rng(5)
-    holdout = [space.sample(rng) for _ in range(120)]
-    manifest = Manifest.load(root)
-    for study, configs, seeds in (("ws-small-grid", grid, (0, 1)), ("ws-small-holdout", holdout, (0,))):
-        frame = synthetic_rows(space, configs, study, seeds, noise=0.002)
-        relpath = f"minilm-l6-h384/{study}/rte.parquet"
-        manifest.record(relpath, frame, write_parquet(frame, root / relpath), {"study": study})
-    manifest.save()
-    surrogates = tmp_path_factory.mktemp("surrogates")
-    report = build(root, surrogates, n_members=2)
-    return root, surrogates, report, grid, holdout
-
+from plm_nasbench.tables import ChecksumError
 
 def test_table_lookups_seeds_and_errors(tables):
     root, _, _, grid, _ = tables

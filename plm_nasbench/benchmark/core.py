@@ -221,6 +221,12 @@ class Benchmark:
             raise FileNotFoundError(self._nothing_found())
         return self._index.frame.drop(columns="_code").copy()
 
+    def configs(self) -> list[dict[str, Any]]:
+        """Every configuration the table holds."""
+        if self._index is None:
+            raise FileNotFoundError(self._nothing_found())
+        return [dict(c) for c in self._index.configs()]
+
     def sample(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
         """``n`` configurations: drawn from the table's configurations when the backend answers from the table
         only (so every one can be looked up), else from the search space's sampler."""

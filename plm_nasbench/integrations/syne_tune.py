@@ -1,0 +1,135 @@
+"""Syne Tune (0.16) integration: a Benchmark as a Syne Tune blackbox, its simulated backend, and export
+to Syne Tune's blackbox-repository format.
+
+``BenchmarkBlackbox`` answers from the Benchmark (table, then surrogate for the ``small`` space). The
+fidelity is ``epoch``; the extra objective ``elapsed_time`` is the cost Syne Tune's simulator charges:
+standalone, the cumulative training and evaluation time up to that epoch (so MO-ASHA can stop early);
+weight sharing, the time to evaluate that sub-network on the super-network. The super-network's own
+training time (``supernetwork_cost``) is paid once before any evaluation; simulations add it as an offset.
+Spaces without a surrogate (layer, medium, large) answer a configuration outside the table with the
+table's nearest configuration in ``encode()`` space (``nearest=True``, the default) or raise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from syne_tune.blackbox_repository.blackbox import Blackbox
+from syne_tune.config_space import choice, randint
+
+from ..benchmark import Benchmark, ConfigNotInTableError
+from ..objectives import OBJECTIVE_NAMES
+
+ELAPSED_TIME = "elapsed_time"
+FIDELITY = "epoch"
+
+
+def supernetwork_cost(bench: Benchmark) -> float:
+    """Seconds the weight-sharing super-network took to fine-tune (0 for standalone)."""
+    if bench.scheme != "weight_sharing":
+        return 0.0
+    column = bench.table()["supernetwork_train_time"].dropna()
+    return float(column.iloc[0]) if len(column) else 0.0
+
+
+class BenchmarkBlackbox(Blackbox):
+    """A Syne Tune ``Blackbox`` backed by a :class:`~plm_nasbench.Benchmark`."""
+
+    def __init__(self, bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, nearest: bool = True) -> None:
+        unknown = [o for o in objectives if o not in OBJECTIVE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown objective(s) {unknown}; known: {', '.join(OBJECTIVE_NAMES)}")
+        self.bench, self.objectives, self.nearest = bench, tuple(objectives), nearest
+        self._fidelities = np.array(bench.fidelities)
+        fidelity_space = {FIDELITY: randint(int(self._fidelities.min()), int(self._fidelities.max()))}
+        super().__init__(bench.space.syne_tune_space(), fidelity_space, [*self.objectives, ELAPSED_TIME])
+        self._table_configs: list[dict] | None = None
+        self._table_codes: np.ndarray | None = None
+
+    @property
+    def fidelity_values(self) -> np.ndarray:
+        return self._fidelities
+
+    @property
+    def num_seeds(self) -> int:
+        return max(1, len(self.bench.seeds))
+
+    def _nearest(self, config: dict[str, Any]) -> dict[str, Any]:
+        space = self.bench.space
+        if self._table_configs is None:
+            self._table_configs = self.bench.configs()
+            self._table_codes = np.stack([space.encode(c) for c in self._table_configs])
+        distances = np.linalg.norm(self._table_codes - space.encode(config), axis=1)
+        return self._table_configs[int(np.argmin(distances))]
+
+    def _query(self, config: dict[str, Any], epoch: int, seed: int | None) -> list[float]:
+        try:
+            result = self.bench.query(config, epoch=epoch, seed=seed if seed is not None and self.bench.seeds
+                                      and seed in self.bench.seeds else None)
+        except ConfigNotInTableError:
+            if not self.nearest:
+                raise
+            result = self.bench.query(self._nearest(config), epoch=epoch)
+        return [float(result[name]) for name in self.objectives] + [float(result["runtime"])]
+
+    def _objective_function(self, configuration: dict[str, Any], fidelity: dict | None = None,
+                            seed: int | None = None) -> Any:
+        config = {k: configuration[k] for k in self.configuration_space}
+        if fidelity is None:
+            return np.array([self._query(config, int(e), seed) for e in self._fidelities])
+        return dict(zip(self.objectives_names, self._query(config, int(fidelity[FIDELITY]), seed)))
+
+
+def to_blackbox(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, nearest: bool = True) -> BenchmarkBlackbox:
+    """``bench`` as a Syne Tune blackbox (see :class:`BenchmarkBlackbox`)."""
+    return BenchmarkBlackbox(bench, objectives, nearest)
+
+
+def simulated_backend(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, **kwargs: Any) -> Any:
+    """A ``UserBlackboxBackend`` on ``bench``: any Syne Tune scheduler runs in simulated time.
+
+    Use it with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``. Extra keyword arguments go
+    to ``UserBlackboxBackend`` (e.g. ``seed``).
+    """
+    from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
+
+    return UserBlackboxBackend(blackbox=to_blackbox(bench, objectives), elapsed_time_attr=ELAPSED_TIME, **kwargs)
+
+
+def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES) -> Any:
+    """The table's rows as a Syne Tune ``BlackboxTabular`` (configurations x seeds x epochs x objectives).
+
+    Each configuration field becomes a ``choice`` over the values the table holds, so samplers may propose
+    combinations the table lacks; use :func:`to_blackbox` to search, this to export.
+    """
+    from syne_tune.blackbox_repository.blackbox_tabular import BlackboxTabular
+
+    table = bench.table()
+    fields = list(json.loads(table["config"].iat[0]))
+    configs = table.drop_duplicates("config_id")
+    hyperparameters = pd.DataFrame([json.loads(c) for c in configs["config"]])[fields]
+    position = {cid: i for i, cid in enumerate(configs["config_id"])}
+    seeds, epochs = bench.seeds, bench.fidelities
+    columns = [bench.objective(name).column for name in objectives] + ["cumulative_time"]
+    values = np.full((len(configs), len(seeds), len(epochs), len(columns)), np.nan, dtype=np.float32)
+    rows = table[["config_id", "seed", "epoch", *columns]].to_numpy()
+    for cid, seed, epoch, *objective_values in rows:
+        values[position[cid], seeds.index(int(seed)), epochs.index(int(epoch))] = objective_values
+    space = {f: choice(sorted(hyperparameters[f].unique().tolist())) for f in fields}
+    return BlackboxTabular(hyperparameters, space, {FIDELITY: randint(min(epochs), max(epochs))}, values,
+                           np.array(epochs), [*objectives, ELAPSED_TIME])
+
+
+def serialize_blackbox(bench: Benchmark, path: str | Path, objectives: tuple[str, ...] = OBJECTIVE_NAMES) -> Path:
+    """Write the table in Syne Tune's blackbox-repository format (one task) to folder ``path``."""
+    from syne_tune.blackbox_repository.blackbox_tabular import serialize
+
+    path = Path(path)
+    metadata = {"plm_nasbench": {"task": bench.task, "model": bench.model, "space": bench.space.name,
+                                 "scheme": bench.scheme, "strategy": bench.strategy}}
+    serialize({bench.task: tabular_blackbox(bench, objectives)}, str(path), metadata=metadata)
+    return path
