@@ -1,0 +1,99 @@
+"""The paper's evaluation protocol (Section 4.1): quantile normalisation, hypervolume, regret, average ranks.
+
+Each objective is mapped to [0, 1] by the empirical quantiles of every value observed by every method and
+seed on that task (all objectives minimised). The hypervolume of a two-objective front is measured
+against the reference point (2, 2), so the best possible value is 4 and ``regret = 4 - hypervolume``.
+Methods are ranked per (task, seed draw) by final regret; average ranks come from 1,000 bootstrap
+draws that pick one run per method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+REFERENCE_POINT = (2.0, 2.0)
+BEST_HYPERVOLUME = 4.0
+
+
+class QuantileNormaliser:
+    """Maps each objective to [0, 1] by its empirical cumulative distribution over the fitting data."""
+
+    def fit(self, values: np.ndarray) -> QuantileNormaliser:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or len(values) == 0:
+            raise ValueError(f"values must be a non-empty 2-D array (points x objectives), got shape {values.shape}")
+        if not np.isfinite(values).all():
+            raise ValueError("values hold NaN or infinite entries")
+        self.sorted_ = np.sort(values, axis=0)
+        return self
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        n = len(self.sorted_)
+        out = np.empty_like(values)
+        for j in range(values.shape[1]):
+            column = self.sorted_[:, j]
+            low = np.searchsorted(column, values[:, j], side="left")
+            high = np.searchsorted(column, values[:, j], side="right")
+            out[:, j] = (low + high) / 2 / n  # mid-rank of ties, in [0, 1]
+        return out
+
+
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """The non-dominated points (minimisation), duplicates removed, sorted by the first objective."""
+    points = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    keep = np.ones(len(points), dtype=bool)
+    for i, p in enumerate(points):
+        if keep[i]:
+            dominated = np.all(points >= p, axis=1) & np.any(points > p, axis=1)
+            keep &= ~dominated
+    return points[keep]
+
+
+def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> float:
+    """Area dominated by ``points`` (n x 2, minimised) and bounded by ``reference``."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = points[np.all(points < np.asarray(reference), axis=1)]
+    if len(points) == 0:
+        return 0.0
+    front = non_dominated(points)
+    front = front[np.argsort(front[:, 0])]
+    area, previous_y = 0.0, reference[1]
+    for x, y in front:
+        area += (reference[0] - x) * (previous_y - y)
+        previous_y = y
+    return float(area)
+
+
+def hypervolume_trajectory(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
+    """Hypervolume after each of the (normalised) points in evaluation order."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return np.array([hypervolume_2d(points[: i + 1], reference) for i in range(len(points))])
+
+
+def average_ranks(final_regret: Mapping[str, Mapping[str, Sequence[float]]], draws: int = 1000,
+                  seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Mean and standard deviation over bootstrap draws of each method's rank averaged over tasks.
+
+    ``final_regret[task][method]`` lists one final regret per seed. Each draw picks one seed's run per
+    method and task, ranks the methods per task (1 = best, ties share the mean rank) and averages over tasks.
+    """
+    from scipy.stats import rankdata
+
+    tasks = sorted(final_regret)
+    methods = sorted({m for task in tasks for m in final_regret[task]})
+    for task in tasks:
+        missing = set(methods) - set(final_regret[task])
+        if missing:
+            raise ValueError(f"task {task!r} has no runs of {sorted(missing)}")
+    rng = np.random.default_rng(seed)
+    samples = np.zeros((draws, len(methods)))
+    for d in range(draws):
+        per_task = []
+        for task in tasks:
+            values = [final_regret[task][m][rng.integers(len(final_regret[task][m]))] for m in methods]
+            per_task.append(rankdata(values))
+        samples[d] = np.mean(per_task, axis=0)
+    return {m: (float(samples[:, i].mean()), float(samples[:, i].std())) for i, m in enumerate(methods)}

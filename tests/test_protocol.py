@@ -1,0 +1,44 @@
+"""The evaluation protocol: hypervolumes checked against hand-computed 2-D cases, normalisation and ranks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plm_nasbench.protocol import (BEST_HYPERVOLUME, QuantileNormaliser, average_ranks, hypervolume_2d,
+                                   hypervolume_trajectory, non_dominated)
+
+
+def test_hypervolume_by_hand():
+    assert hypervolume_2d(np.array([[0.0, 0.0]])) == pytest.approx(BEST_HYPERVOLUME)
+    assert hypervolume_2d(np.array([[1.0, 1.0]])) == pytest.approx(1.0)
+    # staircase: (0.5, 1.5) and (1.5, 0.5) -> 1.5*0.5 + 0.5*1.5 - overlap 0.5*0.5 = 1.25
+    assert hypervolume_2d(np.array([[0.5, 1.5], [1.5, 0.5]])) == pytest.approx(1.25)
+    # a dominated point and a point beyond the reference add nothing
+    assert hypervolume_2d(np.array([[0.5, 1.5], [1.5, 0.5], [1.6, 1.6], [2.5, 0.0]])) == pytest.approx(1.25)
+    assert hypervolume_2d(np.zeros((0, 2))) == 0.0
+    assert hypervolume_trajectory(np.array([[1.0, 1.0], [0.5, 1.5], [0.0, 0.0]])).tolist() == pytest.approx(
+        [1.0, 1.25, 4.0])
+
+
+def test_non_dominated():
+    points = np.array([[1, 3], [2, 2], [3, 1], [2, 3], [1, 3]])
+    assert non_dominated(points).tolist() == [[1, 3], [2, 2], [3, 1]]
+
+
+def test_quantile_normalisation():
+    normaliser = QuantileNormaliser().fit(np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]]))
+    out = normaliser.transform(np.array([[1.0, 40.0], [0.0, 100.0], [2.5, 25.0]]))
+    assert out.tolist() == [[0.125, 0.875], [0.0, 1.0], [0.5, 0.5]]
+    with pytest.raises(ValueError, match="NaN"):
+        QuantileNormaliser().fit(np.array([[np.nan, 1.0]]))
+
+
+def test_average_ranks():
+    regret = {"rte": {"a": [0.1, 0.1], "b": [0.5, 0.6], "c": [0.3, 0.2]},
+              "mrpc": {"a": [0.2], "b": [0.9], "c": [0.1]}}
+    ranks = average_ranks(regret, draws=200)
+    assert ranks["a"][0] == pytest.approx(1.5) and ranks["b"][0] == pytest.approx(3.0)
+    assert ranks["c"][0] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="no runs"):
+        average_ranks({"rte": {"a": [0.1]}, "mrpc": {"b": [0.2]}})
