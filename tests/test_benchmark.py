@@ -125,3 +125,17 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert "non-dominated" in capsys.readouterr().out
     assert main(["query", "--task", "rte", '{"num_layers": 40, "num_heads": 6, "num_units": 700}']) == 2
     assert "num_layers must be an integer in [0, 6]" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_live_backend_evaluates_for_real(glue, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
+    config = {"num_layers": 2, "num_heads": 4, "num_units": 300}
+    bench = Benchmark("rte", backend="live", data_dir=glue, data=tmp_path / "no-tables")
+    result = bench.query(config)
+    assert result["source"] == "live" and 0 <= result["valid_error"] <= 1 and result["latency"] > 0
+    assert result["num_params"] == bench.space.num_parameters(config)
+    assert list((tmp_path / "cache" / "supernetworks" / "minilm-l6-h384" / "rte").glob("full-seed0-*/model.safetensors"))
+    standalone = Benchmark("rte", scheme="standalone", backend="live", data_dir=glue, data=tmp_path / "no-tables")
+    curve_point = standalone.query(config, epoch=2)
+    assert curve_point["epoch"] == 2 and curve_point["runtime"] > 0 and curve_point["source"] == "live"
