@@ -56,3 +56,45 @@ def test_simulated_random_search_runs(tables, tmp_path, monkeypatch):
     results = tuner.tuning_status.df if hasattr(tuner.tuning_status, "df") else None
     assert tuner.tuning_status.num_trials_finished >= 20
     assert results is None or results["valid_error"].notna().all()
+
+
+@pytest.mark.parametrize("method", ["ls", "nsga2", "rs", "morea"])
+def test_short_simulations_finish_within_budget(method, tables, tmp_path, monkeypatch):
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
+    from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
+
+    from plm_nasbench.integrations.searchers import NSGA2, LocalSearch, front_ranks
+
+    monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
+    root, surrogates, *_ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    space, metrics = bench.space.syne_tune_space(), ["valid_error", "params_fraction"]
+    searcher = {"ls": LocalSearch(space, random_seed=1, num_initial=5), "nsga2": NSGA2(space, random_seed=1, population_size=6),
+                "rs": "random_search", "morea": "regularized_evolution"}[method]
+    scheduler = SingleFidelityScheduler(space, metrics=metrics, do_minimize=True, searcher=searcher, random_seed=1)
+    tuner = Tuner(trial_backend=simulated_backend(bench, objectives=tuple(metrics)), scheduler=scheduler,
+                  stop_criterion=StoppingCriterion(max_num_evaluations=30), n_workers=1, sleep_time=0,
+                  callbacks=[SimulatorCallback()], tuner_name=f"test-{method}", save_tuner=False,
+                  suffix_tuner_name=False)
+    tuner.run()
+    trials = tuner.trial_backend._trial_dict
+    # the budget, plus what the simulator had in flight when it stopped
+    assert 30 <= tuner.tuning_status.num_trials_finished <= 32
+    configs = [{k: t.config[k] for k in bench.space.bounds} for t in trials.values()]
+    values = np.array([[bench.query(c)[m] for m in metrics] for c in configs])
+    front = values[front_ranks(values) == 0]
+    for point in front:  # no observed point dominates a front member
+        assert not np.any(np.all(values <= point, axis=1) & np.any(values < point, axis=1))
+    if method == "ls":  # after the initial random configurations, each proposal is one field away from an earlier one
+        for i in range(5, len(configs)):
+            assert min(sum(configs[i][k] != p[k] for k in configs[i]) for p in configs[:i]) <= 1
+
+
+def test_front_ranks_and_crowding_by_hand():
+    from plm_nasbench.integrations.searchers import crowding_distance, front_ranks
+
+    values = np.array([[1, 4], [2, 2], [4, 1], [3, 3], [5, 5]])
+    assert front_ranks(values).tolist() == [0, 0, 0, 1, 2]
+    distance = crowding_distance(values[:3])
+    assert np.isinf(distance[0]) and np.isinf(distance[2]) and distance[1] == pytest.approx(3 / 3 + 3 / 3)
