@@ -148,7 +148,7 @@ def tables(tmp_path_factory):
     """A data folder with a synthetic small grid (2 seeds) and hold-out table for rte, and surrogates built on them."""
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.surrogates.build import build
-    from plm_nasbench.tables import Manifest, write_parquet
+    from plm_nasbench.tables import Manifest, conform, write_parquet
 
     root = tmp_path_factory.mktemp("data")
     space = get_search_space("small", "minilm-l6-h384", task="rte")
@@ -161,6 +161,13 @@ def tables(tmp_path_factory):
         frame = synthetic_rows(space, configs, study, seeds, noise=0.002)
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         manifest.record(relpath, frame, write_parquet(frame, root / relpath), {"study": study})
+    # a standalone table: 5-epoch learning curves whose errors fall with the epoch
+    curves = synthetic_rows(space, holdout[:60], "standalone-small")
+    curves = pd.concat([curves.assign(epoch=e, valid_error=curves["valid_error"] + 0.05 * (5 - e),
+                                      cumulative_time=curves["cumulative_time"] * e) for e in range(1, 6)])
+    curves = conform(curves.assign(scheme="standalone", strategy="none"), "standalone")
+    relpath = "minilm-l6-h384/standalone-small/rte.parquet"
+    manifest.record(relpath, curves, write_parquet(curves, root / relpath), {"study": "standalone-small"})
     manifest.save()
     surrogates = tmp_path_factory.mktemp("surrogates")
     report = build(root, surrogates, n_members=2)

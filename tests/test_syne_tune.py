@@ -98,3 +98,33 @@ def test_front_ranks_and_crowding_by_hand():
     assert front_ranks(values).tolist() == [0, 0, 0, 1, 2]
     distance = crowding_distance(values[:3])
     assert np.isinf(distance[0]) and np.isinf(distance[2]) and distance[1] == pytest.approx(3 / 3 + 3 / 3)
+
+
+def test_simulation_runs_and_regret(tables):
+    from plm_nasbench.simulation import add_regret, simulate
+
+    root, surrogates, *_ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    results = simulate(bench, ["rs", "ls", "morea", "nsga2"], seeds=[0, 1], max_evaluations=25)
+    assert results.groupby(["method", "seed"]).size().tolist() == [25] * 8
+    assert results.groupby(["method", "seed"])["time"].apply(lambda t: t.is_monotonic_increasing).all()
+    scored = add_regret(results)
+    assert scored["hypervolume"].between(0, 4).all()
+    final = scored.groupby(["method", "seed"])["regret"].last()
+    assert (final >= 0).all()
+    assert scored.groupby(["method", "seed"])["hypervolume"].apply(lambda h: h.is_monotonic_increasing).all()
+    with pytest.raises(ValueError, match="moasha needs several fidelities"):
+        simulate(bench, ["moasha"], seeds=[0], max_evaluations=3)
+    with pytest.raises(ValueError, match="unknown method"):
+        simulate(bench, ["bo"], seeds=[0])
+
+
+def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):
+    from plm_nasbench.simulation import simulate
+
+    bench = Benchmark("rte", scheme="standalone", backend="table", data=tables[0])
+    assert bench.fidelities == [1, 2, 3, 4, 5]
+    results = simulate(bench, ["moasha", "rs"], seeds=[0], max_evaluations=20)
+    epochs_run = results.groupby("method")["epoch"].size()
+    assert epochs_run["rs"] == 20 and epochs_run["moasha"] < 5 * 20  # some trials stopped before epoch 5
+    assert results.query("method == 'moasha'")["time"].max() < results.query("method == 'rs'")["time"].max() * 5

@@ -72,6 +72,8 @@ class Benchmark:
         self._index: TableIndex | None = None
         self._surrogate: Any = None
         self._live: Any = None
+        self._encoded: np.ndarray | None = None
+        self._table_configs: list[dict[str, Any]] = []
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
         if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
@@ -130,6 +132,11 @@ class Benchmark:
             entry["reference_point"] = 2.0  # after quantile normalisation to [0, 1] (paper Section 4.1)
             out[name] = entry
         return out
+
+    @property
+    def covers_space(self) -> bool:
+        """Whether every configuration of the space can be answered (a surrogate is loaded)."""
+        return self._surrogate is not None
 
     @property
     def seeds(self) -> list[int]:
@@ -226,6 +233,16 @@ class Benchmark:
         if self._index is None:
             raise FileNotFoundError(self._nothing_found())
         return [dict(c) for c in self._index.configs()]
+
+    def nearest_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The table configuration closest to ``config`` in ``encode()`` space (Euclidean)."""
+        if self._index is None:
+            raise FileNotFoundError(self._nothing_found())
+        if self._encoded is None:
+            self._table_configs = self.configs()
+            self._encoded = np.stack([self.space.encode(c) for c in self._table_configs])
+        distances = np.linalg.norm(self._encoded - self.space.encode(config), axis=1)
+        return dict(self._table_configs[int(np.argmin(distances))])
 
     def sample(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
         """``n`` configurations: drawn from the table's configurations when the backend answers from the table

@@ -30,7 +30,7 @@ FIDELITY = "epoch"
 
 def supernetwork_cost(bench: Benchmark) -> float:
     """Seconds the weight-sharing super-network took to fine-tune (0 for standalone)."""
-    if bench.scheme != "weight_sharing":
+    if bench.scheme != "weight_sharing" or not bench.seeds:
         return 0.0
     column = bench.table()["supernetwork_train_time"].dropna()
     return float(column.iloc[0]) if len(column) else 0.0
@@ -47,8 +47,6 @@ class BenchmarkBlackbox(Blackbox):
         self._fidelities = np.array(bench.fidelities)
         fidelity_space = {FIDELITY: randint(int(self._fidelities.min()), int(self._fidelities.max()))}
         super().__init__(bench.space.syne_tune_space(), fidelity_space, [*self.objectives, ELAPSED_TIME])
-        self._table_configs: list[dict] | None = None
-        self._table_codes: np.ndarray | None = None
 
     @property
     def fidelity_values(self) -> np.ndarray:
@@ -58,14 +56,6 @@ class BenchmarkBlackbox(Blackbox):
     def num_seeds(self) -> int:
         return max(1, len(self.bench.seeds))
 
-    def _nearest(self, config: dict[str, Any]) -> dict[str, Any]:
-        space = self.bench.space
-        if self._table_configs is None:
-            self._table_configs = self.bench.configs()
-            self._table_codes = np.stack([space.encode(c) for c in self._table_configs])
-        distances = np.linalg.norm(self._table_codes - space.encode(config), axis=1)
-        return self._table_configs[int(np.argmin(distances))]
-
     def _query(self, config: dict[str, Any], epoch: int, seed: int | None) -> list[float]:
         try:
             result = self.bench.query(config, epoch=epoch, seed=seed if seed is not None and self.bench.seeds
@@ -73,7 +63,7 @@ class BenchmarkBlackbox(Blackbox):
         except ConfigNotInTableError:
             if not self.nearest:
                 raise
-            result = self.bench.query(self._nearest(config), epoch=epoch)
+            result = self.bench.query(self.bench.nearest_config(config), epoch=epoch)
         return [float(result[name]) for name in self.objectives] + [float(result["runtime"])]
 
     def _objective_function(self, configuration: dict[str, Any], fidelity: dict | None = None,

@@ -1,0 +1,111 @@
+"""Simulated optimizer runs on a Benchmark and their comparison by the paper's protocol.
+
+A run drives one method's Syne Tune scheduler in an ask/tell loop with one worker: every evaluation is
+answered by the benchmark and advances the simulated clock by its cost (the ``runtime`` objective; for
+weight sharing the clock starts at the super-network's training time). Multi-fidelity methods (MO-ASHA)
+see one result per epoch and may stop a trial early, paying only the epochs it ran. Where the benchmark
+has no surrogate, a proposed configuration is answered by the table's nearest one (recorded in ``config``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .benchmark import Benchmark
+from .protocol import BEST_HYPERVOLUME, QuantileNormaliser, hypervolume_trajectory
+
+METHODS = ("rs", "ls", "morea", "nsga2", "moasha")
+FIDELITY = "epoch"
+
+
+def _scheduler(method: str, bench: Benchmark, metrics: list[str], seed: int) -> Any:
+    from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
+
+    from .integrations.searchers import NSGA2, LocalSearch
+
+    space = bench.space.syne_tune_space()
+    if method == "moasha":
+        from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+
+        if len(bench.fidelities) < 2:
+            raise ValueError(f"moasha needs several fidelities (epochs); {bench!r} has {bench.fidelities}: "
+                             "use the standalone scheme")
+        return MOASHA(space, metrics, do_minimize=True, time_attr=FIDELITY, max_t=max(bench.fidelities),
+                      grace_period=min(bench.fidelities), reduction_factor=3, random_seed=seed)
+    searcher = {"rs": "random_search", "morea": "regularized_evolution",
+                "ls": LocalSearch(space, random_seed=seed), "nsga2": NSGA2(space, random_seed=seed)}[method]
+    return SingleFidelityScheduler(space, metrics=metrics, do_minimize=True, searcher=searcher, random_seed=seed)
+
+
+def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 100,
+               objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:
+    """One simulated run: one row per result (``trial``, ``epoch``, simulated ``time`` in seconds, objectives)."""
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.optimizer.scheduler import SchedulerDecision
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    metrics = list(objectives)
+    np.random.seed(seed)  # MO-ASHA samples from numpy's global generator
+    scheduler = _scheduler(method, bench, metrics, seed)
+    fields = list(bench.space.syne_tune_space())
+    clock = _start_time(bench)
+    rows = []
+    epochs = bench.fidelities if method == "moasha" else [None]
+    for trial_id in range(max_evaluations):
+        suggestion = scheduler.suggest()
+        if suggestion is None:
+            break
+        trial = Trial(trial_id=trial_id, config=suggestion.config, creation_time=datetime.datetime.now())
+        if hasattr(scheduler, "on_trial_add"):
+            scheduler.on_trial_add(trial)
+        config = {k: suggestion.config[k] for k in fields}
+        if not bench.covers_space:  # table only: answer with the table's nearest configuration
+            config = bench.nearest_config(config)
+        spent = 0.0
+        for epoch in epochs:
+            result = bench.query(config, epoch=epoch)
+            clock += result["runtime"] - spent  # runtime is cumulative over epochs
+            spent = result["runtime"]
+            record = {m: result[m] for m in metrics}
+            record[FIDELITY] = result["epoch"]
+            rows.append({"method": method, "seed": seed, "trial": trial_id, "time": clock, **record,
+                         "config": config})
+            if epoch is None:
+                scheduler.on_trial_complete(trial, record)
+            elif scheduler.on_trial_result(trial, record) == SchedulerDecision.STOP or epoch == epochs[-1]:
+                scheduler.on_trial_complete(trial, record)
+                break
+    return pd.DataFrame(rows)
+
+
+def _start_time(bench: Benchmark) -> float:
+    from .integrations.syne_tune import supernetwork_cost
+
+    return supernetwork_cost(bench)
+
+
+def simulate(bench: Benchmark, methods: Sequence[str], seeds: Sequence[int], max_evaluations: int = 100,
+             objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:
+    """Every (method, seed) run, concatenated."""
+    return pd.concat([run_method(bench, m, s, max_evaluations, objectives) for m in methods for s in seeds],
+                     ignore_index=True)
+
+
+def add_regret(results: pd.DataFrame, objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:
+    """``results`` with ``hypervolume`` and ``regret`` (4 - hypervolume) after each result of each run, the
+    objectives quantile-normalised over every value observed by every method and seed."""
+    normaliser = QuantileNormaliser().fit(results[list(objectives)].to_numpy())
+    out = results.copy()
+    out["hypervolume"] = np.nan
+    for _, index in results.groupby(["method", "seed"]).groups.items():
+        ordered = results.loc[index].sort_values(["time", "trial"]).index
+        normalised = normaliser.transform(results.loc[ordered, list(objectives)].to_numpy())
+        out.loc[ordered, "hypervolume"] = hypervolume_trajectory(normalised)
+    out["regret"] = BEST_HYPERVOLUME - out["hypervolume"]
+    return out
