@@ -19,7 +19,7 @@ import pandas as pd
 from .benchmark import Benchmark
 from .protocol import BEST_HYPERVOLUME, QuantileNormaliser, hypervolume_trajectory
 
-METHODS = ("rs", "ls", "morea", "nsga2", "moasha")
+METHODS = ("rs", "ls", "morea", "nsga2", "ehvi", "moasha")
 FIDELITY = "epoch"
 
 
@@ -37,8 +37,13 @@ def _scheduler(method: str, bench: Benchmark, metrics: list[str], seed: int) -> 
                              "use the standalone scheme")
         return MOASHA(space, metrics, do_minimize=True, time_attr=FIDELITY, max_t=max(bench.fidelities),
                       grace_period=min(bench.fidelities), reduction_factor=3, random_seed=seed)
-    searcher = {"rs": "random_search", "morea": "regularized_evolution",
-                "ls": LocalSearch(space, random_seed=seed), "nsga2": NSGA2(space, random_seed=seed)}[method]
+    if method == "ehvi":
+        from .integrations.ehvi import EHVI
+
+        searcher = EHVI(space, bench.space.encode, random_seed=seed)
+    else:
+        searcher = {"rs": "random_search", "morea": "regularized_evolution",
+                    "ls": LocalSearch(space, random_seed=seed), "nsga2": NSGA2(space, random_seed=seed)}[method]
     return SingleFidelityScheduler(space, metrics=metrics, do_minimize=True, searcher=searcher, random_seed=seed)
 
 

@@ -128,3 +128,14 @@ def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):
     epochs_run = results.groupby("method")["epoch"].size()
     assert epochs_run["rs"] == 20 and epochs_run["moasha"] < 5 * 20  # some trials stopped before epoch 5
     assert results.query("method == 'moasha'")["time"].max() < results.query("method == 'rs'")["time"].max() * 5
+
+
+def test_ehvi_runs(tables):
+    pytest.importorskip("botorch")
+    from plm_nasbench.simulation import add_regret, run_method
+
+    root, surrogates, *_ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    results = run_method(bench, "ehvi", seed=0, max_evaluations=14)
+    assert len(results) == 14 and results["valid_error"].notna().all()
+    assert add_regret(results)["regret"].iloc[-1] < 4
