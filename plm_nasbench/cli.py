@@ -88,6 +88,47 @@ def _pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from . import Benchmark
+    from .plots import plot_fronts, plot_ranks, plot_regret
+    from .protocol import average_ranks
+    from .simulation import METHODS, add_regret, simulate
+
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    objectives = tuple(args.objectives.split(","))
+    if len(objectives) != 2:
+        raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
+    start = time.perf_counter()
+    bench = Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, strategy=args.strategy)
+    results = simulate(bench, methods, range(args.seeds), args.evaluations, objectives)
+    scored = add_regret(results, objectives)
+    final = scored.sort_values("time").groupby(["method", "seed"]).last().reset_index()
+    ranks = average_ranks({args.task: {m: final.loc[final["method"] == m, "regret"].tolist() for m in methods}})
+    table = final.groupby("method").agg(final_regret_median=("regret", "median"), final_regret_mean=("regret", "mean"),
+                                        hypervolume_mean=("hypervolume", "mean"), simulated_hours=("time", "median"))
+    table["simulated_hours"] /= 3600
+    table["average_rank"] = [ranks[m][0] for m in table.index]
+    table = table.sort_values("average_rank").reset_index()
+    print(f"{bench!r}: {len(methods)} methods x {args.seeds} seeds x {args.evaluations} evaluations, "
+          f"objectives {', '.join(objectives)}")
+    print(_format(table))
+    out = Path(args.out)
+    title = f"{args.task}, {args.space}, {args.scheme}" + (f" ({args.strategy})" if args.scheme == "weight_sharing" else "")
+    paths = [plot_regret(scored, out / f"regret-{args.task}.png", title),
+             plot_fronts(results, objectives, out / f"fronts-{args.task}.png", title),
+             plot_ranks(ranks, out / f"ranks-{args.task}.png", title)]
+    out.mkdir(parents=True, exist_ok=True)
+    scored.drop(columns="config").assign(config=results["config"].map(json.dumps)).to_csv(out / f"runs-{args.task}.csv", index=False)
+    print(f"wrote {', '.join(str(p) for p in paths)} and {out / f'runs-{args.task}.csv'} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plm-nasbench``."""
     parser = argparse.ArgumentParser(
@@ -120,6 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--objectives", default="valid_error,params_fraction",
                              help="comma-separated objectives (default: %(default)s)")
             cmd.set_defaults(handler=_pareto)
+    sim = commands.add_parser("simulate", help="compare optimizers in simulated time on the tables",
+                              description="compare optimizers in simulated time on the tables")
+    sim.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
+    sim.add_argument("--methods", default="rs,ls,morea,ehvi", help="comma-separated: rs, ls, morea, nsga2, ehvi, "
+                                                                   "moasha (moasha needs --scheme standalone)")
+    sim.add_argument("--seeds", type=int, default=10)
+    sim.add_argument("--evaluations", type=int, default=100)
+    sim.add_argument("--objectives", default="valid_error,params_fraction")
+    sim.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS))
+    sim.add_argument("--space", default="small", choices=list(SEARCH_SPACES))
+    sim.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"])
+    sim.add_argument("--strategy", default="full")
+    sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV")
+    sim.set_defaults(handler=_simulate)
     return parser
 
 

@@ -139,3 +139,20 @@ def test_ehvi_runs(tables):
     results = run_method(bench, "ehvi", seed=0, max_evaluations=14)
     assert len(results) == 14 and results["valid_error"].notna().all()
     assert add_regret(results)["regret"].iloc[-1] < 4
+
+
+def test_simulate_command(tables, tmp_path, monkeypatch, capsys):
+    from plm_nasbench.cli import main
+
+    root, surrogates, *_ = tables
+    monkeypatch.setenv("PLM_NASBENCH_DATA", str(root))
+    monkeypatch.setenv("PLM_NASBENCH_SURROGATES", str(surrogates))
+    assert main(["simulate", "--task", "rte", "--methods", "rs,ls,morea,nsga2", "--seeds", "2", "--evaluations", "15",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "average_rank" in out and "morea" in out
+    assert {p.name for p in tmp_path.iterdir()} == {"regret-rte.png", "fronts-rte.png", "ranks-rte.png", "runs-rte.csv"}
+    assert main(["simulate", "--task", "rte", "--methods", "rs,moasha", "--seeds", "1", "--evaluations", "6",
+                 "--scheme", "standalone", "--out", str(tmp_path / "sa")]) == 0
+    assert main(["simulate", "--task", "rte", "--methods", "rs,gp", "--out", str(tmp_path)]) == 2
+    assert "unknown method(s) ['gp']" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""Plots of simulated optimizer comparisons (PNG, matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import write_atomic
+from .protocol import non_dominated
+
+
+def _figure() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    write_atomic(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    return path
+
+
+def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
+    """Median regret over simulated time per method, with the interquartile band over seeds."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    grid = np.geomspace(max(scored["time"].min(), 1e-3), scored["time"].max(), 200)
+    for method, runs in scored.groupby("method"):
+        curves = []
+        for _, run in runs.groupby("seed"):
+            run = run.sort_values("time")
+            position = np.searchsorted(run["time"].to_numpy(), grid, side="right") - 1
+            curve = np.where(position >= 0, run["regret"].to_numpy()[np.maximum(position, 0)], np.nan)
+            curves.append(curve)
+        curves = np.array(curves)
+        median = np.nanmedian(curves, axis=0)
+        ax.plot(grid, median, label=method)
+        ax.fill_between(grid, np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("regret (4 - hypervolume)")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig_path = _save(fig, path)
+    plt.close(fig)
+    return fig_path
+
+
+def plot_fronts(results: pd.DataFrame, objectives: tuple[str, str], path: Path, title: str) -> Path:
+    """Each method's Pareto front of everything it observed over all seeds."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for method, runs in results.groupby("method"):
+        front = non_dominated(runs[list(objectives)].to_numpy())
+        ax.step(front[:, 0], front[:, 1], where="post", marker=".", label=method)
+    ax.set_xlabel(objectives[0])
+    ax.set_ylabel(objectives[1])
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig_path = _save(fig, path)
+    plt.close(fig)
+    return fig_path
+
+
+def plot_ranks(ranks: dict[str, tuple[float, float]], path: Path, title: str) -> Path:
+    """Average rank (bootstrap mean and standard deviation) per method."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    methods = sorted(ranks, key=lambda m: ranks[m][0])
+    ax.bar(methods, [ranks[m][0] for m in methods], yerr=[ranks[m][1] for m in methods], capsize=4)
+    ax.set_ylabel("average rank (lower is better)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    fig_path = _save(fig, path)
+    plt.close(fig)
+    return fig_path
