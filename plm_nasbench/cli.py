@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -106,7 +107,7 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
     start = time.perf_counter()
     bench = Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, strategy=args.strategy)
-    results = simulate(bench, methods, range(args.seeds), args.evaluations, objectives)
+    results = simulate(bench, methods, range(args.seeds), args.evaluations, objectives, workers=args.workers)
     scored = add_regret(results, objectives)
     final = scored.sort_values("time").groupby(["method", "seed"]).last().reset_index()
     ranks = average_ranks({args.task: {m: final.loc[final["method"] == m, "regret"].tolist() for m in methods}})
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"])
     sim.add_argument("--strategy", default="full")
     sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV")
+    sim.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                     help="processes running (method, seed) pairs in parallel (default: all cores)")
     sim.set_defaults(handler=_simulate)
     return parser
 

@@ -95,11 +95,40 @@ def _start_time(bench: Benchmark) -> float:
     return supernetwork_cost(bench)
 
 
+_WORKER_BENCH: Benchmark | None = None
+
+
+def _init_worker(init_args: dict[str, Any]) -> None:
+    global _WORKER_BENCH
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER_BENCH = Benchmark(**init_args)
+
+
+def _run_in_worker(args: tuple) -> pd.DataFrame:
+    return run_method(_WORKER_BENCH, *args)
+
+
 def simulate(bench: Benchmark, methods: Sequence[str], seeds: Sequence[int], max_evaluations: int = 100,
-             objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:
-    """Every (method, seed) run, concatenated."""
-    return pd.concat([run_method(bench, m, s, max_evaluations, objectives) for m in methods for s in seeds],
-                     ignore_index=True)
+             objectives: Sequence[str] = ("valid_error", "params_fraction"), workers: int = 1) -> pd.DataFrame:
+    """Every (method, seed) run, concatenated in (method, seed) order; ``workers > 1`` runs them in that many
+    processes (each rebuilds the benchmark from ``bench.init_args``)."""
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    jobs = [(m, s, max_evaluations, tuple(objectives)) for m in methods for s in seeds]
+    if workers <= 1 or len(jobs) == 1:
+        frames = [run_method(bench, *job) for job in jobs]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(bench.init_args,)) as pool:
+            frames = list(pool.map(_run_in_worker, jobs))
+    return pd.concat(frames, ignore_index=True)
 
 
 def add_regret(results: pd.DataFrame, objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:

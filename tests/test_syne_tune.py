@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from plm_nasbench import Benchmark
@@ -156,3 +157,13 @@ def test_simulate_command(tables, tmp_path, monkeypatch, capsys):
                  "--scheme", "standalone", "--out", str(tmp_path / "sa")]) == 0
     assert main(["simulate", "--task", "rte", "--methods", "rs,gp", "--out", str(tmp_path)]) == 2
     assert "unknown method(s) ['gp']" in capsys.readouterr().err
+
+
+def test_parallel_simulation_gives_the_same_runs(tables):
+    from plm_nasbench.simulation import simulate
+
+    root, surrogates, *_ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    serial = simulate(bench, ["rs", "nsga2"], seeds=[0, 1], max_evaluations=12)
+    parallel = simulate(bench, ["rs", "nsga2"], seeds=[0, 1], max_evaluations=12, workers=2)
+    pd.testing.assert_frame_equal(serial.drop(columns="config"), parallel.drop(columns="config"))

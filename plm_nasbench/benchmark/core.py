@@ -64,6 +64,10 @@ class Benchmark:
         if scheme == "weight_sharing":
             _check("strategy", strategy, STRATEGIES)
         self.task, self.model, self.scheme, self.backend = task, model, scheme, backend
+        #: The arguments that rebuild this benchmark (e.g. in worker processes).
+        self.init_args = {"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
+                          "backend": backend, "data": data, "surrogates": surrogates, "data_dir": data_dir,
+                          "device": device}
         self.strategy = strategy if scheme == "weight_sharing" else "none"
         self.space: SearchSpace = get_search_space(space, model, task=task)
         self._data_root = Path(data) if data is not None else default_data_dir()

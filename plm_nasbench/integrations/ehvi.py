@@ -1,8 +1,9 @@
 """Expected hypervolume improvement (EHVI) as a Syne Tune searcher, on BoTorch (the ``ehvi`` extra).
 
-After ``num_initial`` random configurations, each suggestion fits one Gaussian process per objective
+After ``num_initial`` random configurations, each suggestion builds one Gaussian process per objective
 (standardised, on the space's ``encode()`` vectors, in double precision) and returns the best of
-``num_candidates`` random configurations under the analytic EHVI. The reference point sits 10% of each
+``num_candidates`` random configurations under the analytic EHVI. Hyperparameters are fitted by
+maximum marginal likelihood every ``refit_every`` new observations and reused in between. The reference point sits 10% of each
 objective's observed range beyond its worst observed value. (Syne Tune 0.16's own EHVI fails with
 BoTorch 0.18 on a float/double mismatch and does not normalise outcomes.)
 """
@@ -22,9 +23,12 @@ class EHVI(_MultiObjectiveSearcher):
 
     def __init__(self, config_space: dict[str, Any], encode: Callable[[dict[str, Any]], np.ndarray],
                  points_to_evaluate: list[dict] | None = None, random_seed: int | None = None,
-                 num_initial: int = 10, num_candidates: int = 500) -> None:
+                 num_initial: int = 10, num_candidates: int = 500, refit_every: int = 10) -> None:
         super().__init__(config_space, points_to_evaluate, random_seed)
         self.encode, self.num_initial, self.num_candidates = encode, num_initial, num_candidates
+        self.refit_every = refit_every
+        self._hyperparameters: list[dict] | None = None
+        self._fitted_at = 0
 
     def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
         initial = self._next_points_to_evaluate()
@@ -46,10 +50,17 @@ class EHVI(_MultiObjectiveSearcher):
         y = np.stack([m for _, m in self.observed])
         y = -(y - y.mean(axis=0)) / np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)  # maximise, standardised
         y = torch.tensor(y, dtype=torch.float64)
-        models = [SingleTaskGP(x, y[:, [j]]) for j in range(y.shape[1])]
+        models = [SingleTaskGP(x, y[:, [j]], outcome_transform=None) for j in range(y.shape[1])]
         model = ModelListGP(*models)
-        torch.manual_seed(self.rng.randint(2**31 - 1))
-        fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
+        if self._hyperparameters is None or len(self.observed) - self._fitted_at >= self.refit_every:
+            torch.manual_seed(self.rng.randint(2**31 - 1))
+            fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
+            self._hyperparameters = [m.state_dict() for m in models]
+            self._fitted_at = len(self.observed)
+        else:  # between refits, the last fitted hyperparameters with the new data
+            for m, state in zip(models, self._hyperparameters):
+                m.load_state_dict(state, strict=False)
+        model.eval()
         span = y.max(dim=0).values - y.min(dim=0).values
         reference = y.min(dim=0).values - 0.1 * torch.where(span > 0, span, torch.ones_like(span))
         partitioning = FastNondominatedPartitioning(ref_point=reference, Y=y)
