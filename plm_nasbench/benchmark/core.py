@@ -101,7 +101,8 @@ class Benchmark:
                 raise FileNotFoundError(self._nothing_found())
             return None
         frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True)
-        frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first")
+        frame = frame[(frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)]
+        frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
         return TableIndex(frame, self.space)
 
     def _load_surrogate(self, required: bool) -> Any:

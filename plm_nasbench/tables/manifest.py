@@ -65,11 +65,16 @@ class Manifest:
                                 "provenance": {k: v for k, v in provenance.items() if k not in keys}}
 
     def find(self, **keys: Any) -> list[str]:
-        """Relative paths of the tables whose key fields equal ``keys`` (e.g. ``task="rte", scheme="standalone"``)."""
+        """Relative paths of the tables whose key fields equal ``keys`` (e.g. ``task="rte", scheme="standalone"``);
+        a table holding several values of a key (e.g. the strategy ablation) matches each of them."""
         unknown = set(keys) - set(KEY_FIELDS)
         if unknown:
             raise ValueError(f"unknown manifest key(s) {sorted(unknown)}; known: {', '.join(KEY_FIELDS)}")
-        return sorted(p for p, entry in self.tables.items() if all(entry.get(k) == v for k, v in keys.items()))
+        def matches(entry: dict[str, Any], key: str, value: Any) -> bool:
+            held = entry.get(key)
+            return held == value or (isinstance(held, list) and value in held)
+
+        return sorted(p for p, entry in self.tables.items() if all(matches(entry, k, v) for k, v in keys.items()))
 
     def read(self, relpath: str) -> pd.DataFrame:
         """Table ``relpath``, its checksum verified against the manifest."""
