@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -16,8 +17,11 @@ from . import __version__
 _LIBRARIES = ("torch", "transformers", "numpy", "pandas")
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """The commit of the source checkout this package runs from (with ``+dirty`` if modified), or None."""
+    """The commit of the source checkout this package runs from (with ``+dirty`` if modified), or None.
+
+    Read once per process, so it names the code this process loaded even if the checkout moves on."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None
