@@ -45,7 +45,7 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
     return Path(root) / model / scheme / strategy / task
 
 
-def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h384", n_members: int = 5
+def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h384", n_members: int = 3
           ) -> dict[str, Any]:
     """Fit, score and save the surrogate of every task that has a grid table; returns the report."""
     manifest = Manifest.load(data_root)
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--out", default=str(surrogates_dir()))
     parser.add_argument("--model", default="minilm-l6-h384")
-    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--members", type=int, default=3)
     args = parser.parse_args(argv)
     report = build(args.data, args.out, args.model, args.members)
     print(report_markdown(report))

@@ -1,12 +1,13 @@
 """An ensemble regressor with an uncertainty: XGBoost members by default, scikit-learn ones pluggable.
 
 Each member is fitted on a bootstrap resample with its own seed; the prediction is the members' mean
-and the uncertainty their standard deviation. XGBoost ensembles save to a folder of XGBoost JSON
-models plus ``ensemble.json`` and load without pickle.
+and the uncertainty their standard deviation. XGBoost ensembles save to a folder of gzip-compressed
+XGBoost UBJSON models (XGBoost's own binary JSON format) plus ``ensemble.json``, and load without pickle.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,9 @@ import numpy as np
 
 from ..atomic import atomic_directory
 
-DEFAULT_PARAMS = {"n_estimators": 400, "max_depth": 6, "learning_rate": 0.05, "subsample": 0.9,
+#: 60 trees of depth 6 at learning rate 0.15: on the RTE hold-out as accurate as 400 trees at 0.05 (R^2 0.926
+#: against 0.933) and 8x faster to predict (benchmarks/query_speed.py).
+DEFAULT_PARAMS = {"n_estimators": 60, "max_depth": 6, "learning_rate": 0.15, "subsample": 0.9,
                   "min_child_weight": 1.0, "tree_method": "hist", "n_jobs": 2}
 
 
@@ -33,7 +36,7 @@ class EnsembleRegressor:
     ``member_factory(seed)`` builds one unfitted regressor with ``fit``/``predict`` (default: XGBoost).
     """
 
-    def __init__(self, n_members: int = 5, member_factory: Callable[[int], Any] | None = None,
+    def __init__(self, n_members: int = 3, member_factory: Callable[[int], Any] | None = None,
                  seed: int = 0, bootstrap: bool = True) -> None:
         if not isinstance(n_members, int) or n_members < 1:
             raise ValueError(f"n_members must be a positive integer, got {n_members!r}")
@@ -91,15 +94,16 @@ class EnsembleRegressor:
         return predictions.mean(axis=0), predictions.std(axis=0)
 
     def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
-        """Write the members as XGBoost JSON files plus ``ensemble.json`` (XGBoost members only)."""
+        """Write the members as gzip-compressed XGBoost UBJSON files plus ``ensemble.json`` (XGBoost members only)."""
         if not self.members or not all(hasattr(m, "get_booster") for m in self.members):
             raise TypeError("only fitted XGBoost ensembles can be saved (a stable, pickle-free format); "
                             "scikit-learn members are for experiments")
         record = {"n_members": self.n_members, "n_features": self.n_features, "seed": self.seed,
-                  "bootstrap": self.bootstrap, "format": "xgboost-json", **(metadata or {})}
+                  "bootstrap": self.bootstrap, "format": "xgboost-ubj-gzip", **(metadata or {})}
         with atomic_directory(folder) as staging:
             for k, member in enumerate(self.members):
-                member.get_booster().save_model(str(staging / f"member{k}.json"))
+                raw = member.get_booster().save_raw(raw_format="ubj")
+                (staging / f"member{k}.ubj.gz").write_bytes(gzip.compress(bytes(raw), mtime=0))
             (staging / "ensemble.json").write_text(json.dumps(record, indent=2, default=str))
 
     @classmethod
@@ -116,6 +120,6 @@ class EnsembleRegressor:
         ensemble.n_features = meta["n_features"]
         for k in range(meta["n_members"]):
             member = xgboost.XGBRegressor()
-            member.load_model(str(folder / f"member{k}.json"))
+            member.load_model(bytearray(gzip.decompress((folder / f"member{k}.ubj.gz").read_bytes())))
             ensemble.members.append(member)
         return ensemble, meta

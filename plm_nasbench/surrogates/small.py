@@ -52,7 +52,7 @@ class SmallSpaceSurrogate:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def fit(cls, space: SmallSpace, table: pd.DataFrame, objectives: tuple[str, ...] = LEARNED,
-            n_members: int = 5, seed: int = 0, member_factory: Any = None) -> SmallSpaceSurrogate:
+            n_members: int = 3, seed: int = 0, member_factory: Any = None) -> SmallSpaceSurrogate:
         """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table)."""
         if not isinstance(space, SmallSpace):
             raise TypeError(f"SmallSpaceSurrogate needs the small space, got {type(space).__name__}")
