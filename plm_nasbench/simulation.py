@@ -20,6 +20,7 @@ from .benchmark import Benchmark
 from .protocol import BEST_HYPERVOLUME, QuantileNormaliser, hypervolume_trajectory
 
 METHODS = ("rs", "ls", "morea", "nsga2", "ehvi", "moasha")
+MOREA_POPULATION, MOREA_SAMPLE = 20, 5
 FIDELITY = "epoch"
 
 
@@ -37,14 +38,18 @@ def _scheduler(method: str, bench: Benchmark, metrics: list[str], seed: int) -> 
                              "use the standalone scheme")
         return MOASHA(space, metrics, do_minimize=True, time_attr=FIDELITY, max_t=max(bench.fidelities),
                       grace_period=min(bench.fidelities), reduction_factor=3, random_seed=seed)
+    kwargs: dict[str, Any] = {}
     if method == "ehvi":
         from .integrations.ehvi import EHVI
 
         searcher = EHVI(space, bench.space.encode, random_seed=seed)
+    elif method == "morea":  # Syne Tune's default population of 100 would make a 100-evaluation run random search
+        searcher, kwargs = "regularized_evolution", {"population_size": MOREA_POPULATION, "sample_size": MOREA_SAMPLE}
     else:
-        searcher = {"rs": "random_search", "morea": "regularized_evolution",
-                    "ls": LocalSearch(space, random_seed=seed), "nsga2": NSGA2(space, random_seed=seed)}[method]
-    return SingleFidelityScheduler(space, metrics=metrics, do_minimize=True, searcher=searcher, random_seed=seed)
+        searcher = {"rs": "random_search", "ls": LocalSearch(space, random_seed=seed),
+                    "nsga2": NSGA2(space, random_seed=seed)}[method]
+    return SingleFidelityScheduler(space, metrics=metrics, do_minimize=True, searcher=searcher, random_seed=seed,
+                                   searcher_kwargs=kwargs or None)
 
 
 def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 100,

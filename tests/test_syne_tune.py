@@ -167,3 +167,16 @@ def test_parallel_simulation_gives_the_same_runs(tables):
     serial = simulate(bench, ["rs", "nsga2"], seeds=[0, 1], max_evaluations=12)
     parallel = simulate(bench, ["rs", "nsga2"], seeds=[0, 1], max_evaluations=12, workers=2)
     pd.testing.assert_frame_equal(serial.drop(columns="config"), parallel.drop(columns="config"))
+
+
+def test_morea_evolves_after_its_population_fills(tables):
+    from plm_nasbench.simulation import MOREA_POPULATION, run_method
+
+    root, surrogates, *_ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    rs, morea = (run_method(bench, m, seed=0, max_evaluations=MOREA_POPULATION + 10) for m in ("rs", "morea"))
+    configs = morea["config"].tolist()
+    # each child is a mutation of an earlier member: one field changed
+    assert all(min(sum(configs[i][k] != p[k] for k in p) for p in configs[:i]) <= 1
+               for i in range(MOREA_POPULATION, len(configs)))
+    assert rs["config"].tolist() != morea["config"].tolist()
