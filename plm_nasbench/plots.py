@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,12 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
             curve = np.where(position >= 0, run["regret"].to_numpy()[np.maximum(position, 0)], np.nan)
             curves.append(curve)
         curves = np.array(curves)
-        median = np.nanmedian(curves, axis=0)
+        with warnings.catch_warnings():  # before a run's first result its curve is NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(curves, axis=0)
+            low, high = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
         ax.plot(grid, median, label=method)
-        ax.fill_between(grid, np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0), alpha=0.2)
+        ax.fill_between(grid, low, high, alpha=0.2)
     ax.set_xscale("log")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("regret (4 - hypervolume)")

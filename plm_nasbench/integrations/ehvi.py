@@ -48,7 +48,8 @@ class EHVI(_MultiObjectiveSearcher):
 
         x = torch.tensor(np.stack([self.encode(c) for c, _ in self.observed]), dtype=torch.float64)
         y = np.stack([m for _, m in self.observed])
-        y = -(y - y.mean(axis=0)) / np.where(y.std(axis=0) > 0, y.std(axis=0), 1.0)  # maximise, standardised
+        spread = y.std(axis=0, ddof=1)
+        y = -(y - y.mean(axis=0)) / np.where(spread > 0, spread, 1.0)  # maximise, standardised as BoTorch checks
         y = torch.tensor(y, dtype=torch.float64)
         models = [SingleTaskGP(x, y[:, [j]], outcome_transform=None) for j in range(y.shape[1])]
         model = ModelListGP(*models)
