@@ -20,7 +20,7 @@ from plm_nasbench.atomic import write_atomic
 START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->"
 GRID_STUDY = "ws-small-grid"
-UNPRUNED_STUDY = "standalone-unpruned"
+UNPRUNED_STUDIES = ("standalone-unpruned", "standalone-unpruned-fp32")
 
 
 def coverage_markdown(manifest: Manifest) -> str:
@@ -81,7 +81,7 @@ def unpruned_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
         reference = frame[frame["model"] == "bert-base-cased"].groupby("dataset")["test_error"].agg(["mean", "count"])
     lines = ["| task | metric | our test error (mean ± std) | seeds | dtype | paper BERT-base test error (seeds) |",
              "|---|---|---|---|---|---|"]
-    for relpath in sorted(manifest.find(study=UNPRUNED_STUDY)):
+    for relpath in sorted(p for study in UNPRUNED_STUDIES for p in manifest.find(study=study)):
         frame = manifest.read(relpath)
         last = frame[frame["epoch"] == frame["epoch"].max()]
         task = last["task"].iloc[0]
