@@ -22,10 +22,16 @@ def _figure() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, legend: bool = True) -> Path:
+    """Title, legend and grid, then write the figure to ``path`` atomically and close it."""
+    ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend()
+    ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     write_atomic(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
     return path
 
 
@@ -51,12 +57,7 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("regret (4 - hypervolume)")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig_path = _save(fig, path)
-    plt.close(fig)
-    return fig_path
+    return _finish(plt, fig, ax, path, title)
 
 
 def plot_fronts(results: pd.DataFrame, objectives: tuple[str, str], path: Path, title: str) -> Path:
@@ -68,12 +69,7 @@ def plot_fronts(results: pd.DataFrame, objectives: tuple[str, str], path: Path, 
         ax.step(front[:, 0], front[:, 1], where="post", marker=".", label=method)
     ax.set_xlabel(objectives[0])
     ax.set_ylabel(objectives[1])
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig_path = _save(fig, path)
-    plt.close(fig)
-    return fig_path
+    return _finish(plt, fig, ax, path, title)
 
 
 def plot_ranks(ranks: dict[str, tuple[float, float]], path: Path, title: str) -> Path:
@@ -83,8 +79,4 @@ def plot_ranks(ranks: dict[str, tuple[float, float]], path: Path, title: str) ->
     methods = sorted(ranks, key=lambda m: ranks[m][0])
     ax.bar(methods, [ranks[m][0] for m in methods], yerr=[ranks[m][1] for m in methods], capsize=4)
     ax.set_ylabel("average rank (lower is better)")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3, axis="y")
-    fig_path = _save(fig, path)
-    plt.close(fig)
-    return fig_path
+    return _finish(plt, fig, ax, path, title, legend=False)

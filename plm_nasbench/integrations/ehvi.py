@@ -24,21 +24,13 @@ class EHVI(_MultiObjectiveSearcher):
     def __init__(self, config_space: dict[str, Any], encode: Callable[[dict[str, Any]], np.ndarray],
                  points_to_evaluate: list[dict] | None = None, random_seed: int | None = None,
                  num_initial: int = 10, num_candidates: int = 500, refit_every: int = 10) -> None:
-        super().__init__(config_space, points_to_evaluate, random_seed)
-        self.encode, self.num_initial, self.num_candidates = encode, num_initial, num_candidates
+        super().__init__(config_space, points_to_evaluate, random_seed, num_initial)
+        self.encode, self.num_candidates = encode, num_candidates
         self.refit_every = refit_every
         self._hyperparameters: list[dict] | None = None
         self._fitted_at = 0
 
-    def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
-        initial = self._next_points_to_evaluate()
-        if initial is not None:
-            return initial
-        if len(self.observed) < self.num_initial:
-            return self._random()
-        return self._best_candidate()
-
-    def _best_candidate(self) -> dict[str, Any]:
+    def _propose(self) -> dict[str, Any]:
         import torch
         from botorch.acquisition.multi_objective import ExpectedHypervolumeImprovement
         from botorch.fit import fit_gpytorch_mll

@@ -51,12 +51,26 @@ def crowding_distance(values: np.ndarray) -> np.ndarray:
 
 
 class _MultiObjectiveSearcher(BaseSearcher):
+    """Shared parts: the given initial points, then ``num_initial`` random configurations, then ``_propose()``."""
+
     def __init__(self, config_space: dict[str, Any], points_to_evaluate: list[dict] | None = None,
-                 random_seed: int | None = None) -> None:
+                 random_seed: int | None = None, num_initial: int = 10) -> None:
         super().__init__(config_space, points_to_evaluate, random_seed)
         self.rng = np.random.RandomState(self.random_seed)
         self.fields = [k for k, v in config_space.items() if hasattr(v, "sample")]
         self.observed: list[tuple[dict[str, Any], np.ndarray]] = []
+        self.num_initial = num_initial
+
+    def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
+        initial = self._next_points_to_evaluate()
+        if initial is not None:
+            return initial
+        if len(self.observed) < self.num_initial:
+            return self._random()
+        return self._propose()
+
+    def _propose(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _random(self) -> dict[str, Any]:
         return {k: (v.sample(random_state=self.rng) if k in self.fields else v) for k, v in self.config_space.items()}
@@ -83,17 +97,7 @@ class _MultiObjectiveSearcher(BaseSearcher):
 class LocalSearch(_MultiObjectiveSearcher):
     """Multi-objective local search around the observed Pareto front (see the module docstring)."""
 
-    def __init__(self, config_space: dict[str, Any], points_to_evaluate: list[dict] | None = None,
-                 random_seed: int | None = None, num_initial: int = 10) -> None:
-        super().__init__(config_space, points_to_evaluate, random_seed)
-        self.num_initial = num_initial
-
-    def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
-        initial = self._next_points_to_evaluate()
-        if initial is not None:
-            return initial
-        if len(self.observed) < self.num_initial:
-            return self._random()
+    def _propose(self) -> dict[str, Any]:
         values = np.stack([m for _, m in self.observed])
         front = np.flatnonzero(front_ranks(values) == 0)
         parent = self.observed[front[self.rng.randint(len(front))]][0]
@@ -105,7 +109,7 @@ class NSGA2(_MultiObjectiveSearcher):
 
     def __init__(self, config_space: dict[str, Any], points_to_evaluate: list[dict] | None = None,
                  random_seed: int | None = None, population_size: int = 20) -> None:
-        super().__init__(config_space, points_to_evaluate, random_seed)
+        super().__init__(config_space, points_to_evaluate, random_seed, num_initial=population_size)
         self.population_size = population_size
         self.population: list[tuple[dict[str, Any], np.ndarray]] = []
         self.offspring: list[tuple[dict[str, Any], np.ndarray]] = []
@@ -128,12 +132,7 @@ class NSGA2(_MultiObjectiveSearcher):
         better = a if (ranks[a], -crowd[a]) <= (ranks[b], -crowd[b]) else b
         return self.population[better][0]
 
-    def suggest(self, **kwargs: Any) -> dict[str, Any] | None:
-        initial = self._next_points_to_evaluate()
-        if initial is not None:
-            return initial
-        if len(self.population) < self.population_size:
-            return self._random()
+    def _propose(self) -> dict[str, Any]:
         first, second = self._tournament(), self._tournament()
         child = {k: (first[k] if self.rng.rand() < 0.5 else second[k]) for k in self.config_space}
         return self._mutate(child, probability=1.0 / len(self.fields))
