@@ -183,6 +183,7 @@ class Benchmark:
         codes = self._index.codes(configs)
         values, found = self._index.lookup_many(codes, epoch, seed)
         frame = pd.DataFrame(values, columns=list(OBJECTIVES))
+        frame["num_params"] = frame["num_params"].astype("Int64")
         frame["source"] = np.where(found, "table", "")
         if not found.all():
             missing = np.flatnonzero(~found)
@@ -269,6 +270,7 @@ class Benchmark:
         codes = self._index.codes(configs)
         values, found = self._index.lookup_many(codes, epoch)
         frame = pd.DataFrame(values, columns=list(OBJECTIVES))
+        frame["num_params"] = frame["num_params"].astype("Int64")
         frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
         frame = frame[found].reset_index(drop=True)
         subset = frame[list(objectives)].to_numpy()
