@@ -41,15 +41,34 @@ class QuantileNormaliser:
         return out
 
 
+def front_ranks(values: np.ndarray) -> np.ndarray:
+    """Non-dominated sorting: 0 for the Pareto front, 1 for the front without it, and so on (minimisation)."""
+    values = np.asarray(values, dtype=np.float64)
+    ranks = np.full(len(values), -1)
+    remaining = np.arange(len(values))
+    rank = 0
+    while len(remaining):
+        sub = values[remaining]
+        dominated = np.array([np.any(np.all(sub <= v, axis=1) & np.any(sub < v, axis=1)) for v in sub])
+        ranks[remaining[~dominated]] = rank
+        remaining = remaining[dominated]
+        rank += 1
+    return ranks
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives, minimised); of rows with equal
+    values only the first is marked."""
+    values = np.asarray(values, dtype=np.float64)
+    first = np.zeros(len(values), dtype=bool)
+    first[np.unique(values, axis=0, return_index=True)[1]] = True
+    return (front_ranks(values) == 0) & first
+
+
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """The non-dominated points (minimisation), duplicates removed, sorted by the first objective."""
     points = np.unique(np.asarray(points, dtype=np.float64), axis=0)
-    keep = np.ones(len(points), dtype=bool)
-    for i, p in enumerate(points):
-        if keep[i]:
-            dominated = np.all(points >= p, axis=1) & np.any(points > p, axis=1)
-            keep &= ~dominated
-    return points[keep]
+    return points[front_ranks(points) == 0]
 
 
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> float:

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from plm_nasbench import Benchmark
-from plm_nasbench.benchmark import ConfigNotInTableError, pareto_mask
+from plm_nasbench.benchmark import ConfigNotInTableError
+from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.surrogates import SmallSpaceSurrogate
 from plm_nasbench.tables import ChecksumError
 

@@ -65,7 +65,8 @@ def test_short_simulations_finish_within_budget(method, tables, tmp_path, monkey
     from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
     from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
 
-    from plm_nasbench.integrations.searchers import NSGA2, LocalSearch, front_ranks
+    from plm_nasbench.integrations.searchers import NSGA2, LocalSearch
+    from plm_nasbench.protocol import front_ranks
 
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
     root, surrogates, *_ = tables
@@ -93,7 +94,8 @@ def test_short_simulations_finish_within_budget(method, tables, tmp_path, monkey
 
 
 def test_front_ranks_and_crowding_by_hand():
-    from plm_nasbench.integrations.searchers import crowding_distance, front_ranks
+    from plm_nasbench.integrations.searchers import crowding_distance
+    from plm_nasbench.protocol import front_ranks
 
     values = np.array([[1, 4], [2, 2], [4, 1], [3, 3], [5, 5]])
     assert front_ranks(values).tolist() == [0, 0, 0, 1, 2]

@@ -15,6 +15,7 @@ from ..architecture import MODELS, TASK_HEADS
 from ..objectives import OBJECTIVES, Objective
 from ..paths import data_dir as default_data_dir
 from ..paths import surrogates_dir
+from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
 from ..tables import SCHEMES, Manifest
 from .table import ConfigNotInTableError, TableIndex
@@ -26,20 +27,6 @@ STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
-
-
-def pareto_mask(values: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives, all minimised)."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.lexsort(values.T[::-1])
-    keep = np.zeros(len(values), dtype=bool)
-    front: list[np.ndarray] = []
-    for i in order:
-        row = values[i]
-        if not any(np.all(f <= row) and np.any(f < row) for f in front) and not any(np.all(f == row) for f in front):
-            keep[i] = True
-            front.append(row)
-    return keep
 
 
 class Benchmark:

@@ -17,21 +17,7 @@ from typing import Any
 import numpy as np
 from syne_tune.optimizer.schedulers.searchers.searcher import BaseSearcher
 
-
-def front_ranks(values: np.ndarray) -> np.ndarray:
-    """Non-dominated sorting: 0 for the Pareto front, 1 for the front without it, and so on (minimisation)."""
-    values = np.asarray(values, dtype=np.float64)
-    n = len(values)
-    ranks = np.full(n, -1)
-    remaining = np.arange(n)
-    rank = 0
-    while len(remaining):
-        sub = values[remaining]
-        dominated = np.array([np.any(np.all(sub <= v, axis=1) & np.any(sub < v, axis=1)) for v in sub])
-        ranks[remaining[~dominated]] = rank
-        remaining = remaining[dominated]
-        rank += 1
-    return ranks
+from ..protocol import front_ranks
 
 
 def crowding_distance(values: np.ndarray) -> np.ndarray:
