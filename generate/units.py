@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from plm_nasbench.provenance import cpu_model
@@ -107,13 +106,13 @@ def run_weight_sharing(plan: Plan, unit: WorkUnit, data_dir: str | None, device:
 
 def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> pd.DataFrame:
     """Fine-tune each of the unit's configurations on its own; one row per epoch."""
-    from plm_nasbench.evaluation.flops import mean_flops
+    from plm_nasbench.evaluation.flops import mean_flops, sequence_lengths
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.training import finetune_standalone
 
     data, encoded = _cached(("data", unit.task, data_dir), lambda: _task_data(plan, unit.task, data_dir))
     space = get_search_space(unit.space, plan.model, task=unit.task)
-    lengths = np.array([len(s) for seqs in encoded.test.sequences for s in seqs])
+    lengths = sequence_lengths(encoded.test)
     parts = []
     for config in unit.config_dicts():
         curve = finetune_standalone(plan.model, data.spec, encoded, space, config, _settings(plan, unit),
@@ -136,7 +135,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
     """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head)."""
     import torch
 
-    from plm_nasbench.evaluation.latency import measure_latency
+    from plm_nasbench.evaluation.latency import latency_columns
     from plm_nasbench.models import architecture_of, extract_subnetwork, load_model
     from plm_nasbench.spaces import get_search_space
 
@@ -147,10 +146,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
         sub = extract_subnetwork(model, space, config, share_weights=True)
         row = {"search_space": unit.space, "config_id": space.config_id(config), "latency_device": device,
                "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads()}
-        for b in plan.latency_batch_sizes:
-            stats = measure_latency(sub, plan.max_length, b, plan.latency_repeats, dtype=unit.dtype)
-            row.update({f"latency_b{b}_median": stats["median"], f"latency_b{b}_iqr": stats["iqr"],
-                        f"memory_b{b}_peak_mb": stats["peak_memory_mb"]})
+        row.update(latency_columns(sub, plan.max_length, plan.latency_batch_sizes, plan.latency_repeats, unit.dtype))
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -72,7 +72,7 @@ class LiveEvaluator:
         return self._result(row, self.recipe["epochs"], seed)
 
     def _standalone(self, config: dict, epoch: int | None, seed: int, data: Any, encoded: Any) -> dict[str, Any]:
-        from ..evaluation.flops import mean_flops
+        from ..evaluation.flops import mean_flops, sequence_lengths
         from ..training import finetune_standalone
 
         epochs = self.recipe["epochs"]
@@ -84,7 +84,7 @@ class LiveEvaluator:
                                     device=self.device, show_progress=True)
         record = dict(curve[epoch - 1])
         heads, units = self.space.layer_sizes(config)
-        lengths = [len(s) for seqs in encoded.test.sequences for s in seqs]
+        lengths = sequence_lengths(encoded.test)
         record.update(num_params=self.space.num_parameters(config), params_fraction=self.space.params_fraction(config),
                       flops=mean_flops(self.space.architecture, heads, units, lengths, len(encoded.test)),
                       wall_seconds=time.perf_counter() - start)

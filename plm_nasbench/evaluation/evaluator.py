@@ -21,8 +21,8 @@ from ..provenance import cpu_model
 from ..spaces import SearchSpace, SmallSpace
 from ..tasks.batching import EncodedTask
 from ..tasks.specs import TaskSpec
-from .flops import mean_flops
-from .latency import measure_latency
+from .flops import mean_flops, sequence_lengths
+from .latency import latency_columns
 from .predict import predict, score
 from .shared_passes import small_space_logits
 
@@ -64,7 +64,7 @@ def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: S
     configs = [space.validate(c) for c in configs]
     arch = space.architecture
     device = str(next(model.parameters()).device)
-    seq_lengths = np.array([len(s) for seqs in data.test.sequences for s in seqs])
+    seq_lengths = sequence_lengths(data.test)
     start = time.perf_counter()
     logits = _split_logits(model, data, space, configs, batch_size, dtype, shared_passes, show_progress)
     elapsed = time.perf_counter() - start
@@ -77,11 +77,8 @@ def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: S
             row[f"{split}_metric"], row[f"{split}_error"] = score(spec, logits[split][i], getattr(data, split).labels)
         if latency_batch_sizes:
             sub = extract_subnetwork(model, space, config, share_weights=True)
-            for b in latency_batch_sizes:
-                stats = measure_latency(sub, data.max_length, b, latency_repeats, dtype=dtype,
-                                        num_choices=4 if data.multiple_choice else None)
-                row.update({f"latency_b{b}_median": stats["median"], f"latency_b{b}_iqr": stats["iqr"],
-                            f"memory_b{b}_peak_mb": stats["peak_memory_mb"]})
+            row.update(latency_columns(sub, data.max_length, latency_batch_sizes, latency_repeats, dtype,
+                                       num_choices=4 if data.multiple_choice else None))
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame["eval_time"] = elapsed * frame["flops"] / frame["flops"].sum() if configs else []

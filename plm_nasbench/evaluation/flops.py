@@ -13,6 +13,8 @@ Embedding lookups, softmax, LayerNorm, activations and bias additions are not co
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..architecture import Architecture
@@ -34,3 +36,8 @@ def mean_flops(arch: Architecture, heads: np.ndarray, units: np.ndarray, sequenc
                num_examples: int) -> float:
     """FLOPs per example: the sum over all sequences (several per multiple-choice example) / ``num_examples``."""
     return float(flops_per_sequence(arch, heads, units, np.asarray(sequence_lengths)).sum() / num_examples)
+
+
+def sequence_lengths(encoded: Any) -> np.ndarray:
+    """Token count of every sequence of an encoded split (several per multiple-choice example)."""
+    return np.array([len(s) for seqs in encoded.sequences for s in seqs])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -43,3 +44,14 @@ def measure_latency(model: Any, seq_len: int, batch_size: int, repeats: int = 10
                 times.append(time.perf_counter() - start)
     q1, median, q3 = np.percentile(times, [25, 50, 75])
     return {"median": float(median), "iqr": float(q3 - q1), "peak_memory_mb": (weights + peak["bytes"]) / 2**20}
+
+
+def latency_columns(model: Any, seq_len: int, batch_sizes: Sequence[int], repeats: int, dtype: str,
+                    num_choices: int | None = None) -> dict[str, float]:
+    """``latency_b{b}_median``, ``latency_b{b}_iqr`` and ``memory_b{b}_peak_mb`` for each batch size b."""
+    columns = {}
+    for b in batch_sizes:
+        stats = measure_latency(model, seq_len, b, repeats, dtype=dtype, num_choices=num_choices)
+        columns.update({f"latency_b{b}_median": stats["median"], f"latency_b{b}_iqr": stats["iqr"],
+                        f"memory_b{b}_peak_mb": stats["peak_memory_mb"]})
+    return columns
