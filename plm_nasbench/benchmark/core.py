@@ -189,22 +189,14 @@ class Benchmark:
         if seed is not None:
             raise ValueError("surrogates predict the mean over seeds: query with seed=None")
         if isinstance(configs, pd.DataFrame):
-            fields = configs[list(self.space.bounds)].to_numpy()
+            fields = self.space.validate_arrays({f: configs[f].to_numpy() for f in self.space.bounds if f in configs})
         else:
             fields = np.array([[self.space.validate(c)[f] for f in self.space.bounds] for c in configs], dtype=np.int64)
-        self._check_fields(fields)
         predicted = self._surrogate.predict(fields, epoch)
         frame = pd.DataFrame(predicted)
         frame["epoch"] = epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
         frame["seed"], frame["n_seeds"], frame["source"] = None, 0, "surrogate"
         return frame
-
-    def _check_fields(self, fields: np.ndarray) -> None:
-        for j, (name, (low, high)) in enumerate(self.space.bounds.items()):
-            bad = (fields[:, j] < low) | (fields[:, j] > high)
-            if bad.any():
-                raise ValueError(f"{self.space.name} config: field {name} must be an integer in [{low}, {high}], "
-                                 f"got {fields[bad, j][0]}")
 
     def _live_query(self, config: Mapping[str, Any], epoch: int | None, seed: int | None) -> dict[str, Any]:
         from .live import LiveEvaluator

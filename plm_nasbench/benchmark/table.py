@@ -39,7 +39,7 @@ class TableIndex:
             self.fields = list(space.bounds)
             lows = np.array([low for low, _ in space.bounds.values()], dtype=np.int64)
             sizes = np.array([high - low + 1 for low, high in space.bounds.values()], dtype=np.int64)
-            self._lows, self._highs = lows, lows + sizes - 1
+            self._lows = lows
             self._strides = np.cumprod(np.r_[1, sizes[::-1][:-1]])[::-1].astype(np.int64)
             configs = [json.loads(c) for c in self.frame["config"]]
             codes = self._codes_of_arrays({f: np.array([c[f] for c in configs]) for f in self.fields})
@@ -73,20 +73,8 @@ class TableIndex:
 
     # -- keys ------------------------------------------------------------------------------------
     def _codes_of_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
-        code = np.zeros(len(next(iter(arrays.values()))), dtype=np.int64)
-        for (name, low, high, stride) in zip(self.fields, self._lows, self._highs, self._strides):
-            values = np.asarray(arrays[name])
-            if values.dtype.kind not in "iu":
-                if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
-                    values = values.astype(np.int64)
-                else:
-                    raise ValueError(f"{self.space.name} config: field {name} must be an integer in [{low}, {high}]")
-            bad = (values < low) | (values > high)
-            if bad.any():
-                raise ValueError(f"{self.space.name} config: field {name} must be an integer in [{low}, {high}], "
-                                 f"got {values[bad][0]} (configuration #{int(np.flatnonzero(bad)[0])})")
-            code += (values.astype(np.int64) - low) * stride
-        return code
+        fields = self.space.validate_arrays(arrays)
+        return (fields - self._lows) @ self._strides
 
     def code(self, config: Mapping[str, Any]) -> int:
         """The key of one configuration (validated; ValueError naming the bad field)."""

@@ -165,6 +165,26 @@ class IntegerSpace(SearchSpace):
             out[key] = int(value)
         return out
 
+    def validate_arrays(self, arrays: Mapping[str, Any]) -> np.ndarray:
+        """Many configurations at once: ``arrays`` maps each field to a column of values; returns the
+        validated int64 matrix (configurations x fields, in the order of ``bounds``)."""
+        columns = []
+        for name, (low, high) in self.bounds.items():
+            if name not in arrays:
+                raise self._error(f"missing field {name}; expected fields: {', '.join(self.bounds)}")
+            values = np.asarray(arrays[name])
+            if values.dtype.kind not in "iu":
+                if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
+                    values = values.astype(np.int64)
+                else:
+                    raise self._error(f"field {name} must be an integer in [{low}, {high}]")
+            bad = (values < low) | (values > high)
+            if bad.any():
+                raise self._error(f"field {name} must be an integer in [{low}, {high}], got {values[bad][0]} "
+                                  f"(configuration #{int(np.flatnonzero(bad)[0])})")
+            columns.append(values.astype(np.int64))
+        return np.stack(columns, axis=1)
+
     def encode(self, config: Mapping[str, Any]) -> np.ndarray:
         config = self.validate(config)
         return np.array([config[k] / high for k, (_, high) in self.bounds.items()], dtype=np.float64)
