@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,11 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in [
 
 #: Objectives every query returns, in order.
 OBJECTIVE_NAMES = tuple(OBJECTIVES)
+
+
+def query_result(values: Sequence[float], epoch: int, seed: int | None, n_seeds: int, source: str) -> dict[str, Any]:
+    """One query's answer: every objective (``values`` in the order of ``OBJECTIVES``) and where it came from."""
+    out: dict[str, Any] = {name: float(v) for name, v in zip(OBJECTIVES, values)}
+    out["num_params"] = int(out["num_params"])
+    out.update(epoch=epoch, seed=seed, n_seeds=n_seeds, source=source)
+    return out

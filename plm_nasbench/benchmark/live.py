@@ -12,12 +12,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..objectives import OBJECTIVES
+from ..objectives import OBJECTIVES, query_result
 from ..spaces import SearchSpace
 
 #: The recipe of the shipped tables where no table says otherwise (generate/plans/edition1.toml).
 DEFAULT_RECIPE = {"max_train": None, "max_valid": 2048, "max_test": 2048, "max_length": 128, "data_seed": 128,
                   "dtype": "bfloat16", "epochs": 5}
+
+
+def _result(values: Mapping[str, Any], epoch: int, seed: int) -> dict[str, Any]:
+    return query_result([values.get(o.column, float("nan")) for o in OBJECTIVES.values()], epoch, seed, 1, "live")
 
 
 class LiveEvaluator:
@@ -69,7 +73,7 @@ class LiveEvaluator:
         row = evaluate_subnetworks(model, data.spec, encoded, self.space, [config], dtype=self.recipe["dtype"],
                                    latency_batch_sizes=(1, 32), latency_repeats=5).iloc[0]
         row = row.rename({"eval_time": "cumulative_time"})
-        return self._result(row, self.recipe["epochs"], seed)
+        return _result(row, self.recipe["epochs"], seed)
 
     def _standalone(self, config: dict, epoch: int | None, seed: int, data: Any, encoded: Any) -> dict[str, Any]:
         from ..evaluation.flops import mean_flops, sequence_lengths
@@ -88,11 +92,4 @@ class LiveEvaluator:
         record.update(num_params=self.space.num_parameters(config), params_fraction=self.space.params_fraction(config),
                       flops=mean_flops(self.space.architecture, heads, units, lengths, len(encoded.test)),
                       wall_seconds=time.perf_counter() - start)
-        return self._result(record, epoch, seed)
-
-    @staticmethod
-    def _result(values: Mapping[str, Any], epoch: int, seed: int) -> dict[str, Any]:
-        out = {name: float(values[o.column]) if o.column in values else float("nan") for name, o in OBJECTIVES.items()}
-        out["num_params"] = int(out["num_params"])
-        out.update(epoch=epoch, seed=seed, n_seeds=1, source="live")
-        return out
+        return _result(record, epoch, seed)

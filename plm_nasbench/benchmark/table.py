@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..spaces.base import IntegerSpace, SearchSpace
-from ..objectives import OBJECTIVES
+from ..objectives import OBJECTIVES, query_result
 
 
 class ConfigNotInTableError(KeyError):
@@ -68,7 +68,7 @@ class TableIndex:
         self._configs = {int(codes[i]): json.loads(self.frame["config"].iat[i]) for i in first}
         self._config_ids = {int(codes[i]): self.frame["config_id"].iat[i] for i in first}
         last = len(self.epochs) - 1
-        self._default = {int(k // len(self.epochs)): self._result(v, int(self.epochs[last]), None, int(n), int(k // len(self.epochs)))
+        self._default = {int(k // len(self.epochs)): query_result(v, int(self.epochs[last]), None, int(n), self.source)
                          for k, v, n in zip(unique, self._mean_values, counts) if k % len(self.epochs) == last}
 
     # -- keys ------------------------------------------------------------------------------------
@@ -116,12 +116,6 @@ class TableIndex:
                 f"{self.epochs.tolist()}, seeds {self.seeds.tolist()}); use backend='surrogate' (small space) "
                 "for configurations between table points, or backend='live' to evaluate it for real")
 
-    def _result(self, values: np.ndarray, epoch: int, seed: int | None, n_seeds: int, code: int) -> dict[str, Any]:
-        out = {name: float(v) for name, v in zip(OBJECTIVES, values)}
-        out["num_params"] = int(out["num_params"])
-        out.update(epoch=epoch, seed=seed, n_seeds=n_seeds, source=self.source)
-        return out
-
     def _epoch_pos(self, epoch: int | None) -> int:
         if epoch is None:
             return len(self.epochs) - 1
@@ -142,7 +136,7 @@ class TableIndex:
         values, n, keys = self._values(np.array([code]), epoch, seed)
         if np.isnan(keys[0]):
             raise ConfigNotInTableError(self._missing(config, epoch, seed))
-        return self._result(values[0], int(self.epochs[self._epoch_pos(epoch)]), seed, int(n[0]), code)
+        return query_result(values[0], int(self.epochs[self._epoch_pos(epoch)]), seed, int(n[0]), self.source)
 
     def _values(self, codes: np.ndarray, epoch: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pos = self._epoch_pos(epoch)
