@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ def environment(device: str | None = None) -> dict[str, Any]:
     }
     if device is not None:
         env["device"] = device
+    torch = sys.modules.get("torch")  # timings depend on the intra-op thread count; never import torch here
+    if torch is not None:
+        env["torch_threads"] = torch.get_num_threads()
     return env
 
 
