@@ -1,6 +1,6 @@
 """Wall-clock seconds of a simulated optimizer comparison on the shipped tables (the main job's workload).
 
-    python benchmarks/simulate_speed.py [--task rte] [--methods rs,ls,morea,ehvi] [--seeds 10] [--evaluations 100]
+    python benchmarks/simulate_speed.py [--task rte] [--methods rs,ls,morea,ehvi,moasha] [--seeds 10] [--evaluations 100]
 """
 
 from __future__ import annotations
@@ -12,27 +12,31 @@ import time
 
 from plm_nasbench import Benchmark
 from plm_nasbench.provenance import cpu_model
-from plm_nasbench.simulation import add_regret, simulate
+from plm_nasbench.simulation import add_regret, natural_scheme, simulate
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="rte")
-    parser.add_argument("--methods", default="rs,ls,morea,ehvi")
-    parser.add_argument("--scheme", default="weight_sharing")
+    parser.add_argument("--methods", default="rs,ls,morea,ehvi,moasha")
+    parser.add_argument("--scheme", default="auto", help="auto: moasha standalone, the others weight sharing")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--evaluations", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     start = time.perf_counter()
-    bench = Benchmark(args.task, scheme=args.scheme)
-    results = simulate(bench, args.methods.split(","), range(args.seeds), args.evaluations, workers=args.workers)
+    built: dict[str, Benchmark] = {}
+    benchmarks = {}
+    for method in args.methods.split(","):
+        scheme = natural_scheme(method) if args.scheme == "auto" else args.scheme
+        benchmarks[method] = built.setdefault(scheme, Benchmark(args.task, scheme=scheme))
+    results = simulate(benchmarks, range(args.seeds), args.evaluations, workers=args.workers)
     add_regret(results)
     total = time.perf_counter() - start
     per_method = {}
-    for method in args.methods.split(","):
+    for method, bench in benchmarks.items():
         t = time.perf_counter()
-        simulate(bench, [method], [0], args.evaluations)
+        simulate({method: bench}, [0], args.evaluations)
         per_method[method] = time.perf_counter() - t
     print(json.dumps({"task": args.task, "scheme": args.scheme, "methods": args.methods, "seeds": args.seeds,
                       "evaluations": args.evaluations, "workers": args.workers, "cpu": cpu_model(),

@@ -10,12 +10,12 @@ in the README, the unpruned-model sanity check (next to the paper's BERT-base er
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from plm_nasbench.paths import data_dir as default_data_dir
+from plm_nasbench.plots import figure, finish
 from plm_nasbench.tables import Manifest
-from plm_nasbench.atomic import write_atomic
+from plm_nasbench.atomic import replace_block
 
 START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->"
@@ -45,28 +45,18 @@ def coverage_markdown(manifest: Manifest) -> str:
 
 def plot_grids(manifest: Manifest, folder: Path) -> list[Path]:
     """One PNG per task with a ``small`` grid table: valid error against parameter fraction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     written = []
     for relpath in manifest.find(study=GRID_STUDY):
         frame = manifest.read(relpath)
         task, model = frame["task"].iloc[0], frame["model"].iloc[0]
+        plt = figure()
         fig, ax = plt.subplots(figsize=(5.5, 4))
         points = ax.scatter(frame["params_fraction"], frame["valid_error"], c=frame["num_layers"], s=6, cmap="viridis")
         fig.colorbar(points, ax=ax, label="num_layers")
         ax.set_xlabel("parameter fraction of the unpruned model")
         ax.set_ylabel(f"validation error (1 - {frame['metric'].iloc[0]})")
-        ax.set_title(f"{task}: small grid, {len(frame):,} sub-networks\n{model}, weight sharing (full)", fontsize=9)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = folder / f"small-grid-{task}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-        plt.close(fig)
-        written.append(path)
+        title = f"{task}: small grid, {len(frame):,} sub-networks\n{model}, weight sharing (full)"
+        written.append(finish(plt, fig, ax, folder / f"small-grid-{task}.png", title, legend=False))
     return written
 
 
@@ -95,15 +85,6 @@ def unpruned_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, start: str, end: str, block: str) -> None:
-    """Replace the text between the markers ``start`` and ``end`` in ``readme`` with ``block``."""
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise ValueError(f"{readme} has no {start} ... {end} block to replace")
-    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{block}\n{end}", text, flags=re.S)
-    write_atomic(readme, lambda p: p.write_text(text))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m generate.report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
@@ -115,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     manifest = Manifest.load(args.data)
     table = coverage_markdown(manifest)
     unpruned = unpruned_markdown(manifest, Path(args.reference))
-    update_readme(Path(args.readme), START, END, table)
-    update_readme(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
+    replace_block(Path(args.readme), START, END, table)
+    replace_block(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")
     print(table)

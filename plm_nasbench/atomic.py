@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -45,3 +46,14 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         os.replace(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_block(path: str | Path, start: str, end: str, block: str) -> None:
+    """Replace the text between the markers ``start`` and ``end`` in the text file ``path`` with ``block``
+    (atomically); the markers stay."""
+    path = Path(path)
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} block to replace")
+    text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{block}\n{end}", text, flags=re.S)
+    write_atomic(path, lambda staging: staging.write_text(text))

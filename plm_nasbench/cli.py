@@ -96,7 +96,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from . import Benchmark
     from .plots import plot_fronts, plot_ranks, plot_regret
     from .protocol import average_ranks
-    from .simulation import METHODS, add_regret, simulate
+    from .simulation import METHODS, add_regret, natural_scheme, simulate
 
     methods = args.methods.split(",")
     unknown = [m for m in methods if m not in METHODS]
@@ -106,8 +106,13 @@ def _simulate(args: argparse.Namespace) -> int:
     if len(objectives) != 2:
         raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
     start = time.perf_counter()
-    bench = Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, strategy=args.strategy)
-    results = simulate(bench, methods, range(args.seeds), args.evaluations, objectives, workers=args.workers)
+    benchmarks, built = {}, {}
+    for method in methods:
+        scheme = natural_scheme(method) if args.scheme == "auto" else args.scheme
+        if scheme not in built:
+            built[scheme] = Benchmark(args.task, model=args.model, space=args.space, scheme=scheme, strategy=args.strategy)
+        benchmarks[method] = built[scheme]
+    results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers)
     scored = add_regret(results, objectives)
     final = scored.sort_values("time").groupby(["method", "seed"]).last().reset_index()
     ranks = average_ranks({args.task: {m: final.loc[final["method"] == m, "regret"].tolist() for m in methods}})
@@ -115,12 +120,14 @@ def _simulate(args: argparse.Namespace) -> int:
                                         hypervolume_mean=("hypervolume", "mean"), simulated_hours=("time", "median"))
     table["simulated_hours"] /= 3600
     table["average_rank"] = [ranks[m][0] for m in table.index]
+    table.insert(0, "scheme", [benchmarks[m].scheme for m in table.index])
     table = table.sort_values("average_rank").reset_index()
-    print(f"{bench!r}: {len(methods)} methods x {args.seeds} seeds x {args.evaluations} evaluations, "
-          f"objectives {', '.join(objectives)}")
+    print(f"{'; '.join(repr(b) for b in built.values())}: {len(methods)} methods x {args.seeds} seeds x "
+          f"{args.evaluations} evaluations, objectives {', '.join(objectives)}")
     print(_format(table))
     out = Path(args.out)
-    title = f"{args.task}, {args.space}, {args.scheme}" + (f" ({args.strategy})" if args.scheme == "weight_sharing" else "")
+    title = f"{args.task}, {args.space}, " + " + ".join(
+        f"{scheme} ({args.strategy})" if scheme == "weight_sharing" else scheme for scheme in built)
     paths = [plot_regret(scored, out / f"regret-{args.task}.png", title),
              plot_fronts(results, objectives, out / f"fronts-{args.task}.png", title),
              plot_ranks(ranks, out / f"ranks-{args.task}.png", title)]
@@ -165,14 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("simulate", help="compare optimizers in simulated time on the tables",
                               description="compare optimizers in simulated time on the tables")
     sim.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
-    sim.add_argument("--methods", default="rs,ls,morea,ehvi", help="comma-separated: rs, ls, morea, nsga2, ehvi, "
-                                                                   "moasha (moasha needs --scheme standalone)")
+    sim.add_argument("--methods", default="rs,ls,morea,ehvi,moasha",
+                     help="comma-separated: rs, ls, morea, nsga2, ehvi, moasha (default: %(default)s)")
     sim.add_argument("--seeds", type=int, default=10)
     sim.add_argument("--evaluations", type=int, default=100)
     sim.add_argument("--objectives", default="valid_error,params_fraction")
     sim.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS))
     sim.add_argument("--space", default="small", choices=list(SEARCH_SPACES))
-    sim.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"])
+    sim.add_argument("--scheme", default="auto", choices=["auto", "weight_sharing", "standalone"],
+                     help="auto (default): moasha on the standalone tables (it needs epochs), the other methods on "
+                          "weight sharing; otherwise every method on the named scheme")
     sim.add_argument("--strategy", default="full")
     sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV")
     sim.add_argument("--workers", type=int, default=os.cpu_count() or 1,

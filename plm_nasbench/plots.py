@@ -1,4 +1,4 @@
-"""Plots of simulated optimizer comparisons (PNG, matplotlib's Agg backend)."""
+"""Plots of simulated optimizer comparisons and of the tables (PNG, matplotlib's Agg backend)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from .atomic import write_atomic
 from .protocol import non_dominated
 
 
-def _figure() -> Any:
+def figure() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,7 +23,7 @@ def _figure() -> Any:
     return plt
 
 
-def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, legend: bool = True) -> Path:
+def finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, legend: bool = True) -> Path:
     """Title, legend and grid, then write the figure to ``path`` atomically and close it."""
     ax.set_title(title, fontsize=9)
     if legend:
@@ -37,7 +38,7 @@ def _finish(plt: Any, fig: Any, ax: Any, path: Path, title: str, legend: bool = 
 
 def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
     """Median regret over simulated time per method, with the interquartile band over seeds."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     grid = np.geomspace(max(scored["time"].min(), 1e-3), scored["time"].max(), 200)
     for method, runs in scored.groupby("method"):
@@ -57,26 +58,30 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("regret (4 - hypervolume)")
-    return _finish(plt, fig, ax, path, title)
+    return finish(plt, fig, ax, path, title)
 
 
-def plot_fronts(results: pd.DataFrame, objectives: tuple[str, str], path: Path, title: str) -> Path:
-    """Each method's Pareto front of everything it observed over all seeds."""
-    plt = _figure()
+def plot_fronts(results: pd.DataFrame, objectives: tuple[str, str], path: Path, title: str,
+                scatter: bool = False) -> Path:
+    """Each method's Pareto front of everything it observed over all seeds (``scatter``: all points too)."""
+    plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, runs in results.groupby("method"):
-        front = non_dominated(runs[list(objectives)].to_numpy())
-        ax.step(front[:, 0], front[:, 1], where="post", marker=".", label=method)
+        values = runs[list(objectives)].to_numpy()
+        front = non_dominated(values)
+        line, = ax.step(front[:, 0], front[:, 1], where="post", marker=".", label=method)
+        if scatter:
+            ax.scatter(values[:, 0], values[:, 1], s=5, alpha=0.35, color=line.get_color())
     ax.set_xlabel(objectives[0])
     ax.set_ylabel(objectives[1])
-    return _finish(plt, fig, ax, path, title)
+    return finish(plt, fig, ax, path, title)
 
 
 def plot_ranks(ranks: dict[str, tuple[float, float]], path: Path, title: str) -> Path:
     """Average rank (bootstrap mean and standard deviation) per method."""
-    plt = _figure()
+    plt = figure()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     methods = sorted(ranks, key=lambda m: ranks[m][0])
     ax.bar(methods, [ranks[m][0] for m in methods], yerr=[ranks[m][1] for m in methods], capsize=4)
     ax.set_ylabel("average rank (lower is better)")
-    return _finish(plt, fig, ax, path, title, legend=False)
+    return finish(plt, fig, ax, path, title, legend=False)

@@ -10,7 +10,8 @@ has no surrogate, a proposed configuration is answered by the table's nearest on
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from .benchmark import Benchmark
 from .protocol import BEST_HYPERVOLUME, QuantileNormaliser, hypervolume_trajectory
 
 METHODS = ("rs", "ls", "morea", "nsga2", "ehvi", "moasha")
+MULTI_FIDELITY = ("moasha",)
 MOREA_POPULATION, MOREA_SAMPLE = 20, 5
 FIDELITY = "epoch"
 
@@ -84,7 +86,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
             spent = result["runtime"]
             record = {m: result[m] for m in metrics}
             record[FIDELITY] = result["epoch"]
-            rows.append({"method": method, "seed": seed, "trial": trial_id, "time": clock, **record,
+            rows.append({"method": method, "scheme": bench.scheme, "seed": seed, "trial": trial_id, "time": clock, **record,
                          "config": config})
             if epoch is None:
                 scheduler.on_trial_complete(trial, record)
@@ -100,39 +102,50 @@ def _start_time(bench: Benchmark) -> float:
     return supernetwork_cost(bench)
 
 
-_WORKER_BENCH: Benchmark | None = None
+def natural_scheme(method: str) -> str:
+    """The scheme a method runs on unless told otherwise: standalone for multi-fidelity methods (they need
+    epochs), weight sharing for the others (the paper's setting for RS, LS, MO-REA, NSGA-II and EHVI)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    return "standalone" if method in MULTI_FIDELITY else "weight_sharing"
 
 
-def _init_worker(init_args: dict[str, Any]) -> None:
-    global _WORKER_BENCH
+_WORKER_BENCHES: dict[str, Benchmark] = {}
+
+
+def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER_BENCH = Benchmark(**init_args)
 
 
 def _run_in_worker(args: tuple) -> pd.DataFrame:
-    return run_method(_WORKER_BENCH, *args)
+    init_args, *job = args
+    key = json.dumps(init_args, sort_keys=True, default=str)
+    if key not in _WORKER_BENCHES:
+        _WORKER_BENCHES[key] = Benchmark(**init_args)
+    return run_method(_WORKER_BENCHES[key], *job)
 
 
-def simulate(bench: Benchmark, methods: Sequence[str], seeds: Sequence[int], max_evaluations: int = 100,
+def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_evaluations: int = 100,
              objectives: Sequence[str] = ("valid_error", "params_fraction"), workers: int = 1) -> pd.DataFrame:
-    """Every (method, seed) run, concatenated in (method, seed) order; ``workers > 1`` runs them in that many
-    processes (each rebuilds the benchmark from ``bench.init_args``)."""
-    for method in methods:
+    """Every (method, seed) run of ``benchmarks`` (method -> the Benchmark it runs on), concatenated in
+    (method, seed) order. ``workers > 1`` runs them in that many processes, each rebuilding the benchmarks
+    from their ``init_args``. Runs on different schemes of one task share the hypervolume normalisation
+    in :func:`add_regret`, so a weight-sharing and a standalone method compare on one time axis."""
+    for method in benchmarks:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    jobs = [(m, s, max_evaluations, tuple(objectives)) for m in methods for s in seeds]
+    jobs = [(bench, m, s, max_evaluations, tuple(objectives)) for m, bench in benchmarks.items() for s in seeds]
     if workers <= 1 or len(jobs) == 1:
-        frames = [run_method(bench, *job) for job in jobs]
+        frames = [run_method(*job) for job in jobs]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(bench.init_args,)) as pool:
-            frames = list(pool.map(_run_in_worker, jobs))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+            frames = list(pool.map(_run_in_worker, [(b.init_args, *job) for b, *job in jobs]))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -143,14 +143,15 @@ def test_cli_plan_and_errors(tmp_path, capsys):
 
 
 def test_report_coverage_unpruned_and_plots(tables, tmp_path):
-    from generate.report import END, START, coverage_markdown, plot_grids, unpruned_markdown, update_readme
+    from generate.report import END, START, coverage_markdown, plot_grids, unpruned_markdown
+    from plm_nasbench.atomic import replace_block
 
     manifest = Manifest.load(tables[0])
     table = coverage_markdown(manifest)
     assert "`minilm-l6-h384/ws-small-grid/rte.parquet` | rte | small | weight_sharing | full | 2,366 | 1,183 | 2" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nstale text\n{END}\noutro\n")
-    update_readme(readme, START, END, table)
+    replace_block(readme, START, END, table)
     assert readme.read_text().startswith("intro\n") and "stale text" not in readme.read_text() and "outro" in readme.read_text()
     assert "no unpruned runs yet" in unpruned_markdown(manifest, None)
     paths = plot_grids(manifest, tmp_path / "plots")

@@ -108,7 +108,7 @@ def test_simulation_runs_and_regret(tables):
 
     root, surrogates, *_ = tables
     bench = Benchmark("rte", data=root, surrogates=surrogates)
-    results = simulate(bench, ["rs", "ls", "morea", "nsga2"], seeds=[0, 1], max_evaluations=25)
+    results = simulate(dict.fromkeys(["rs", "ls", "morea", "nsga2"], bench), seeds=[0, 1], max_evaluations=25)
     assert results.groupby(["method", "seed"]).size().tolist() == [25] * 8
     assert results.groupby(["method", "seed"])["time"].apply(lambda t: t.is_monotonic_increasing).all()
     scored = add_regret(results)
@@ -117,9 +117,9 @@ def test_simulation_runs_and_regret(tables):
     assert (final >= 0).all()
     assert scored.groupby(["method", "seed"])["hypervolume"].apply(lambda h: h.is_monotonic_increasing).all()
     with pytest.raises(ValueError, match="moasha needs several fidelities"):
-        simulate(bench, ["moasha"], seeds=[0], max_evaluations=3)
+        simulate({"moasha": bench}, seeds=[0], max_evaluations=3)
     with pytest.raises(ValueError, match="unknown method"):
-        simulate(bench, ["bo"], seeds=[0])
+        simulate({"bo": bench}, seeds=[0])
 
 
 def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):
@@ -127,7 +127,7 @@ def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):
 
     bench = Benchmark("rte", scheme="standalone", backend="table", data=tables[0])
     assert bench.fidelities == [1, 2, 3, 4, 5]
-    results = simulate(bench, ["moasha", "rs"], seeds=[0], max_evaluations=20)
+    results = simulate({"moasha": bench, "rs": bench}, seeds=[0], max_evaluations=20)
     epochs_run = results.groupby("method")["epoch"].size()
     assert epochs_run["rs"] == 20 and epochs_run["moasha"] < 5 * 20  # some trials stopped before epoch 5
     assert results.query("method == 'moasha'")["time"].max() < results.query("method == 'rs'")["time"].max() * 5
@@ -157,6 +157,14 @@ def test_simulate_command(tables, tmp_path, monkeypatch, capsys):
     assert {p.name for p in tmp_path.iterdir()} == {"regret-rte.png", "fronts-rte.png", "ranks-rte.png", "runs-rte.csv"}
     assert main(["simulate", "--task", "rte", "--methods", "rs,moasha", "--seeds", "1", "--evaluations", "6",
                  "--scheme", "standalone", "--out", str(tmp_path / "sa")]) == 0
+    capsys.readouterr()
+    # the default scheme runs moasha on the standalone tables beside the weight-sharing methods
+    assert main(["simulate", "--task", "rte", "--methods", "rs,ls,moasha", "--seeds", "2", "--evaluations", "8",
+                 "--workers", "1", "--out", str(tmp_path / "mixed")]) == 0
+    runs = pd.read_csv(tmp_path / "mixed" / "runs-rte.csv")
+    assert runs.groupby("method")["scheme"].unique().map(list).to_dict() == {
+        "ls": ["weight_sharing"], "moasha": ["standalone"], "rs": ["weight_sharing"]}
+    assert "standalone" in capsys.readouterr().out
     assert main(["simulate", "--task", "rte", "--methods", "rs,gp", "--out", str(tmp_path)]) == 2
     assert "unknown method(s) ['gp']" in capsys.readouterr().err
 
@@ -166,8 +174,8 @@ def test_parallel_simulation_gives_the_same_runs(tables):
 
     root, surrogates, *_ = tables
     bench = Benchmark("rte", data=root, surrogates=surrogates)
-    serial = simulate(bench, ["rs", "nsga2"], seeds=[0, 1], max_evaluations=12)
-    parallel = simulate(bench, ["rs", "nsga2"], seeds=[0, 1], max_evaluations=12, workers=2)
+    serial = simulate({"rs": bench, "nsga2": bench}, seeds=[0, 1], max_evaluations=12)
+    parallel = simulate({"rs": bench, "nsga2": bench}, seeds=[0, 1], max_evaluations=12, workers=2)
     pd.testing.assert_frame_equal(serial.drop(columns="config"), parallel.drop(columns="config"))
 
 

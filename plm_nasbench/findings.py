@@ -1,0 +1,193 @@
+"""The paper's qualitative findings, recomputed on this package's tables.
+
+    python -m plm_nasbench.findings [--tasks rte,mrpc] [--seeds 10] [--readme README.md] [--plots docs/plots]
+
+Four comparisons, each on every task whose tables hold it (a task without them is listed as missing):
+
+(a) search spaces: 100 random sub-networks of each space (``draws`` bootstrap draws from the space's
+    weight-sharing table of sampler-drawn configurations; the ``layer`` space has 64 in all), hypervolume
+    of validation error against parameter fraction;
+(b) super-network strategies: the same 100 ``small`` configurations on each strategy's super-network;
+(c) RS, LS, MO-REA and EHVI in weight sharing: average ranks over seeds and tasks (1,000 bootstrap draws);
+(d) MO-ASHA against RS in standalone fine-tuning: regret over simulated time.
+
+Every hypervolume is the protocol's (:mod:`plm_nasbench.protocol`): objectives quantile-normalised over
+all values compared together, reference point (2, 2). The numbers replace the text between
+``<!-- findings:start -->`` and ``<!-- findings:end -->`` in the README; the plots go to ``docs/plots``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import replace_block
+from .benchmark import Benchmark
+from .paths import data_dir as default_data_dir
+from .plots import plot_fronts, plot_ranks, plot_regret
+from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
+from .tables import Manifest
+
+START, END = "<!-- findings:start -->", "<!-- findings:end -->"
+OBJECTIVES = ("valid_error", "params_fraction")
+STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
+#: Tables of sampler-drawn configurations per space (the small grid is not a random sample of the space).
+SPACE_STUDIES = {"small": "ws-small-holdout", "layer": "ws-layer", "medium": "ws-medium", "large": "ws-large"}
+ABLATION_STUDY = "ws-strategy-ablation"
+STANDALONE_STUDY = "standalone-small"
+WS_METHODS = ("rs", "ls", "morea", "ehvi")
+STANDALONE_METHODS = ("rs", "moasha")
+
+
+def _hypervolumes(groups: dict[str, list[np.ndarray]]) -> dict[str, list[float]]:
+    """Hypervolume of each point set, every set normalised by the quantiles of all of them together."""
+    normaliser = QuantileNormaliser().fit(np.concatenate([p for sets in groups.values() for p in sets]))
+    return {name: [hypervolume_2d(normaliser.transform(p)) for p in sets] for name, sets in groups.items()}
+
+
+def _study_table(manifest: Manifest, study: str, task: str) -> pd.DataFrame | None:
+    paths = manifest.find(study=study, task=task)
+    return manifest.read(paths[0]) if paths else None
+
+
+def compare_spaces(manifest: Manifest, task: str, n: int = 100, draws: int = 10,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(a) Per space, the hypervolume of ``draws`` random draws of ``n`` sub-networks (all of them when the
+    table has fewer), and the points of the first draw; None when the task has fewer than two space tables."""
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[pd.DataFrame]] = {}
+    for space, study in SPACE_STUDIES.items():
+        table = _study_table(manifest, study, task)
+        if table is None:
+            continue
+        table = table[table["strategy"] == "full"].drop_duplicates("config_id")
+        size = min(n, len(table))
+        samples[space] = [table.iloc[rng.choice(len(table), size, replace=False)] for _ in range(draws)]
+    if len(samples) < 2:
+        return None
+    volumes = _hypervolumes({s: [d[list(OBJECTIVES)].to_numpy() for d in draws_] for s, draws_ in samples.items()})
+    summary = pd.DataFrame([{"space": s, "sub_networks": len(samples[s][0]), "hypervolume_mean": np.mean(v),
+                             "hypervolume_std": np.std(v), "best_valid_error": samples[s][0]["valid_error"].min()}
+                            for s, v in volumes.items()])
+    points = pd.concat([d[0].assign(method=s) for s, d in samples.items()], ignore_index=True)
+    return summary.sort_values("hypervolume_mean", ascending=False, ignore_index=True), points
+
+
+def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(b) Per super-network strategy, the hypervolume of the ablation's common configurations (valid and
+    test error against parameter fraction); None when the task has no ablation table."""
+    table = _study_table(manifest, ABLATION_STUDY, task)
+    if table is None:
+        return None
+    common = set.intersection(*(set(g["config_id"]) for _, g in table.groupby("strategy")))
+    table = table[table["config_id"].isin(common)]
+    rows = {}
+    for split in ("valid_error", "test_error"):
+        sets = {s: [g[[split, "params_fraction"]].to_numpy()] for s, g in table.groupby("strategy")}
+        for strategy, (volume,) in _hypervolumes(sets).items():
+            rows.setdefault(strategy, {"strategy": strategy, "configs": len(common)})[f"hypervolume_{split[:-6]}"] = volume
+    summary = pd.DataFrame(list(rows.values())).sort_values("hypervolume_valid", ascending=False, ignore_index=True)
+    return summary, table.rename(columns={"strategy": "method"})
+
+
+def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str, seeds: int, evaluations: int,
+                       data: Path | None, workers: int) -> dict[str, pd.DataFrame]:
+    """(c)/(d) Simulated runs of ``methods`` on ``scheme`` per task, with regret (:func:`add_regret`)."""
+    from .simulation import add_regret, simulate
+
+    scored = {}
+    for task in tasks:
+        bench = Benchmark(task, scheme=scheme, data=data)
+        runs = simulate(dict.fromkeys(methods, bench), range(seeds), evaluations, OBJECTIVES, workers=workers)
+        scored[task] = add_regret(runs, OBJECTIVES)
+    return scored
+
+
+def _final_regret(scored: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[float]]]:
+    final = {}
+    for task, runs in scored.items():
+        last = runs.sort_values("time").groupby(["method", "seed"])["regret"].last().reset_index()
+        final[task] = {m: g["regret"].tolist() for m, g in last.groupby("method")}
+    return final
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    cells = frame.map(lambda v: f"{v:.3f}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in cells.to_numpy())])
+
+
+def _tasks_with(manifest: Manifest, **keys: str) -> list[str]:
+    return sorted({manifest.tables[p]["task"] for p in manifest.find(**keys)})
+
+
+def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int = 10, evaluations: int = 100,
+             workers: int = 1) -> str:
+    """Compute (a)-(d) on ``tasks``, write the plots into ``plots`` and return the markdown block."""
+    data = manifest.root
+    blocks = ["Generated by `python -m plm_nasbench.findings` from the shipped tables (model "
+              f"`{manifest.tables[next(iter(manifest.tables))]['model'] if manifest.tables else 'none'}`)."]
+    for title, compare, noun in (("(a) Search spaces: 100 random sub-networks each (mean ± std over 10 draws)",
+                                  compare_spaces, "space"),
+                                 ("(b) Super-network training strategies: the same 100 `small` sub-networks",
+                                  compare_strategies, "strategy")):
+        blocks.append(f"#### {title}")
+        done = []
+        for task in tasks:
+            result = compare(manifest, task)
+            if result is None:
+                continue
+            summary, points = result
+            done.append(task)
+            path = plot_fronts(points, OBJECTIVES, plots / f"findings-{noun}-{task}.png",
+                               f"{task}: Pareto fronts per {noun} (weight sharing)", scatter=True)
+            blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
+        if not done:
+            blocks.append("No task has the tables for this comparison yet.")
+    for title, methods, scheme, tag in (("(c) RS, LS, MO-REA, EHVI in weight sharing", WS_METHODS, "weight_sharing", "ws"),
+                                       ("(d) MO-ASHA against RS in standalone fine-tuning", STANDALONE_METHODS,
+                                        "standalone", "standalone")):
+        blocks.append(f"#### {title}")
+        key = {"scheme": scheme, "search_space": "small", "strategy": "full"}
+        if scheme == "standalone":  # the unpruned runs alone are one configuration: nothing to search
+            key = {"study": STANDALONE_STUDY}
+        usable = [t for t in tasks if t in _tasks_with(manifest, **key)]
+        if not usable:
+            blocks.append("No task has the tables for this comparison yet.")
+            continue
+        scored = compare_optimizers(usable, methods, scheme, seeds, evaluations, data, workers)
+        ranks = average_ranks(_final_regret(scored))
+        paths = [plot_ranks(ranks, plots / f"findings-ranks-{tag}.png", f"average ranks, {scheme}: {', '.join(usable)}")]
+        paths += [plot_regret(runs, plots / f"findings-regret-{tag}-{task}.png", f"{task}, {scheme}")
+                  for task, runs in scored.items()]
+        table = pd.DataFrame([{"method": m, "average_rank": r[0], "rank_std": r[1],
+                               **{f"final_regret_{t}": float(np.median(_final_regret(scored)[t][m])) for t in usable}}
+                              for m, r in sorted(ranks.items(), key=lambda item: item[1][0])])
+        blocks += [f"{seeds} seeds x {evaluations} evaluations on {', '.join(usable)}; final regret is the median "
+                   f"over seeds. Plots: " + ", ".join(f"[{p.stem}]({p.as_posix()})" for p in paths), "", _markdown(table), ""]
+    return "\n".join(blocks).strip()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m plm_nasbench.findings", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(default_data_dir()))
+    parser.add_argument("--tasks", default=None, help="comma-separated (default: every task with a table)")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--evaluations", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--readme", default="README.md")
+    parser.add_argument("--plots", default="docs/plots")
+    args = parser.parse_args(argv)
+    manifest = Manifest.load(args.data)
+    tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values()})
+    block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers)
+    replace_block(Path(args.readme), START, END, block)
+    print(block)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The paper's findings recomputed on (synthetic) tables: spaces, strategies, optimizer ranks, MO-ASHA vs RS."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from plm_nasbench.spaces import get_search_space
+from plm_nasbench.tables import Manifest, conform, write_parquet
+
+from conftest import synthetic_rows
+
+
+@pytest.fixture(scope="module")
+def findings_data(tables, tmp_path_factory):
+    """The session tables plus a `layer` table and a strategy ablation in which `full` beats `standard`."""
+    root = tmp_path_factory.mktemp("findings") / "data"
+    shutil.copytree(tables[0], root)
+    manifest = Manifest.load(root)
+    layer = get_search_space("layer", "minilm-l6-h384", task="rte")
+    configs = [dict(zip(layer.bounds, bits)) for bits in itertools.product((0, 1), repeat=len(layer.bounds))]
+    frame = synthetic_rows(get_search_space("small", "minilm-l6-h384", task="rte"),
+                           [{"num_layers": sum(c.values()), "num_heads": 12, "num_units": 1536} for c in configs], "ws-layer")
+    frame = conform(frame.assign(search_space="layer", config=[json.dumps(c) for c in configs],
+                                 config_id=[layer.config_id(c) for c in configs], num_layers=None, num_heads=None,
+                                 num_units=None, params_fraction=[layer.params_fraction(c) for c in configs]), "ws-layer")
+    ablation = synthetic_rows(get_search_space("small", "minilm-l6-h384", task="rte"), tables[4][:40],
+                              "ws-strategy-ablation")
+    ablation = pd.concat([ablation.assign(strategy=s, valid_error=ablation["valid_error"] + shift,
+                                          test_error=ablation["test_error"] + shift)
+                          for s, shift in (("standard", 0.2), ("random", 0.05), ("full", 0.0))])
+    for study, table in (("ws-layer", frame), ("ws-strategy-ablation", conform(ablation, "ablation"))):
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": study})
+    manifest.save()
+    return manifest
+
+
+def test_space_and_strategy_comparisons(findings_data):
+    from plm_nasbench.findings import compare_spaces, compare_strategies
+
+    summary, points = compare_spaces(findings_data, "rte", n=100, draws=4)
+    assert set(summary["space"]) == {"small", "layer"}
+    assert summary.set_index("space")["sub_networks"].to_dict() == {"small": 100, "layer": 64}
+    assert summary["hypervolume_mean"].between(0, 4).all()
+    assert summary.set_index("space").loc["layer", "hypervolume_std"] == 0  # all 64 every draw
+    strategies, _ = compare_strategies(findings_data, "rte")
+    assert strategies["strategy"].tolist() == ["full", "random", "standard"]  # lower errors, larger hypervolume
+    assert (strategies["configs"] == 40).all()
+    assert compare_spaces(findings_data, "mrpc") is None and compare_strategies(findings_data, "mrpc") is None
+
+
+def test_findings_block_and_plots(findings_data, tmp_path):
+    from plm_nasbench.findings import END, START, main
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{START}\nold\n{END}\n")
+    main(["--data", str(findings_data.root), "--seeds", "2", "--evaluations", "12", "--readme", str(readme),
+          "--plots", str(tmp_path / "plots")])
+    text = readme.read_text()
+    assert "old" not in text and "(a) Search spaces" in text and "| full |" in text
+    for method in ("rs", "ls", "morea", "moasha"):
+        assert f"| {method} |" in text
+    names = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {"findings-space-rte.png", "findings-strategy-rte.png", "findings-ranks-ws.png",
+            "findings-ranks-standalone.png", "findings-regret-standalone-rte.png"} <= names
