@@ -14,7 +14,7 @@ from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.surrogates import SmallSpaceSurrogate
-from plm_nasbench.tables import ChecksumError
+from plm_nasbench.tables import ChecksumError, Manifest
 
 def test_table_lookups_seeds_and_errors(tables):
     root, _, _, grid, _ = tables
@@ -140,3 +140,23 @@ def test_live_backend_evaluates_for_real(glue, tmp_path, monkeypatch):
     standalone = Benchmark("rte", scheme="standalone", backend="live", data_dir=glue, data=tmp_path / "no-tables")
     curve_point = standalone.query(config, epoch=2)
     assert curve_point["epoch"] == 2 and curve_point["runtime"] > 0 and curve_point["source"] == "live"
+
+
+def test_surrogate_answers_the_plateau_value_exactly(tables):
+    """Sub-networks that predict one class share one error exactly; the surrogate reproduces those ties."""
+    from plm_nasbench.spaces import get_search_space
+    from plm_nasbench.surrogates.small import PLATEAU_SUFFIX
+
+    root, _, _, _, holdout = tables
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    table = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    collapsed = table["num_layers"] <= 2
+    table.loc[collapsed, "valid_error"] = 0.5073627844712182
+    surrogate = SmallSpaceSurrogate.fit(space, table, objectives=("valid_error", "test_error"), n_members=2)
+    assert surrogate.metadata["plateaus"] == {"valid_error": 0.5073627844712182}
+    assert "test_error" + PLATEAU_SUFFIX not in surrogate.ensembles  # no value repeats there
+    fields = np.array([[c["num_layers"], c["num_heads"], c["num_units"]] for c in holdout])
+    predicted = surrogate.predict(fields)["valid_error"]
+    on = fields[:, 0] <= 2
+    assert (predicted[on] == 0.5073627844712182).mean() > 0.95
+    assert (predicted[~on] != 0.5073627844712182).mean() > 0.95

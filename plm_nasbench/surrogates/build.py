@@ -65,7 +65,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
             predicted = surrogate.predict(holdout[list(FIELDS)].to_numpy())
             entry["holdout_table"], entry["holdout_rows"] = holdouts[0], int(len(holdout))
             entry["holdout_out_of_data"] = int(predicted["out_of_data"].sum())
-            for name in surrogate.ensembles:
+            for name in (n for n in surrogate.ensembles if n in OBJECTIVES):  # not the plateau indicators
                 truth = holdout[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
                 keep = np.isfinite(truth)
                 if keep.sum() >= 10:
