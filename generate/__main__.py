@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import sys
@@ -61,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{index:6d} {unit.describe()}")
         print(f"{len(units)} of {len(plan.units)} units")
     elif args.command == "status":
-        counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-        for unit in units:
-            counts[unit.study][store.state(unit)] += 1
-        for study, c in counts.items():
-            print(f"{study:32s} done {c['done']:5d}  pending {c['pending']:5d}  corrupt {c['corrupt']:3d}")
+        print(store.status(units))
     elif args.command == "run":
         if args.unit_index is not None:
             if not 0 <= args.unit_index < len(plan.units):

@@ -7,6 +7,7 @@ redone; a shard whose bytes no longer match is reported as corrupt and redone, n
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,30 @@ class ShardStore:
         except (json.JSONDecodeError, KeyError):
             return "corrupt"
         return "done" if sha256_file(shard) == recorded else "corrupt"
+
+    def seconds(self, unit: WorkUnit) -> float:
+        """Wall-clock seconds a finished unit took (from its marker)."""
+        return float(json.loads(self.marker_path(unit).read_text())["seconds"])
+
+    def status(self, units: list[WorkUnit]) -> str:
+        """A text table per (study, task): units done, pending and corrupt, hours the done ones took, and the
+        hours left if pending units cost what the done ones of the same study and task did."""
+        counts: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
+        for unit in units:
+            state = self.state(unit)
+            key = (unit.study, unit.task or "-")
+            counts[key][state] += 1
+            if state == "done":
+                counts[key]["seconds"] += self.seconds(unit)
+        lines = [f"{'study':28s} {'task':6s} {'done':>5s} {'pending':>8s} {'corrupt':>8s} {'hours':>7s} {'eta h':>7s}"]
+        for (study, task), c in counts.items():
+            eta = f"{c['seconds'] / c['done'] * c['pending'] / 3600:7.1f}" if c["done"] else f"{'?':>7s}"
+            lines.append(f"{study:28s} {task:6s} {c['done']:5d} {c['pending']:8d} {c['corrupt']:8d} "
+                         f"{c['seconds'] / 3600:7.2f} {eta}")
+        total = {k: sum(c[k] for c in counts.values()) for k in ("done", "pending", "corrupt", "seconds")}
+        lines.append(f"{'total':35s} {total['done']:5d} {total['pending']:8d} {total['corrupt']:8d} "
+                     f"{total['seconds'] / 3600:7.2f}")
+        return "\n".join(lines)
 
     def discard(self, unit: WorkUnit) -> None:
         """Remove a unit's marker and shard so that it is run again."""

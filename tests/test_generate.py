@@ -80,6 +80,9 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
         assert held and execute_unit(plan, store, first, str(glue), "cpu") == "busy"
     counts = run_local(plan, store, plan.units, str(glue))
     assert counts == {"done": 1, "ran": 3, "busy": 0}
+    status = store.status(plan.units).splitlines()
+    assert status[0].split() == ["study", "task", "done", "pending", "corrupt", "hours", "eta", "h"]
+    assert status[-1].split()[:4] == ["total", "4", "0", "0"]
     report = merge(plan, store, tmp_path / "data")
     assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet"}
     manifest = Manifest.load(tmp_path / "data")
