@@ -10,6 +10,7 @@ BoTorch 0.18 on a float/double mismatch and does not normalise outcomes.)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ class EHVI(_MultiObjectiveSearcher):
     def _propose(self) -> dict[str, Any]:
         import torch
         from botorch.acquisition.multi_objective import ExpectedHypervolumeImprovement
+        from botorch.exceptions import InputDataWarning
         from botorch.fit import fit_gpytorch_mll
         from botorch.models import ModelListGP, SingleTaskGP
         from botorch.utils.multi_objective.box_decompositions import FastNondominatedPartitioning
@@ -43,11 +45,15 @@ class EHVI(_MultiObjectiveSearcher):
         spread = y.std(axis=0, ddof=1)
         y = -(y - y.mean(axis=0)) / np.where(spread > 0, spread, 1.0)  # maximise, standardised as BoTorch checks
         y = torch.tensor(y, dtype=torch.float64)
-        models = [SingleTaskGP(x, y[:, [j]], outcome_transform=None) for j in range(y.shape[1])]
+        with warnings.catch_warnings():  # an objective constant so far (e.g. on a plateau) cannot be standardised
+            warnings.simplefilter("ignore", InputDataWarning)
+            models = [SingleTaskGP(x, y[:, [j]], outcome_transform=None) for j in range(y.shape[1])]
         model = ModelListGP(*models)
         if self._hyperparameters is None or len(self.observed) - self._fitted_at >= self.refit_every:
             torch.manual_seed(self.rng.randint(2**31 - 1))
-            fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", InputDataWarning)
+                fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
             self._hyperparameters = [m.state_dict() for m in models]
             self._fitted_at = len(self.observed)
         else:  # between refits, the last fitted hyperparameters with the new data
