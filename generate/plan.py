@@ -31,7 +31,8 @@ STRATEGY_NAMES = ("standard", "random", "random-linear", "sandwich", "kd", "full
 DTYPES = ("float32", "bfloat16")
 _PLAN_KEYS = {"name", "model", "dtype", "max_length", "data_seed", "latency_batch_sizes", "latency_repeats",
               "caps", "training", "strategy", "study", "eval_batch_size"}
-_STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "configs", "chunk", "dtype", "epochs"}
+_STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "configs", "chunk", "dtype", "epochs",
+               "supernetwork_space"}
 _CAP_KEYS = {"max_train", "max_valid", "max_test"}
 _TRAINING_KEYS = {"epochs", "batch_size", "learning_rate", "weight_decay", "max_steps_per_epoch"}
 _STRATEGY_KEYS = {"num_random", "temperature", "space"}
@@ -51,6 +52,7 @@ class WorkUnit:
     configs: tuple[str, ...]  # configurations as compact JSON, in order
     dtype: str
     epochs: int
+    supernetwork_space: str | None = None  # weight sharing: the space whose sampler trains the super-network
 
     def config_dicts(self) -> list[dict[str, Any]]:
         """The unit's configurations as dicts."""
@@ -61,6 +63,8 @@ class WorkUnit:
         what = f"{self.scheme} {self.task or '-'} {self.space}"
         if self.strategy:
             what += f" {self.strategy}"
+        if self.supernetwork_space and self.supernetwork_space != self.space:
+            what += f" (super-network trained on {self.supernetwork_space})"
         return f"{self.unit_id} [{self.study}] {what} seed {self.seed}: {len(self.configs)} config(s)"
 
 
@@ -193,9 +197,16 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
         if scheme == "weight_sharing":
             strategies = _names(study.get("strategies", ["full"]), STRATEGY_NAMES, "strategies", where)
         else:
-            if "strategies" in study:
-                _fail(where, "standalone studies have no super-network strategies")
+            for key in ("strategies", "supernetwork_space"):
+                if key in study:
+                    _fail(where, f"standalone studies have no super-network, so no '{key}'")
             strategies = [None]
+    settings = None
+    if scheme == "weight_sharing":  # the plan's [strategy], with the study's own super-network space if it names one
+        settings = dict(plan.strategy)
+        if "supernetwork_space" in study:
+            settings["space"] = _names(study["supernetwork_space"], list(SEARCH_SPACES), "supernetwork_space", where)[0]
+    trained_on = settings.get("space", "small") if settings is not None else None
     arch_task = next((t for t in tasks if t is not None), "rte")
     space = get_search_space(space_name, get_architecture(plan.model, arch_task))
     configs = [json.dumps(c, separators=(",", ":")) for c in select_configs(space, selection)]
@@ -209,9 +220,9 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
                                "strategy": strategy, "seed": seed, "configs": part, "dtype": dtype, "epochs": epochs,
                                "max_length": plan.max_length, "data_seed": plan.data_seed,
                                "caps": plan.caps_for(task) if task else None, "training": plan.training,
-                               "strategy_settings": plan.strategy if scheme == "weight_sharing" else None,
+                               "strategy_settings": settings,
                                "latency": [list(plan.latency_batch_sizes), plan.latency_repeats]
                                if scheme == "latency" else None}
                     units.append(WorkUnit(unit_id(payload), study["name"], scheme, task, space_name, strategy, seed,
-                                          part, dtype, epochs))
+                                          part, dtype, epochs, trained_on))
     return units

@@ -74,7 +74,7 @@ def _supernetwork(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str)
 
     data, encoded = _task_data(plan, unit.task, data_dir)
     strategy = StrategySettings(unit.strategy, **{k: v for k, v in plan.strategy.items() if k != "space"})
-    model, provenance = train_supernetwork(plan.model, data, plan.strategy.get("space", "small"), strategy,
+    model, provenance = train_supernetwork(plan.model, data, unit.supernetwork_space, strategy,
                                            _settings(plan, unit), max_length=plan.max_length, device=device,
                                            show_progress=True)
     return data, encoded, model, provenance
@@ -86,7 +86,8 @@ def run_weight_sharing(plan: Plan, unit: WorkUnit, data_dir: str | None, device:
     from plm_nasbench.models import architecture_of
     from plm_nasbench.spaces import get_search_space
 
-    key = ("supernetwork", unit.task, data_dir, unit.strategy, unit.seed, unit.dtype, unit.epochs, device)
+    key = ("supernetwork", unit.task, data_dir, unit.strategy, unit.supernetwork_space, unit.seed, unit.dtype,
+           unit.epochs, device)
     data, encoded, model, provenance = _cached(key, lambda: _supernetwork(plan, unit, data_dir, device))
     strategy_space = provenance["description"]["search_space"]
     space = get_search_space(unit.space, architecture_of(model))

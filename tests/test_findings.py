@@ -41,9 +41,10 @@ def findings_data(tables, tmp_path_factory):
 
 
 def test_space_and_strategy_comparisons(findings_data):
-    from plm_nasbench.findings import compare_spaces, compare_strategies
+    from plm_nasbench.findings import SPACE_STUDIES, compare_spaces, compare_strategies
 
-    summary, points = compare_spaces(findings_data, "rte", n=100, draws=4)
+    shared, own = SPACE_STUDIES.values()
+    summary, points = compare_spaces(findings_data, "rte", shared, n=100, draws=4)
     assert set(summary["space"]) == {"small", "layer"}
     assert summary.set_index("space")["sub_networks"].to_dict() == {"small": 100, "layer": 64}
     assert summary["hypervolume_mean"].between(0, 4).all()
@@ -51,7 +52,8 @@ def test_space_and_strategy_comparisons(findings_data):
     strategies, _ = compare_strategies(findings_data, "rte")
     assert strategies["strategy"].tolist() == ["full", "random", "standard"]  # lower errors, larger hypervolume
     assert (strategies["configs"] == 40).all()
-    assert compare_spaces(findings_data, "mrpc") is None and compare_strategies(findings_data, "mrpc") is None
+    assert compare_spaces(findings_data, "rte", own) is None  # only small has a table there
+    assert compare_spaces(findings_data, "mrpc", shared) is None and compare_strategies(findings_data, "mrpc") is None
 
 
 def test_findings_block_and_plots(findings_data, tmp_path):
@@ -66,5 +68,5 @@ def test_findings_block_and_plots(findings_data, tmp_path):
     for method in ("rs", "ls", "morea", "moasha"):
         assert f"| {method} |" in text
     names = {p.name for p in (tmp_path / "plots").iterdir()}
-    assert {"findings-space-rte.png", "findings-strategy-rte.png", "findings-ranks-ws.png",
+    assert {"findings-spaces-shared-rte.png", "findings-strategy-rte.png", "findings-ranks-ws.png",
             "findings-ranks-standalone.png", "findings-regret-standalone-rte.png"} <= names

@@ -53,11 +53,19 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
     first, second = parse_plan(smoke_plan()), parse_plan(smoke_plan())
     assert [u.unit_id for u in first.units] == [u.unit_id for u in second.units]
     assert [u.scheme for u in first.units] == ["weight_sharing", "weight_sharing", "standalone", "latency"]
+    assert [u.supernetwork_space for u in first.units] == ["small", "small", None, None]
+    own = copy.deepcopy(smoke_plan())
+    own["study"][0]["supernetwork_space"] = "layer"  # another super-network: other units
+    units = parse_plan(own).units
+    assert units[0].supernetwork_space == "layer" and units[0].unit_id != first.units[0].unit_id
+    assert units[2].unit_id == first.units[2].unit_id
     for path, value, message in [(("study", 0, "tasks"), ["rte", "nosuch"], "unknown task 'nosuch'"),
                                  (("study", 0, "space"), "huge", "unknown space 'huge'"),
                                  (("study", 0, "strategies"), ["best"], "unknown strategie 'best'|unknown strateg"),
                                  (("study", 0, "configs"), {"kind": "all", "n": 3}, "unknown key"),
                                  (("caps",), {"rte": {"max_rows": 3}}, "unknown key"),
+                                 (("study", 0, "supernetwork_space"), "huge", "unknown supernetwork_space 'huge'"),
+                                 (("study", 1, "supernetwork_space"), "small", "standalone studies have no super"),
                                  (("model",), "gpt", "unknown model 'gpt'")]:
         raw = copy.deepcopy(smoke_plan())
         target = raw

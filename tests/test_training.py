@@ -102,3 +102,14 @@ def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="needs the search space"):
         finetune(tiny_model("bert"), get_task_spec("sst2"), toy_task(n=8), TrainingSettings(),
                  strategy=StrategySettings("full"))
+
+
+@pytest.mark.parametrize("space_name", ["layer", "large"])
+def test_full_strategy_trains_on_other_spaces(space_name):
+    """A super-network can be trained by sampling any space (the reference trains one per space)."""
+    model = tiny_model("bert")
+    space = get_search_space(space_name, architecture_of(model))
+    history = finetune(model, get_task_spec("sst2"), toy_task(), TrainingSettings(**FAST), space,
+                       StrategySettings("full"))
+    assert np.isfinite([h["train_loss"] for h in history]).all()
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
