@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import write_atomic
-from .protocol import non_dominated
+from .protocol import BEST_HYPERVOLUME, non_dominated
 
 
 def figure() -> Any:
@@ -47,13 +46,11 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
         for _, run in runs.groupby("seed"):
             run = run.sort_values("time")
             position = np.searchsorted(run["time"].to_numpy(), grid, side="right") - 1
-            curve = np.where(position >= 0, run["regret"].to_numpy()[np.maximum(position, 0)], np.nan)
-            curves.append(curve)
+            # before a run's first result nothing is dominated: hypervolume 0, regret 4
+            curves.append(np.where(position >= 0, run["regret"].to_numpy()[np.maximum(position, 0)], BEST_HYPERVOLUME))
         curves = np.array(curves)
-        with warnings.catch_warnings():  # before a run's first result its curve is NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(curves, axis=0)
-            low, high = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
+        median = np.median(curves, axis=0)
+        low, high = np.percentile(curves, 25, axis=0), np.percentile(curves, 75, axis=0)
         ax.plot(grid, median, label=method)
         ax.fill_between(grid, low, high, alpha=0.2)
     if end > 10 * start:  # log time when the runs span decades (e.g. standalone and weight sharing)
