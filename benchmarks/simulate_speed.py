@@ -10,9 +10,8 @@ import json
 import os
 import time
 
-from plm_nasbench import Benchmark
 from plm_nasbench.provenance import cpu_model
-from plm_nasbench.simulation import add_regret, natural_scheme, simulate
+from plm_nasbench.simulation import add_regret, benchmarks_for, simulate
 
 
 def main() -> None:
@@ -25,11 +24,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     start = time.perf_counter()
-    built: dict[str, Benchmark] = {}
-    benchmarks = {}
-    for method in args.methods.split(","):
-        scheme = natural_scheme(method) if args.scheme == "auto" else args.scheme
-        benchmarks[method] = built.setdefault(scheme, Benchmark(args.task, scheme=scheme))
+    benchmarks = benchmarks_for(args.task, args.methods.split(","), args.scheme)
     results = simulate(benchmarks, range(args.seeds), args.evaluations, workers=args.workers)
     add_regret(results)
     total = time.perf_counter() - start

@@ -75,7 +75,8 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
             "complete": len(done) == len(units), "wall_seconds": sum(m["seconds"] for m in markers),
             "started": min(m["started"] for m in markers), "finished": max(m["finished"] for m in markers),
             "hardware": sorted({m["hardware"] for m in markers}),
-            "torch_threads": sorted({str(m["environment"].get("torch_threads", "unrecorded")) for m in markers}), "git_commits": sorted(c or "unknown" for c in environments),
+            "torch_threads": sorted({m["environment"].get("torch_threads", 0) for m in markers}),  # 0: not recorded
+            "git_commits": sorted(c or "unknown" for c in environments),
             "plm_nasbench_version": first.get("plm_nasbench_version"), "torch": first.get("torch"),
             "transformers": first.get("transformers"), "python": first.get("python"),
             "dtype": sorted(set(table["dtype"])), "latency_measured": latency is not None,

@@ -186,6 +186,9 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     _names(dtype, DTYPES, "dtype", where)
     epochs = study.get("epochs", plan.training.get("epochs", 5))
     if scheme == "latency":
+        for key in ("tasks", "strategies", "seeds", "supernetwork_space"):
+            if key in study:
+                _fail(where, f"latency studies measure each configuration once, for no task: no '{key}'")
         tasks: list[str | None] = [None]
         strategies: list[str | None] = [None]
         seeds = [0]
@@ -205,6 +208,8 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     if scheme == "weight_sharing":  # the plan's [strategy], with the study's own super-network space if it names one
         settings = dict(plan.strategy)
         if "supernetwork_space" in study:
+            if not isinstance(study["supernetwork_space"], str):
+                _fail(where, f"supernetwork_space must be one space name, got {study['supernetwork_space']!r}")
             settings["space"] = _names(study["supernetwork_space"], list(SEARCH_SPACES), "supernetwork_space", where)[0]
     trained_on = settings.get("space", "small") if settings is not None else None
     arch_task = next((t for t in tasks if t is not None), "rte")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from plm_nasbench.locking import exclusive_lock
@@ -58,22 +59,30 @@ class ShardStore:
 
     def status(self, units: list[WorkUnit]) -> str:
         """A text table per (study, task): units done, pending and corrupt, hours the done ones took, and the
-        hours left if pending units cost what the done ones of the same study and task did."""
-        counts: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
+        hours left if each unit still to run (pending or corrupt) costs the median of the done ones of the
+        same study and task (a study's first unit may also have trained its super-network)."""
+        states: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
+        seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for unit in units:
             state = self.state(unit)
             key = (unit.study, unit.task or "-")
-            counts[key][state] += 1
+            states[key][state] += 1
             if state == "done":
-                counts[key]["seconds"] += self.seconds(unit)
+                seconds[key].append(self.seconds(unit))
         lines = [f"{'study':28s} {'task':6s} {'done':>5s} {'pending':>8s} {'corrupt':>8s} {'hours':>7s} {'eta h':>7s}"]
-        for (study, task), c in counts.items():
-            eta = f"{c['seconds'] / c['done'] * c['pending'] / 3600:7.1f}" if c["done"] else f"{'?':>7s}"
-            lines.append(f"{study:28s} {task:6s} {c['done']:5d} {c['pending']:8d} {c['corrupt']:8d} "
-                         f"{c['seconds'] / 3600:7.2f} {eta}")
-        total = {k: sum(c[k] for c in counts.values()) for k in ("done", "pending", "corrupt", "seconds")}
+        spent_total, eta_total, unknown = 0.0, 0.0, False
+        for (study, task), c in states.items():
+            spent = sum(seconds[study, task]) / 3600
+            left = c["pending"] + c["corrupt"]
+            eta = float(np.median(seconds[study, task])) * left / 3600 if seconds[study, task] else None
+            unknown |= eta is None and left > 0
+            spent_total += spent
+            eta_total += eta or 0.0
+            lines.append(f"{study:28s} {task:6s} {c['done']:5d} {c['pending']:8d} {c['corrupt']:8d} {spent:7.2f} "
+                         + (f"{eta:7.1f}" if eta is not None else f"{'?':>7s}"))
+        total = {k: sum(c[k] for c in states.values()) for k in ("done", "pending", "corrupt")}
         lines.append(f"{'total':35s} {total['done']:5d} {total['pending']:8d} {total['corrupt']:8d} "
-                     f"{total['seconds'] / 3600:7.2f}")
+                     f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else ""))
         return "\n".join(lines)
 
     def discard(self, unit: WorkUnit) -> None:

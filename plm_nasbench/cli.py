@@ -93,29 +93,22 @@ def _simulate(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from . import Benchmark
     from .plots import plot_fronts, plot_ranks, plot_regret
     from .protocol import average_ranks
-    from .simulation import METHODS, add_regret, natural_scheme, simulate
+    from .simulation import add_regret, benchmarks_for, final_regret, simulate
 
     methods = args.methods.split(",")
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     objectives = tuple(args.objectives.split(","))
     if len(objectives) != 2:
         raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
     start = time.perf_counter()
-    benchmarks, built = {}, {}
-    for method in methods:
-        scheme = natural_scheme(method) if args.scheme == "auto" else args.scheme
-        if scheme not in built:
-            built[scheme] = Benchmark(args.task, model=args.model, space=args.space, scheme=scheme, strategy=args.strategy)
-        benchmarks[method] = built[scheme]
+    benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
+                                strategy=args.strategy)
+    built = {b.scheme: b for b in benchmarks.values()}
     results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers)
     scored = add_regret(results, objectives)
-    final = scored.sort_values("time").groupby(["method", "seed"]).last().reset_index()
-    ranks = average_ranks({args.task: {m: final.loc[final["method"] == m, "regret"].tolist() for m in methods}})
+    final = scored.sort_values(["time", "trial"]).groupby(["method", "seed"]).last().reset_index()
+    ranks = average_ranks({args.task: final_regret(scored)})
     table = final.groupby("method").agg(final_regret_median=("regret", "median"), final_regret_mean=("regret", "mean"),
                                         hypervolume_mean=("hypervolume", "mean"), simulated_hours=("time", "median"))
     table["simulated_hours"] /= 3600

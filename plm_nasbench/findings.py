@@ -4,9 +4,10 @@
 
 Four comparisons, each on every task whose tables hold it (a task without them is listed as missing):
 
-(a) search spaces: 100 random sub-networks of each space (``draws`` bootstrap draws from the space's
-    weight-sharing table of sampler-drawn configurations; the ``layer`` space has 64 in all), hypervolume
-    of validation error against parameter fraction;
+(a) search spaces: 100 random sub-networks of each space (``draws`` draws without replacement from the
+    space's weight-sharing table of sampler-drawn configurations; the ``layer`` space has 64 in all),
+    hypervolume of validation error against parameter fraction; once on one super-network per task
+    trained on the ``small`` space, once on each space's own super-network where those tables exist;
 (b) super-network strategies: the same 100 ``small`` configurations on each strategy's super-network;
 (c) RS, LS, MO-REA and EHVI in weight sharing: average ranks over seeds and tasks (1,000 bootstrap draws);
 (d) MO-ASHA against RS in standalone fine-tuning: regret over simulated time.
@@ -27,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from .atomic import replace_block
-from .benchmark import Benchmark
 from .paths import data_dir as default_data_dir
 from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
+from .simulation import final_regret
 from .tables import Manifest
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
@@ -38,12 +39,14 @@ OBJECTIVES = ("valid_error", "params_fraction")
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 #: Tables of sampler-drawn configurations per space (the small grid is not a random sample of the space): on one
 #: super-network per task trained by sampling the small space, and on super-networks trained on each space.
+#: tag -> (description, space -> study).
 SPACE_STUDIES = {
-    "one super-network (trained on small)": {"small": "ws-small-holdout", "layer": "ws-layer", "medium": "ws-medium",
-                                             "large": "ws-large"},
-    "each space's own super-network": {"small": "ws-small-holdout", "layer": "ws-own-layer",
-                                       "medium": "ws-own-medium", "large": "ws-own-large"},
+    "spaces-shared": ("one super-network trained on small", {"small": "ws-small-holdout", "layer": "ws-layer",
+                                                             "medium": "ws-medium", "large": "ws-large"}),
+    "spaces-own": ("each space's own super-network", {"small": "ws-small-holdout", "layer": "ws-own-layer",
+                                                      "medium": "ws-own-medium", "large": "ws-own-large"}),
 }
+SPACE_SAMPLE, SPACE_DRAWS = 100, 10
 ABLATION_STUDY = "ws-strategy-ablation"
 STANDALONE_STUDY = "standalone-small"
 WS_METHODS = ("rs", "ls", "morea", "ehvi")
@@ -61,13 +64,14 @@ def _study_table(manifest: Manifest, study: str, task: str) -> pd.DataFrame | No
     return manifest.read(paths[0]) if paths else None
 
 
-def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: int = 100, draws: int = 10,
-                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: int = SPACE_SAMPLE,
+                   draws: int = SPACE_DRAWS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(a) Per space (``studies``: space -> table study), the hypervolume of ``draws`` random draws of ``n``
     sub-networks (all of them when the table has fewer), and the points of the first draw; None when the
     task has fewer than two of the tables."""
     rng = np.random.default_rng(seed)
     samples: dict[str, list[pd.DataFrame]] = {}
+    best: dict[str, float] = {}
     for space, study in studies.items():
         table = _study_table(manifest, study, task)
         if table is None:
@@ -75,11 +79,12 @@ def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: in
         table = table[table["strategy"] == "full"].drop_duplicates("config_id")
         size = min(n, len(table))
         samples[space] = [table.iloc[rng.choice(len(table), size, replace=False)] for _ in range(draws)]
+        best[space] = float(table["valid_error"].min())
     if len(samples) < 2:
         return None
     volumes = _hypervolumes({s: [d[list(OBJECTIVES)].to_numpy() for d in draws_] for s, draws_ in samples.items()})
     summary = pd.DataFrame([{"space": s, "sub_networks": len(samples[s][0]), "hypervolume_mean": np.mean(v),
-                             "hypervolume_std": np.std(v), "best_valid_error": samples[s][0]["valid_error"].min()}
+                             "hypervolume_std": np.std(v), "best_valid_error_in_table": best[s]}
                             for s, v in volumes.items()])
     points = pd.concat([d[0].assign(method=s) for s, d in samples.items()], ignore_index=True)
     return summary.sort_values("hypervolume_mean", ascending=False, ignore_index=True), points
@@ -103,24 +108,16 @@ def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.
 
 
 def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str, seeds: int, evaluations: int,
-                       data: Path | None, workers: int) -> dict[str, pd.DataFrame]:
+                       data: Path | None, surrogates: Path | None, workers: int) -> dict[str, pd.DataFrame]:
     """(c)/(d) Simulated runs of ``methods`` on ``scheme`` per task, with regret (:func:`add_regret`)."""
-    from .simulation import add_regret, simulate
+    from .simulation import add_regret, benchmarks_for, simulate
 
     scored = {}
     for task in tasks:
-        bench = Benchmark(task, scheme=scheme, data=data)
-        runs = simulate(dict.fromkeys(methods, bench), range(seeds), evaluations, OBJECTIVES, workers=workers)
+        benchmarks = benchmarks_for(task, methods, scheme, data=data, surrogates=surrogates)
+        runs = simulate(benchmarks, range(seeds), evaluations, OBJECTIVES, workers=workers)
         scored[task] = add_regret(runs, OBJECTIVES)
     return scored
-
-
-def _final_regret(scored: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[float]]]:
-    final = {}
-    for task, runs in scored.items():
-        last = runs.sort_values("time").groupby(["method", "seed"])["regret"].last().reset_index()
-        final[task] = {m: g["regret"].tolist() for m, g in last.groupby("method")}
-    return final
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -134,17 +131,17 @@ def _tasks_with(manifest: Manifest, **keys: str) -> list[str]:
 
 
 def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int = 10, evaluations: int = 100,
-             workers: int = 1) -> str:
+             workers: int = 1, surrogates: Path | None = None) -> str:
     """Compute (a)-(d) on ``tasks``, write the plots into ``plots`` and return the markdown block."""
     data = manifest.root
     blocks = ["Generated by `python -m plm_nasbench.findings` from the shipped tables (model "
               f"`{manifest.tables[next(iter(manifest.tables))]['model'] if manifest.tables else 'none'}`)."]
-    comparisons = [(f"(a) Search spaces, {variant}: 100 random sub-networks each (10 draws)",
-                    functools.partial(compare_spaces, studies=studies), tag)
-                   for tag, (variant, studies) in zip(("spaces-shared", "spaces-own"), SPACE_STUDIES.items())]
+    comparisons = [(f"(a) Search spaces, {variant}: {SPACE_SAMPLE} random sub-networks each "
+                    f"(hypervolume over {SPACE_DRAWS} draws)", functools.partial(compare_spaces, studies=studies),
+                    tag, variant) for tag, (variant, studies) in SPACE_STUDIES.items()]
     comparisons.append(("(b) Super-network training strategies: the same 100 `small` sub-networks",
-                        compare_strategies, "strategy"))
-    for title, compare, noun in comparisons:
+                        compare_strategies, "strategy", "per strategy"))
+    for title, compare, tag, what in comparisons:
         blocks.append(f"#### {title}")
         done = []
         for task in tasks:
@@ -153,8 +150,8 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
                 continue
             summary, points = result
             done.append(task)
-            path = plot_fronts(points, OBJECTIVES, plots / f"findings-{noun}-{task}.png",
-                               f"{task}: Pareto fronts per {noun.split('-')[0].rstrip('s')} (weight sharing)", scatter=True)
+            path = plot_fronts(points, OBJECTIVES, plots / f"findings-{tag}-{task}.png",
+                               f"{task}: Pareto fronts, {what} (weight sharing)", scatter=True)
             blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
@@ -169,13 +166,14 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
         if not usable:
             blocks.append("No task has the tables for this comparison yet.")
             continue
-        scored = compare_optimizers(usable, methods, scheme, seeds, evaluations, data, workers)
-        ranks = average_ranks(_final_regret(scored))
+        scored = compare_optimizers(usable, methods, scheme, seeds, evaluations, data, surrogates, workers)
+        final = {task: final_regret(runs) for task, runs in scored.items()}
+        ranks = average_ranks(final)
         paths = [plot_ranks(ranks, plots / f"findings-ranks-{tag}.png", f"average ranks, {scheme}: {', '.join(usable)}")]
         paths += [plot_regret(runs, plots / f"findings-regret-{tag}-{task}.png", f"{task}, {scheme}")
                   for task, runs in scored.items()]
         table = pd.DataFrame([{"method": m, "average_rank": r[0], "rank_std": r[1],
-                               **{f"final_regret_{t}": float(np.median(_final_regret(scored)[t][m])) for t in usable}}
+                               **{f"final_regret_{t}": float(np.median(final[t][m])) for t in usable}}
                               for m, r in sorted(ranks.items(), key=lambda item: item[1][0])])
         blocks += [f"{seeds} seeds x {evaluations} evaluations on {', '.join(usable)}; final regret is the median "
                    f"over seeds. Plots: " + ", ".join(f"[{p.stem}]({p.as_posix()})" for p in paths), "", _markdown(table), ""]
@@ -185,6 +183,7 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m plm_nasbench.findings", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
+    parser.add_argument("--surrogates", default=None, help="surrogates folder (default: the package's)")
     parser.add_argument("--tasks", default=None, help="comma-separated (default: every task with a table)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--evaluations", type=int, default=100)
@@ -194,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     manifest = Manifest.load(args.data)
     tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values()})
-    block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers)
+    block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
+                     Path(args.surrogates) if args.surrogates else None)
     replace_block(Path(args.readme), START, END, block)
     print(block)
 

@@ -53,7 +53,7 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
         low, high = np.percentile(curves, 25, axis=0), np.percentile(curves, 75, axis=0)
         ax.plot(grid, median, label=method)
         ax.fill_between(grid, low, high, alpha=0.2)
-    if end > 10 * start:  # log time when the runs span decades (e.g. standalone and weight sharing)
+    if end > 10 * start:  # log time when the runs span more than a decade (e.g. standalone and weight sharing)
         ax.set_xscale("log")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("regret (4 - hypervolume)")

@@ -32,12 +32,10 @@ def _scheduler(method: str, bench: Benchmark, metrics: list[str], seed: int) -> 
     from .integrations.searchers import NSGA2, LocalSearch
 
     space = bench.space.syne_tune_space()
+    _check_fidelities(method, bench)
     if method == "moasha":
         from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
 
-        if len(bench.fidelities) < 2:
-            raise ValueError(f"moasha needs several fidelities (epochs); {bench!r} has {bench.fidelities}: "
-                             "use the standalone scheme")
         return MOASHA(space, metrics, do_minimize=True, time_attr=FIDELITY, max_t=max(bench.fidelities),
                       grace_period=min(bench.fidelities), reduction_factor=3, random_seed=seed)
     kwargs: dict[str, Any] = {}
@@ -60,8 +58,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     from syne_tune.backend.trial_status import Trial
     from syne_tune.optimizer.scheduler import SchedulerDecision
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    _check_methods([method])
     metrics = list(objectives)
     np.random.seed(seed)  # MO-ASHA samples from numpy's global generator
     scheduler = _scheduler(method, bench, metrics, seed)
@@ -102,12 +99,43 @@ def _start_time(bench: Benchmark) -> float:
     return supernetwork_cost(bench)
 
 
+def _check_methods(methods: Sequence[str]) -> None:
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+
+
+def _check_fidelities(method: str, bench: Benchmark) -> None:
+    if method in MULTI_FIDELITY and len(bench.fidelities) < 2:
+        raise ValueError(f"{method} needs several fidelities (epochs); {bench!r} has {bench.fidelities}: "
+                         "use the standalone scheme")
+
+
 def natural_scheme(method: str) -> str:
     """The scheme a method runs on unless told otherwise: standalone for multi-fidelity methods (they need
     epochs), weight sharing for the others (the paper's setting for RS, LS, MO-REA, NSGA-II and EHVI)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    _check_methods([method])
     return "standalone" if method in MULTI_FIDELITY else "weight_sharing"
+
+
+def benchmarks_for(task: str, methods: Sequence[str], scheme: str = "auto", **kwargs: Any) -> dict[str, Benchmark]:
+    """method -> the Benchmark it runs on (one per scheme; ``scheme="auto"``: each method's
+    :func:`natural_scheme`), checked before anything runs: a benchmark must offer something to search
+    (a surrogate or several table configurations) and multi-fidelity methods need several epochs."""
+    _check_methods(methods)
+    built: dict[str, Benchmark] = {}
+    chosen = {}
+    for method in methods:
+        name = natural_scheme(method) if scheme == "auto" else scheme
+        if name not in built:
+            built[name] = Benchmark(task, scheme=name, **kwargs)
+        bench = chosen[method] = built[name]
+        if not bench.covers_space and len(bench.configs()) < 2:
+            raise ValueError(f"{method} on {bench!r}: the tables hold {len(bench.configs())} configuration and there "
+                             "is no surrogate, so there is nothing to search; generate the study that fills this "
+                             "scheme (e.g. standalone-small) and rebuild the surrogates")
+        _check_fidelities(method, bench)
+    return chosen
 
 
 _WORKER_BENCHES: dict[str, Benchmark] = {}
@@ -133,9 +161,7 @@ def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_eval
     (method, seed) order. ``workers > 1`` runs them in that many processes, each rebuilding the benchmarks
     from their ``init_args``. Runs on different schemes of one task share the hypervolume normalisation
     in :func:`add_regret`, so a weight-sharing and a standalone method compare on one time axis."""
-    for method in benchmarks:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    _check_methods(list(benchmarks))
     jobs = [(bench, m, s, max_evaluations, tuple(objectives)) for m, bench in benchmarks.items() for s in seeds]
     if workers <= 1 or len(jobs) == 1:
         frames = [run_method(*job) for job in jobs]
@@ -161,3 +187,9 @@ def add_regret(results: pd.DataFrame, objectives: Sequence[str] = ("valid_error"
         out.loc[ordered, "hypervolume"] = hypervolume_trajectory(normalised)
     out["regret"] = BEST_HYPERVOLUME - out["hypervolume"]
     return out
+
+
+def final_regret(scored: pd.DataFrame) -> dict[str, list[float]]:
+    """method -> the final regret of each of its runs (seed order), from :func:`add_regret`'s output."""
+    last = scored.sort_values(["time", "trial"]).groupby(["method", "seed"])["regret"].last().reset_index()
+    return {m: g.sort_values("seed")["regret"].tolist() for m, g in last.groupby("method")}

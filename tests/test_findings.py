@@ -33,7 +33,9 @@ def findings_data(tables, tmp_path_factory):
     ablation = pd.concat([ablation.assign(strategy=s, valid_error=ablation["valid_error"] + shift,
                                           test_error=ablation["test_error"] + shift)
                           for s, shift in (("standard", 0.2), ("random", 0.05), ("full", 0.0))])
-    for study, table in (("ws-layer", frame), ("ws-strategy-ablation", conform(ablation, "ablation"))):
+    own = conform(frame.assign(supernetwork_space="layer", valid_error=frame["valid_error"] - 0.1), "ws-own-layer")
+    for study, table in (("ws-layer", frame), ("ws-own-layer", own),
+                         ("ws-strategy-ablation", conform(ablation, "ablation"))):
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": study})
     manifest.save()
@@ -43,7 +45,7 @@ def findings_data(tables, tmp_path_factory):
 def test_space_and_strategy_comparisons(findings_data):
     from plm_nasbench.findings import SPACE_STUDIES, compare_spaces, compare_strategies
 
-    shared, own = SPACE_STUDIES.values()
+    (_, shared), (_, own) = SPACE_STUDIES.values()
     summary, points = compare_spaces(findings_data, "rte", shared, n=100, draws=4)
     assert set(summary["space"]) == {"small", "layer"}
     assert summary.set_index("space")["sub_networks"].to_dict() == {"small": 100, "layer": 64}
@@ -52,16 +54,18 @@ def test_space_and_strategy_comparisons(findings_data):
     strategies, _ = compare_strategies(findings_data, "rte")
     assert strategies["strategy"].tolist() == ["full", "random", "standard"]  # lower errors, larger hypervolume
     assert (strategies["configs"] == 40).all()
-    assert compare_spaces(findings_data, "rte", own) is None  # only small has a table there
+    own_summary, _ = compare_spaces(findings_data, "rte", own, n=100, draws=4)
+    assert set(own_summary["space"]) == {"small", "layer"}
     assert compare_spaces(findings_data, "mrpc", shared) is None and compare_strategies(findings_data, "mrpc") is None
 
 
-def test_findings_block_and_plots(findings_data, tmp_path):
+def test_findings_block_and_plots(findings_data, tables, tmp_path):
     from plm_nasbench.findings import END, START, main
 
+    surrogates = tables[1]
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{START}\nold\n{END}\n")
-    main(["--data", str(findings_data.root), "--seeds", "2", "--evaluations", "12", "--readme", str(readme),
+    main(["--data", str(findings_data.root), "--surrogates", str(surrogates), "--seeds", "2", "--evaluations", "12", "--readme", str(readme),
           "--plots", str(tmp_path / "plots")])
     text = readme.read_text()
     assert "old" not in text and "(a) Search spaces" in text and "| full |" in text
@@ -70,3 +74,26 @@ def test_findings_block_and_plots(findings_data, tmp_path):
     names = {p.name for p in (tmp_path / "plots").iterdir()}
     assert {"findings-spaces-shared-rte.png", "findings-strategy-rte.png", "findings-ranks-ws.png",
             "findings-ranks-standalone.png", "findings-regret-standalone-rte.png"} <= names
+
+
+def test_benchmark_picks_the_super_network_and_checks_what_can_be_searched(findings_data, tmp_path):
+    from plm_nasbench import Benchmark
+    from plm_nasbench.simulation import benchmarks_for
+
+    shared = Benchmark("rte", space="layer", data=findings_data.root)
+    own = Benchmark("rte", space="layer", data=findings_data.root, supernetwork_space="layer")
+    config = shared.configs()[5]
+    assert own.query(config)["valid_error"] == pytest.approx(shared.query(config)["valid_error"] - 0.1)
+    assert "supernetwork_space='layer'" in repr(own)
+    with pytest.raises(FileNotFoundError, match="supernetwork_space='medium'"):
+        Benchmark("rte", space="layer", data=findings_data.root, supernetwork_space="medium")
+    with pytest.raises(ValueError, match="unknown supernetwork_space 'tiny'"):
+        Benchmark("rte", space="layer", data=findings_data.root, supernetwork_space="tiny")
+    curves = findings_data.read("minilm-l6-h384/standalone-small/rte.parquet")
+    single = curves[curves["config_id"] == curves["config_id"].iloc[0]]  # like the unpruned runs alone
+    manifest = Manifest.load(tmp_path)
+    relpath = "minilm-l6-h384/standalone-unpruned/rte.parquet"
+    manifest.record(relpath, single, write_parquet(single, tmp_path / relpath), {"study": "standalone-unpruned"})
+    manifest.save()
+    with pytest.raises(ValueError, match="moasha on .*1 configuration.*nothing to search"):
+        benchmarks_for("rte", ["moasha"], data=tmp_path, surrogates=tmp_path / "none")

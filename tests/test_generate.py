@@ -6,6 +6,7 @@ import copy
 
 import pandas as pd
 import pytest
+import torch
 
 from generate.__main__ import main as generate_main
 from generate.configs import select_configs
@@ -101,6 +102,7 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert sa["epoch"].tolist() == [1, 2] and sa["cumulative_time"].is_monotonic_increasing
     entry = manifest.tables["minilm-l6-h384/ws/rte.parquet"]
     assert entry["rows"] == 4 and entry["task"] == "rte" and entry["provenance"]["complete"]
+    assert entry["provenance"]["git_commits"] and entry["provenance"]["torch_threads"] == [torch.get_num_threads()]
 
     shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
     shard.write_bytes(shard.read_bytes()[:100])

@@ -36,13 +36,16 @@ class Benchmark:
     uncertainty), ``live`` (the real evaluator; needs the task data and takes minutes), or ``auto`` (the
     table, else the surrogate). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
     answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
-    ``epoch=None`` means the last fidelity.
+    ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
+    by the space whose sampler trained it (edition 1 trains on ``small`` and evaluates every space on it;
+    its ``ws-own-*`` studies train one per space). Where a task's tables hold runs of several dtypes (a
+    float32 comparison beside bf16 runs), the rows of the dtype with the most rows answer.
     """
 
     def __init__(self, task: str, model: str = "minilm-l6-h384", space: str = "small",
                  scheme: str = "weight_sharing", strategy: str = "full", backend: str = "auto", *,
                  data: str | Path | None = None, surrogates: str | Path | None = None,
-                 data_dir: str | Path | None = None, device: str = "cpu") -> None:
+                 data_dir: str | Path | None = None, device: str = "cpu", supernetwork_space: str = "small") -> None:
         _check("task", task, list(TASK_HEADS))
         _check("model", model, list(MODELS))
         _check("search space", space, list(SEARCH_SPACES))
@@ -50,12 +53,14 @@ class Benchmark:
         _check("backend", backend, BACKENDS)
         if scheme == "weight_sharing":
             _check("strategy", strategy, STRATEGIES)
+            _check("supernetwork_space", supernetwork_space, list(SEARCH_SPACES))
         self.task, self.model, self.scheme, self.backend = task, model, scheme, backend
         #: The arguments that rebuild this benchmark (e.g. in worker processes).
         self.init_args = {"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
                           "backend": backend, "data": data, "surrogates": surrogates, "data_dir": data_dir,
-                          "device": device}
+                          "device": device, "supernetwork_space": supernetwork_space}
         self.strategy = strategy if scheme == "weight_sharing" else "none"
+        self.supernetwork_space = supernetwork_space if scheme == "weight_sharing" else None
         self.space: SearchSpace = get_search_space(space, model, task=task)
         self._data_root = Path(data) if data is not None else default_data_dir()
         self._surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
@@ -74,8 +79,9 @@ class Benchmark:
 
     # -- loading ---------------------------------------------------------------------------------
     def _nothing_found(self) -> str:
+        trained = f", supernetwork_space={self.supernetwork_space!r}" if self.supernetwork_space else ""
         return (f"no table for task={self.task!r}, model={self.model!r}, space={self.space.name!r}, "
-                f"scheme={self.scheme!r}, strategy={self.strategy!r} in {self._data_root}; "
+                f"scheme={self.scheme!r}, strategy={self.strategy!r}{trained} in {self._data_root}; "
                 "`plm-nasbench info` lists what exists, `python -m generate` makes tables, "
                 "backend='live' evaluates for real")
 
@@ -88,11 +94,24 @@ class Benchmark:
                 raise FileNotFoundError(self._nothing_found())
             return None
         frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True)
-        frame = frame[(frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)]
+        keep = (frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)
+        if self.supernetwork_space is not None:
+            keep &= frame["supernetwork_space"] == self.supernetwork_space
+        frame = frame[keep]
+        if frame.empty:
+            if required:
+                raise FileNotFoundError(self._nothing_found())
+            return None
+        frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
         frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
         return TableIndex(frame, self.space)
 
     def _load_surrogate(self, required: bool) -> Any:
+        if self.supernetwork_space not in (None, "small"):
+            if required:
+                raise ValueError("surrogates exist for super-networks trained on the small space only, not "
+                                 f"{self.supernetwork_space!r}; use backend='table' or 'live'")
+            return None
         if not isinstance(self.space, SmallSpace):
             if required:
                 raise ValueError(f"surrogates exist for the small space only, not {self.space.name!r}; "
@@ -144,7 +163,9 @@ class Benchmark:
 
     def __repr__(self) -> str:
         return (f"Benchmark(task={self.task!r}, model={self.model!r}, space={self.space.name!r}, scheme={self.scheme!r}, "
-                f"strategy={self.strategy!r}, backend={self.backend!r})")
+                f"strategy={self.strategy!r}, backend={self.backend!r}"
+                + (f", supernetwork_space={self.supernetwork_space!r})" if self.supernetwork_space not in (None, "small")
+                   else ")"))
 
     # -- queries ---------------------------------------------------------------------------------
     def query(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
@@ -203,7 +224,8 @@ class Benchmark:
 
         if self._live is None:
             self._live = LiveEvaluator(self.task, self.model, self.space, self.scheme, self.strategy,
-                                       self._task_data_dir, self._device)
+                                       self._task_data_dir, self._device,
+                                       supernetwork_space=self.supernetwork_space or "small")
         return self._live.query(config, epoch, seed)
 
     # -- tables and sampling ---------------------------------------------------------------------

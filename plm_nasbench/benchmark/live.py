@@ -28,8 +28,10 @@ class LiveEvaluator:
     """Evaluates configurations of one (task, model, space, scheme, strategy) for real, caching the task data."""
 
     def __init__(self, task: str, model: str, space: SearchSpace, scheme: str, strategy: str,
-                 data_dir: Any = None, device: str = "cpu", recipe: Mapping[str, Any] | None = None) -> None:
+                 data_dir: Any = None, device: str = "cpu", recipe: Mapping[str, Any] | None = None,
+                 supernetwork_space: str = "small") -> None:
         self.task, self.model, self.space, self.scheme, self.strategy = task, model, space, scheme, strategy
+        self.supernetwork_space = supernetwork_space
         self.data_dir, self.device = data_dir, device
         self.recipe = {**DEFAULT_RECIPE, **(recipe or {})}
         self._data: Any = None
@@ -67,7 +69,7 @@ class LiveEvaluator:
 
         if seed not in self._supernetworks:
             self._supernetworks[seed] = train_supernetwork(
-                self.model, data, "small", StrategySettings(self.strategy), self._settings(seed),
+                self.model, data, self.supernetwork_space, StrategySettings(self.strategy), self._settings(seed),
                 max_length=self.recipe["max_length"], device=self.device, show_progress=True)
         model, provenance = self._supernetworks[seed]
         row = evaluate_subnetworks(model, data.spec, encoded, self.space, [config], dtype=self.recipe["dtype"],

@@ -53,6 +53,8 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
 def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame) -> dict[str, Any]:
     """Quality of every learned objective on ``holdout`` rows (at their largest epoch), the number of rows
     flagged out of data, and the largest relative error of the analytic FLOPs."""
+    if holdout.empty:
+        return {"holdout_rows": 0, "objectives": {}}
     holdout = holdout[holdout["epoch"] == holdout["epoch"].max()]
     predicted = surrogate.predict(holdout[list(FIELDS)].to_numpy(), int(holdout["epoch"].max())
                                   if surrogate.max_epoch else None)
@@ -71,6 +73,8 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame) -> dict[str, An
 def _split_configs(table: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of a random ``1 - share`` of the configurations, and the rows of the rest."""
     ids = np.sort(table["config_id"].unique())
+    if len(ids) < 2:
+        return table, table.iloc[:0]
     held = set(np.random.default_rng(seed).choice(ids, max(1, round(share * len(ids))), replace=False))
     mask = table["config_id"].isin(held)
     return table[~mask], table[mask]
@@ -143,7 +147,9 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {entry['task']} | {scheme} | {name} | {q['r2']:.3f} | {q['spearman']:.3f} "
                          f"| {q['kendall_tau']:.3f}{mark} | {q['mae']:.4g} | {q['n']} | {entry['train_configs']:,} |")
         if not entry["objectives"]:
-            lines.append(f"| {entry['task']} | {scheme} | (no hold-out yet) | | | | | | {entry['train_configs']:,} |")
+            why = (f"hold-out of {entry['holdout_rows']} rows: too few to score (10 needed)" if entry.get("holdout_rows")
+                   else "no hold-out yet")
+            lines.append(f"| {entry['task']} | {scheme} | ({why}) | | | | | | {entry['train_configs']:,} |")
     errors = [f"{e['task']} {e['scheme']} {e['flops_max_relative_error']:.1e}"
               for e in report["surrogates"] if "flops_max_relative_error" in e]
     lines += ["", "Analytic objectives (num_params, params_fraction, flops) are computed, not learned; "

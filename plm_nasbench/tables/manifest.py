@@ -17,7 +17,7 @@ from .schema import SCHEMA_VERSION
 
 MANIFEST_FILE = "MANIFEST.json"
 #: Per-table fields that say what a table holds (and can be searched on).
-KEY_FIELDS = ("model", "task", "search_space", "scheme", "strategy", "study")
+KEY_FIELDS = ("model", "task", "search_space", "scheme", "strategy", "supernetwork_space", "study")
 
 
 @dataclass
