@@ -60,7 +60,8 @@ class Manifest:
                 keys[name] = provenance[name]
             elif name in frame.columns:
                 values = frame[name].dropna().unique()
-                keys[name] = str(values[0]) if len(values) == 1 else sorted(map(str, values))
+                if len(values):  # a column that is empty here (e.g. supernetwork_space of standalone runs) is no key
+                    keys[name] = str(values[0]) if len(values) == 1 else sorted(map(str, values))
         self.tables[relpath] = {**keys, "sha256": sha256, "rows": int(len(frame)),
                                 "provenance": {k: v for k, v in provenance.items() if k not in keys}}
 
