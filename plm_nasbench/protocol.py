@@ -72,18 +72,16 @@ def non_dominated(points: np.ndarray) -> np.ndarray:
 
 
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> float:
-    """Area dominated by ``points`` (n x 2, minimised) and bounded by ``reference``."""
+    """Area dominated by ``points`` (n x 2, minimised) and bounded by ``reference``: a sweep over the points
+    sorted by the first objective, each adding the strip below the lowest second objective seen so far."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     points = points[np.all(points < np.asarray(reference), axis=1)]
     if len(points) == 0:
         return 0.0
-    front = non_dominated(points)
-    front = front[np.argsort(front[:, 0])]
-    area, previous_y = 0.0, reference[1]
-    for x, y in front:
-        area += (reference[0] - x) * (previous_y - y)
-        previous_y = y
-    return float(area)
+    points = points[np.lexsort((points[:, 1], points[:, 0]))]
+    lowest = np.minimum.accumulate(points[:, 1])
+    above = np.concatenate([[reference[1]], lowest[:-1]])
+    return float(np.sum((reference[0] - points[:, 0]) * np.clip(above - points[:, 1], 0.0, None)))
 
 
 def hypervolume_trajectory(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
