@@ -41,6 +41,22 @@ class QuantileNormaliser:
         return out
 
 
+def _dominated(values: np.ndarray) -> np.ndarray:
+    """Which rows are dominated by another row (minimisation); one sorted sweep for two objectives."""
+    if values.shape[1] == 2 and len(values):
+        order = np.lexsort((values[:, 1], values[:, 0]))
+        x, y = values[order, 0], values[order, 1]
+        lowest = np.minimum.accumulate(y)
+        before = np.concatenate([[np.inf], lowest[:-1]])  # lowest second objective among rows with x' <= x
+        # x of the first row reaching that lowest value: an equal second objective dominates only from a smaller x
+        first = np.maximum.accumulate(np.where(y < before, np.arange(len(y)), 0))
+        x_first = np.concatenate([[np.inf], x[first[:-1]]])
+        dominated = np.empty(len(values), dtype=bool)
+        dominated[order] = (y > before) | ((y == before) & (x_first < x))
+        return dominated
+    return np.array([np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1)) for v in values], dtype=bool)
+
+
 def front_ranks(values: np.ndarray) -> np.ndarray:
     """Non-dominated sorting: 0 for the Pareto front, 1 for the front without it, and so on (minimisation)."""
     values = np.asarray(values, dtype=np.float64)
@@ -48,8 +64,7 @@ def front_ranks(values: np.ndarray) -> np.ndarray:
     remaining = np.arange(len(values))
     rank = 0
     while len(remaining):
-        sub = values[remaining]
-        dominated = np.array([np.any(np.all(sub <= v, axis=1) & np.any(sub < v, axis=1)) for v in sub])
+        dominated = _dominated(values[remaining])
         ranks[remaining[~dominated]] = rank
         remaining = remaining[dominated]
         rank += 1
@@ -62,13 +77,13 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     first = np.zeros(len(values), dtype=bool)
     first[np.unique(values, axis=0, return_index=True)[1]] = True
-    return (front_ranks(values) == 0) & first
+    return ~_dominated(values) & first
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """The non-dominated points (minimisation), duplicates removed, sorted by the first objective."""
     points = np.unique(np.asarray(points, dtype=np.float64), axis=0)
-    return points[front_ranks(points) == 0]
+    return points[~_dominated(points)]
 
 
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> float:
@@ -87,7 +102,8 @@ def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_PO
 def hypervolume_trajectory(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
     """Hypervolume after each of the (normalised) points in evaluation order."""
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return np.array([hypervolume_2d(points[: i + 1], reference) for i in range(len(points))])
+    volumes = np.array([hypervolume_2d(points[: i + 1], reference) for i in range(len(points))])
+    return np.maximum.accumulate(volumes) if len(volumes) else volumes  # monotone, as exact arithmetic is
 
 
 def average_ranks(final_regret: Mapping[str, Mapping[str, Sequence[float]]], draws: int = 1000,

@@ -42,3 +42,15 @@ def test_average_ranks():
     assert ranks["c"][0] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="no runs"):
         average_ranks({"rte": {"a": [0.1]}, "mrpc": {"b": [0.2]}})
+
+
+def test_two_objective_sweep_matches_pairwise_dominance():
+    """The sorted sweep for two objectives agrees with the pairwise definition, ties and duplicates included."""
+    from plm_nasbench.protocol import _dominated
+
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        values = rng.integers(0, 4, size=(rng.integers(1, 25), 2)).astype(float)
+        pairwise = [np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1)) for v in values]
+        assert _dominated(values).tolist() == pairwise
+        assert _dominated(np.column_stack([values, values[:, :1]])).tolist() == pairwise  # n-D path
