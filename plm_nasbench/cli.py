@@ -95,7 +95,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from .plots import plot_fronts, plot_ranks, plot_regret
     from .protocol import average_ranks
-    from .simulation import add_regret, benchmarks_for, final_regret, simulate
+    from .simulation import add_regret, benchmarks_for, final_regret, final_results, simulate
 
     methods = args.methods.split(",")
     objectives = tuple(args.objectives.split(","))
@@ -107,7 +107,7 @@ def _simulate(args: argparse.Namespace) -> int:
     built = {b.scheme: b for b in benchmarks.values()}
     results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers)
     scored = add_regret(results, objectives)
-    final = scored.sort_values(["time", "trial"]).groupby(["method", "seed"]).last().reset_index()
+    final = final_results(scored)
     ranks = average_ranks({args.task: final_regret(scored)})
     table = final.groupby("method").agg(final_regret_median=("regret", "median"), final_regret_mean=("regret", "mean"),
                                         hypervolume_mean=("hypervolume", "mean"), simulated_hours=("time", "median"))

@@ -40,7 +40,8 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
     plt = figure()
     fig, ax = plt.subplots(figsize=(6, 4))
     start, end = max(scored["time"].min(), 1e-3), scored["time"].max()
-    grid = np.geomspace(start, end, 200) if end > 10 * start else np.linspace(start, end, 200)
+    log_time = end > 10 * start  # when the runs span more than a decade (e.g. standalone and weight sharing)
+    grid = np.geomspace(start, end, 200) if log_time else np.linspace(start, end, 200)
     for method, runs in scored.groupby("method"):
         curves = []
         for _, run in runs.groupby("seed"):
@@ -53,7 +54,7 @@ def plot_regret(scored: pd.DataFrame, path: Path, title: str) -> Path:
         low, high = np.percentile(curves, 25, axis=0), np.percentile(curves, 75, axis=0)
         ax.plot(grid, median, label=method)
         ax.fill_between(grid, low, high, alpha=0.2)
-    if end > 10 * start:  # log time when the runs span more than a decade (e.g. standalone and weight sharing)
+    if log_time:
         ax.set_xscale("log")
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("regret (4 - hypervolume)")

@@ -65,7 +65,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     fields = list(bench.space.syne_tune_space())
     clock = _start_time(bench)
     rows = []
-    epochs = bench.fidelities if method == "moasha" else [None]
+    epochs = bench.fidelities if method in MULTI_FIDELITY else [None]
     for trial_id in range(max_evaluations):
         suggestion = scheduler.suggest()
         if suggestion is None:
@@ -130,8 +130,9 @@ def benchmarks_for(task: str, methods: Sequence[str], scheme: str = "auto", **kw
         if name not in built:
             built[name] = Benchmark(task, scheme=name, **kwargs)
         bench = chosen[method] = built[name]
-        if not bench.covers_space and len(bench.configs()) < 2:
-            raise ValueError(f"{method} on {bench!r}: the tables hold {len(bench.configs())} configuration and there "
+        held = len(bench.configs()) if not bench.covers_space else None
+        if held is not None and held < 2:
+            raise ValueError(f"{method} on {bench!r}: the tables hold {held} configuration and there "
                              "is no surrogate, so there is nothing to search; generate the study that fills this "
                              "scheme (e.g. standalone-small) and rebuild the surrogates")
         _check_fidelities(method, bench)
@@ -189,7 +190,11 @@ def add_regret(results: pd.DataFrame, objectives: Sequence[str] = ("valid_error"
     return out
 
 
+def final_results(scored: pd.DataFrame) -> pd.DataFrame:
+    """The last result of each (method, seed) run of :func:`add_regret`'s output, in (method, seed) order."""
+    return scored.sort_values(["time", "trial"]).groupby(["method", "seed"]).last().reset_index()
+
+
 def final_regret(scored: pd.DataFrame) -> dict[str, list[float]]:
     """method -> the final regret of each of its runs (seed order), from :func:`add_regret`'s output."""
-    last = scored.sort_values(["time", "trial"]).groupby(["method", "seed"])["regret"].last().reset_index()
-    return {m: g.sort_values("seed")["regret"].tolist() for m, g in last.groupby("method")}
+    return {m: g["regret"].tolist() for m, g in final_results(scored).groupby("method")}

@@ -89,16 +89,13 @@ class Benchmark:
         manifest = Manifest.load(self._data_root)
         paths = manifest.find(model=self.model, task=self.task, search_space=self.space.name, scheme=self.scheme,
                               strategy=self.strategy)
-        if not paths:
-            if required:
-                raise FileNotFoundError(self._nothing_found())
-            return None
-        frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True)
-        keep = (frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)
-        if self.supernetwork_space is not None:
-            keep &= frame["supernetwork_space"] == self.supernetwork_space
-        frame = frame[keep]
-        if frame.empty:
+        frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True) if paths else None
+        if frame is not None:
+            keep = (frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)
+            if self.supernetwork_space is not None:
+                keep &= frame["supernetwork_space"] == self.supernetwork_space
+            frame = frame[keep]
+        if frame is None or frame.empty:
             if required:
                 raise FileNotFoundError(self._nothing_found())
             return None
