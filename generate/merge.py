@@ -21,11 +21,21 @@ from .store import ShardStore
 from .units import LATENCY_COLUMNS
 
 
-def _latency(store: ShardStore, units: list[WorkUnit]) -> pd.DataFrame | None:
-    frames = [store.read(u)[0] for u in units if store.state(u) == "done"]
-    if not frames:
-        return None
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["search_space", "config_id"], keep="last")
+def _latency(store: ShardStore, units: list[WorkUnit]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+    """The done latency units' rows (one per search space and configuration) and their provenance."""
+    shards = [store.read(u) for u in units if store.state(u) == "done"]
+    if not shards:
+        return None, {}
+    frame = pd.concat([f for f, _ in shards], ignore_index=True)
+    markers = [m for _, m in shards]
+    provenance = {
+        "studies": sorted({u.study for u in units if store.state(u) == "done"}),
+        "hardware": sorted({m["hardware"] for m in markers}),
+        "torch_threads": sorted({int(t) for t in frame["latency_threads"]}),
+        "started": min(m["started"] for m in markers), "finished": max(m["finished"] for m in markers),
+        "wall_seconds": sum(m["seconds"] for m in markers),
+    }
+    return frame.drop_duplicates(["search_space", "config_id"], keep="last"), provenance
 
 
 def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False) -> dict[str, Any]:
@@ -43,7 +53,7 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
         if store.state(unit) == "corrupt":
             report["corrupt"].append(str(store.shard_path(unit)))
             store.discard(unit)
-    latency = _latency(store, latency_units)
+    latency, latency_provenance = _latency(store, latency_units)
     for (study, task), units in sorted(groups.items()):
         done = [u for u in units if store.state(u) == "done"]
         if len(done) < len(units) and not (partial and done):
@@ -79,7 +89,9 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
             "git_commits": sorted(c or "unknown" for c in environments),
             "plm_nasbench_version": first.get("plm_nasbench_version"), "torch": first.get("torch"),
             "transformers": first.get("transformers"), "python": first.get("python"),
-            "dtype": sorted(set(table["dtype"])), "latency_measured": latency is not None,
+            "dtype": sorted(set(table["dtype"])),
+            "latency": {"rows_measured": int(table["latency_b1_median"].notna().sum()) if latency is not None else 0,
+                        **latency_provenance},
         })
         report["written"][relpath] = len(table)
     manifest.save()

@@ -1,9 +1,10 @@
 """The README's coverage table (from ``data/MANIFEST.json``) and one plot per task of the ``small`` grid.
 
-    python -m generate.report [--data data] [--readme README.md] [--plots docs/plots]
+    python -m generate.report [--data data] [--readme README.md] [--plots docs/plots] [--data-dir ../shared/datasets]
 
 The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
-in the README, the unpruned-model sanity check (next to the paper's BERT-base errors) the text between
+in the README, the unpruned-model sanity check (next to the best constant predictor's and the paper's BERT-base
+errors) the text between
 ``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``. Plots: validation error against parameter fraction, one point per grid configuration.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+import pandas as pd
 
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.plots import figure, finish
@@ -25,8 +28,9 @@ UNPRUNED_STUDIES = ("standalone-unpruned", "standalone-unpruned-fp32")
 
 def coverage_markdown(manifest: Manifest) -> str:
     """A markdown table: one line per table file with what it covers and where it was made."""
-    lines = ["| table | task | space | scheme | strategy | rows | configs | seeds | model | dtype | hardware | complete |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| table | task | space | scheme | strategy | rows | configs | seeds | rows with latency | model | dtype "
+             "| hardware | complete |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for relpath in sorted(manifest.tables):
         entry = manifest.tables[relpath]
         frame = manifest.read(relpath)
@@ -36,10 +40,11 @@ def coverage_markdown(manifest: Manifest) -> str:
         lines.append(
             f"| `{relpath}` | {entry.get('task')} | {entry.get('search_space')} | {entry.get('scheme')} | {strategy} "
             f"| {entry['rows']:,} | {frame['config_id'].nunique():,} | {frame['seed'].nunique()} "
+            f"| {int(frame['latency_b1_median'].notna().sum()):,} "
             f"| {entry.get('model')} | {', '.join(prov.get('dtype', []))} | {'; '.join(prov.get('hardware', []))} "
             f"| {'yes' if prov.get('complete') else 'partial'} |")
     if len(lines) == 2:
-        lines.append("| (no tables yet) | | | | | | | | | | | |")
+        lines.append("| (no tables yet) |" + " |" * 12)
     return "\n".join(lines)
 
 
@@ -60,28 +65,48 @@ def plot_grids(manifest: Manifest, folder: Path) -> list[Path]:
     return written
 
 
-def unpruned_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
-    """Test error of the unpruned model fine-tuned alone (mean and std over seeds, last epoch) per task, next to
-    the paper's BERT-base figures when ``reference_csv`` (data_unpruned_model.csv of the paper's results) is given."""
-    import pandas as pd
+def constant_error(frame: pd.DataFrame, data_dir: str | Path) -> float:
+    """The best constant predictor's test error on the test split a table's rows were scored on (same
+    data seed and caps), read from ``data_dir``."""
+    from plm_nasbench.tasks.loading import load_task
+    from plm_nasbench.tasks.metrics import constant_prediction_error
 
+    row = frame.iloc[0]
+    caps = {name: (None if pd.isna(row[name]) else int(row[name])) for name in ("max_train", "max_valid", "max_test")}
+    data = load_task(row["task"], data_dir, data_seed=int(row["data_seed"]), allow_partial=True, **caps)
+    if len(data.test) != int(row["rows_test"]):
+        raise ValueError(f"{row['task']}: the test split read from {data_dir} has {len(data.test)} rows, the table "
+                         f"was scored on {int(row['rows_test'])}: not the same data")
+    return constant_prediction_error(data.spec.metric, data.test.labels, data.spec.is_regression)
+
+
+def unpruned_markdown(manifest: Manifest, reference_csv: Path | None, data_dir: str | Path | None = None) -> str:
+    """Test error of the unpruned model fine-tuned alone (mean and std over seeds, last epoch) per task, next to
+    the best constant predictor's error on the same test split (when ``data_dir`` holds the task data) and the
+    paper's BERT-base figures (when ``reference_csv``, data_unpruned_model.csv of the paper's results, is given)."""
     reference = None
     if reference_csv is not None and Path(reference_csv).is_file():
         frame = pd.read_csv(reference_csv)
         reference = frame[frame["model"] == "bert-base-cased"].groupby("dataset")["test_error"].agg(["mean", "count"])
-    lines = ["| task | metric | our test error (mean ± std) | seeds | dtype | paper BERT-base test error (seeds) |",
-             "|---|---|---|---|---|---|"]
-    for relpath in sorted(p for study in UNPRUNED_STUDIES for p in manifest.find(study=study)):
+    lines = ["| task | metric | our test error (mean ± std) | seeds | dtype | constant predictor's test error "
+             "| paper BERT-base test error (seeds) |",
+             "|---|---|---|---|---|---|---|"]
+    rows = []
+    for relpath in (p for study in UNPRUNED_STUDIES for p in manifest.find(study=study)):
         frame = manifest.read(relpath)
         last = frame[frame["epoch"] == frame["epoch"].max()]
         task = last["task"].iloc[0]
         paper = (f"{reference.loc[task, 'mean']:.3f} ({int(reference.loc[task, 'count'])})"
                  if reference is not None and task in reference.index else "n/a")
-        lines.append(f"| {task} | {last['metric'].iloc[0]} | {last['test_error'].mean():.3f} ± "
-                     f"{last['test_error'].std(ddof=1) if len(last) > 1 else float('nan'):.3f} | {len(last)} "
-                     f"| {', '.join(sorted(set(last['dtype'])))} | {paper} |")
+        constant = (f"{constant_error(last, data_dir):.3f}" if data_dir is not None and Path(data_dir).is_dir()
+                    else "n/a")
+        spread = f" ± {last['test_error'].std(ddof=1):.3f}" if len(last) > 1 else ""
+        dtypes = ", ".join(sorted(set(last["dtype"])))
+        rows.append((task, dtypes, f"| {task} | {last['metric'].iloc[0]} | {last['test_error'].mean():.3f}{spread} "
+                                   f"| {len(last)} | {dtypes} | {constant} | {paper} |"))
+    lines += [line for *_, line in sorted(rows)]
     if len(lines) == 2:
-        lines.append("| (no unpruned runs yet) | | | | | |")
+        lines.append("| (no unpruned runs yet) |" + " |" * 6)
     return "\n".join(lines)
 
 
@@ -92,10 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", default="docs/plots")
     parser.add_argument("--reference", default="../shared/reference/plm-pruning-results/data_unpruned_model.csv",
                         help="the paper's unpruned-model results (CSV), for the sanity-check table")
+    parser.add_argument("--data-dir", default="../shared/datasets",
+                        help="task data (GLUE layout), for the constant predictor's error in the sanity-check table")
     args = parser.parse_args(argv)
     manifest = Manifest.load(args.data)
     table = coverage_markdown(manifest)
-    unpruned = unpruned_markdown(manifest, Path(args.reference))
+    unpruned = unpruned_markdown(manifest, Path(args.reference), args.data_dir)
     replace_block(Path(args.readme), START, END, table)
     replace_block(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
     for path in plot_grids(manifest, Path(args.plots)):

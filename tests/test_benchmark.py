@@ -90,6 +90,22 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
         bench.query_many(pd.DataFrame([{"num_layers": 9, "num_heads": 1, "num_units": 1}]))
 
 
+def test_surrogate_materialises_the_space_once_that_pays_and_answers_the_same(tables):
+    root, surrogates, _, _, holdout = tables
+    space = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates).space
+    fitted = SmallSpaceSurrogate.load(surrogates / "minilm-l6-h384/weight_sharing/full/rte", space)
+    fields = np.array([[c["num_layers"], c["num_heads"], c["num_units"]] for c in holdout])
+    direct = fitted.predict(fields)
+    assert not fitted._materialised  # a small batch goes through the ensembles
+    size = 7 * 13 * 1537
+    fitted.predict(np.resize(fields, (size, 3)))  # as costly as the whole space: it is predicted once
+    assert list(fitted._materialised) == [0] and len(fitted._materialised[0]["valid_error"]) == size
+    again = fitted.predict(fields)
+    assert set(again) == set(direct)
+    for name, values in direct.items():
+        np.testing.assert_array_equal(again[name], values, err_msg=name)
+
+
 def test_auto_backend_falls_back_to_the_surrogate(tables):
     root, surrogates, _, grid, _ = tables
     bench = Benchmark("rte", data=root, surrogates=surrogates)

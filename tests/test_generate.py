@@ -13,8 +13,11 @@ from generate.configs import select_configs
 from generate.executors import execute_unit, run_local
 from generate.merge import merge
 from generate.plan import parse_plan
+from generate.report import constant_error
 from generate.store import ShardStore
 from plm_nasbench.spaces import get_search_space
+from plm_nasbench.tasks import load_task
+from plm_nasbench.tasks.metrics import constant_prediction_error
 from plm_nasbench.tables import ChecksumError, Manifest
 
 TIMING = ["eval_time", "train_time", "cumulative_time", "supernetwork_train_time", "unit_id", "latency_b1_median",
@@ -100,9 +103,14 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert ws["strategy"].unique().tolist() == ["full"] and ws["rows_test"].iloc[0] == 10
     sa = manifest.read("minilm-l6-h384/sa/rte.parquet")
     assert sa["epoch"].tolist() == [1, 2] and sa["cumulative_time"].is_monotonic_increasing
+    labels = load_task("rte", glue, data_seed=int(sa["data_seed"].iloc[0])).test.labels  # the sanity check's chance level
+    assert constant_error(sa, glue) == constant_prediction_error("accuracy", labels, regression=False)
     entry = manifest.tables["minilm-l6-h384/ws/rte.parquet"]
     assert entry["rows"] == 4 and entry["task"] == "rte" and entry["provenance"]["complete"]
     assert entry["provenance"]["git_commits"] and entry["provenance"]["torch_threads"] == [torch.get_num_threads()]
+    latency = entry["provenance"]["latency"]  # the latency study's own provenance travels with the joined columns
+    assert latency["rows_measured"] == 4 and latency["studies"] == ["lat"] and latency["hardware"]
+    assert latency["torch_threads"] == [torch.get_num_threads()] and latency["wall_seconds"] > 0
 
     shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
     shard.write_bytes(shard.read_bytes()[:100])

@@ -10,7 +10,7 @@ from sklearn.metrics import matthews_corrcoef
 from conftest import toy_sentences, toy_tokenizer, write_tsv
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.batching import encode, evaluation_batches, training_batches
-from plm_nasbench.tasks.metrics import accuracy, f1, matthews, spearman
+from plm_nasbench.tasks.metrics import accuracy, constant_prediction_error, f1, matthews, spearman
 
 
 def test_metrics_by_hand():
@@ -25,6 +25,16 @@ def test_metrics_by_hand():
     assert matthews(y, p) == pytest.approx(matthews_corrcoef(y, p))
     assert spearman([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
     assert spearman([1, 2, 3], [5, 5, 5]) == 0.0
+
+
+def test_constant_prediction_error_is_the_best_single_answer():
+    assert constant_prediction_error("accuracy", np.array([0, 0, 1]), regression=False) == pytest.approx(1 / 3)
+    # F1 of the positive class: answering 1 everywhere gives precision 2/3 and recall 1, so F1 0.8
+    assert constant_prediction_error("f1", np.array([1, 1, 0]), regression=False) == pytest.approx(0.2)
+    assert constant_prediction_error("matthews", np.array([1, 0, 1]), regression=False) == 1.0
+    assert constant_prediction_error("spearman", np.array([0.5, 3.0, 4.2]), regression=True) == 1.0
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        constant_prediction_error("auc", np.array([1, 0]), regression=False)
 
 
 

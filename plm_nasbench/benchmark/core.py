@@ -175,7 +175,10 @@ class Benchmark:
             except ConfigNotInTableError:
                 if self.backend == "table" or self._surrogate is None:
                     raise
-        return self._surrogate_frame([self.space.validate(config)], epoch, seed).iloc[0].to_dict()
+        fields = np.array([[self.space.validate(config)[f] for f in self.space.bounds]], dtype=np.int64)
+        predicted, epoch = self._surrogate_predict(fields, epoch, seed)
+        record = {name: values[0].item() for name, values in predicted.items()}
+        return {**record, "epoch": epoch, "seed": None, "n_seeds": 0, "source": "surrogate"}
 
     def query_many(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
                    seed: int | None = None) -> pd.DataFrame:
@@ -201,18 +204,24 @@ class Benchmark:
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()
         return frame
 
-    def _surrogate_frame(self, configs: Any, epoch: int | None, seed: int | None) -> pd.DataFrame:
+    def _surrogate_predict(self, fields: np.ndarray, epoch: int | None,
+                           seed: int | None) -> tuple[dict[str, np.ndarray], int]:
+        """The surrogate's answers for validated ``small`` fields, and the epoch they are for."""
         if self._surrogate is None:
             raise ValueError(f"no surrogate loaded for {self!r}")
         if seed is not None:
             raise ValueError("surrogates predict the mean over seeds: query with seed=None")
+        predicted = self._surrogate.predict(fields, epoch)
+        return predicted, epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
+
+    def _surrogate_frame(self, configs: Any, epoch: int | None, seed: int | None) -> pd.DataFrame:
         if isinstance(configs, pd.DataFrame):
             fields = self.space.validate_arrays({f: configs[f].to_numpy() for f in self.space.bounds if f in configs})
         else:
             fields = np.array([[self.space.validate(c)[f] for f in self.space.bounds] for c in configs], dtype=np.int64)
-        predicted = self._surrogate.predict(fields, epoch)
+        predicted, epoch = self._surrogate_predict(fields, epoch, seed)
         frame = pd.DataFrame(predicted)
-        frame["epoch"] = epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
+        frame["epoch"] = epoch
         frame["seed"], frame["n_seeds"], frame["source"] = None, 0, "surrogate"
         return frame
 
