@@ -106,6 +106,17 @@ def test_surrogate_materialises_the_space_once_that_pays_and_answers_the_same(ta
         np.testing.assert_array_equal(again[name], values, err_msg=name)
 
 
+def test_xgboost_is_imported_only_when_the_surrogate_is_asked(tables):
+    root, surrogates, _, grid, _ = tables
+    code = ("import sys; from plm_nasbench import Benchmark; "
+            f"bench = Benchmark('rte', data={str(root)!r}, surrogates={str(surrogates)!r}); "
+            f"bench.query({grid[3]!r}); before = 'xgboost' in sys.modules; "
+            "source = bench.query({'num_layers': 3, 'num_heads': 4, 'num_units': 100})['source']; "
+            "print(before, source, 'xgboost' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "surrogate", "True", "False"]
+
+
 def test_auto_backend_falls_back_to_the_surrogate(tables):
     root, surrogates, _, grid, _ = tables
     bench = Benchmark("rte", data=root, surrogates=surrogates)

@@ -57,9 +57,12 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
 class SmallSpaceSurrogate:
     """Predicts every objective of ``small``-space configurations of one (model, task, scheme, strategy)."""
 
-    def __init__(self, space: SmallSpace, ensembles: dict[str, EnsembleRegressor], train_x: np.ndarray,
+    def __init__(self, space: SmallSpace, ensembles: dict[str, EnsembleRegressor | Path], train_x: np.ndarray,
                  flops_moments: np.ndarray, max_epoch: int | None, metadata: dict[str, Any]) -> None:
-        self.space, self.ensembles, self.metadata = space, ensembles, metadata
+        """``ensembles``: by name, each fitted or the folder it was saved in (loaded on first use, so that a
+        benchmark that never asks its surrogate never imports XGBoost)."""
+        self.space, self.metadata = space, metadata
+        self._ensembles = ensembles
         self.train_x, self.flops_moments, self.max_epoch = train_x, flops_moments, max_epoch
         a = space.architecture
         self._attention = np.array([a.attention_parameters(h) for h in range(a.num_heads + 1)], dtype=np.int64)
@@ -99,6 +102,14 @@ class SmallSpaceSurrogate:
         metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
                     "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
         return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
+
+    @property
+    def ensembles(self) -> dict[str, EnsembleRegressor]:
+        """The fitted ensembles by objective (``<name>.plateau`` for plateau indicators)."""
+        if any(isinstance(e, Path) for e in self._ensembles.values()):
+            self._ensembles = {name: EnsembleRegressor.load(e)[0] if isinstance(e, Path) else e
+                               for name, e in self._ensembles.items()}
+        return self._ensembles
 
     @staticmethod
     def _nearest_neighbour_radius(x: np.ndarray) -> float:
@@ -199,7 +210,10 @@ class SmallSpaceSurrogate:
         record = json.loads(meta_file.read_text())
         if record["architecture"] != space.architecture.to_dict():
             raise ValueError(f"the surrogate in {folder} was fitted for another architecture than {space!r}")
-        ensembles = {name: EnsembleRegressor.load(folder / name)[0] for name in record["objectives"]}
+        ensembles = {name: folder / name for name in record["objectives"]}
+        missing = [name for name, path in ensembles.items() if not (path / "ensemble.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"the surrogate in {folder} lacks the ensembles {', '.join(missing)}")
         metadata = {k: v for k, v in record.items()
                     if k not in ("space", "architecture", "max_epoch", "flops_moments", "train_x", "objectives")}
         return cls(space, ensembles, np.array(record["train_x"]), np.array(record["flops_moments"]),
