@@ -21,21 +21,33 @@ from .store import ShardStore
 from .units import LATENCY_COLUMNS
 
 
-def _latency(store: ShardStore, units: list[WorkUnit]) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    """The done latency units' rows (one per search space and configuration) and their provenance."""
-    shards = [store.read(u) for u in units if store.state(u) == "done"]
-    if not shards:
+def _latency(store: ShardStore, units: list[WorkUnit]) -> tuple[pd.DataFrame | None, dict[str, list[dict]]]:
+    """The done latency units' rows (one per search space and configuration, with the ``latency_study`` that
+    measured it) and their shards' markers by study."""
+    frames, markers = [], defaultdict(list)
+    for unit in units:
+        if store.state(unit) == "done":
+            frame, marker = store.read(unit)
+            frames.append(frame.assign(latency_study=unit.study))
+            markers[unit.study].append(marker)
+    if not frames:
         return None, {}
-    frame = pd.concat([f for f, _ in shards], ignore_index=True)
-    markers = [m for _, m in shards]
-    provenance = {
-        "studies": sorted({u.study for u in units if store.state(u) == "done"}),
-        "hardware": sorted({m["hardware"] for m in markers}),
-        "torch_threads": sorted({int(t) for t in frame["latency_threads"]}),
-        "started": min(m["started"] for m in markers), "finished": max(m["finished"] for m in markers),
-        "wall_seconds": sum(m["seconds"] for m in markers),
-    }
-    return frame.drop_duplicates(["search_space", "config_id"], keep="last"), provenance
+    frame = pd.concat(frames, ignore_index=True)
+    return frame.drop_duplicates(["search_space", "config_id"], keep="last"), dict(markers)
+
+
+def _latency_provenance(table: pd.DataFrame, markers: dict[str, list[dict]]) -> dict[str, Any]:
+    """Where the latency columns joined onto ``table`` come from: the studies, hardware, threads and times."""
+    measured = table[table["latency_study"].notna()] if "latency_study" in table else table.iloc[:0]
+    studies = sorted(set(measured["latency_study"])) if len(measured) else []
+    runs = [m for study in studies for m in markers[study]]
+    if not runs:
+        return {"rows_measured": 0}
+    return {"rows_measured": int(len(measured)), "studies": studies,
+            "hardware": sorted({m["hardware"] for m in runs}),
+            "torch_threads": sorted({int(t) for t in measured["latency_threads"]}),
+            "started": min(m["started"] for m in runs), "finished": max(m["finished"] for m in runs),
+            "wall_seconds": sum(m["seconds"] for m in runs)}
 
 
 def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False) -> dict[str, Any]:
@@ -53,7 +65,7 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
         if store.state(unit) == "corrupt":
             report["corrupt"].append(str(store.shard_path(unit)))
             store.discard(unit)
-    latency, latency_provenance = _latency(store, latency_units)
+    latency, latency_markers = _latency(store, latency_units)
     for (study, task), units in sorted(groups.items()):
         done = [u for u in units if store.state(u) == "done"]
         if len(done) < len(units) and not (partial and done):
@@ -75,6 +87,8 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
         if latency is not None:
             table = table.drop(columns=[c for c in LATENCY_COLUMNS if c in table.columns])
             table = table.merge(latency, on=["search_space", "config_id"], how="left")
+        latency_provenance = _latency_provenance(table, latency_markers)
+        table = table.drop(columns=["latency_study"], errors="ignore")
         relpath = f"{plan.model}/{study}/{task}.parquet"
         table = conform(table, relpath)
         digest = write_parquet(table, Path(data_root) / relpath)
@@ -89,9 +103,7 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
             "git_commits": sorted(c or "unknown" for c in environments),
             "plm_nasbench_version": first.get("plm_nasbench_version"), "torch": first.get("torch"),
             "transformers": first.get("transformers"), "python": first.get("python"),
-            "dtype": sorted(set(table["dtype"])),
-            "latency": {"rows_measured": int(table["latency_b1_median"].notna().sum()) if latency is not None else 0,
-                        **latency_provenance},
+            "dtype": sorted(set(table["dtype"])), "latency": latency_provenance,
         })
         report["written"][relpath] = len(table)
     manifest.save()

@@ -3,9 +3,9 @@
     python -m generate.report [--data data] [--readme README.md] [--plots docs/plots] [--data-dir ../shared/datasets]
 
 The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
-in the README, the unpruned-model sanity check (next to the best constant predictor's and the paper's BERT-base
-errors) the text between
-``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``. Plots: validation error against parameter fraction, one point per grid configuration.
+in the README, and the unpruned-model sanity check (next to the errors of the best constant predictor and
+of the paper's BERT-base) the text between ``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``.
+Plots: validation error against parameter fraction, one point per grid configuration.
 """
 
 from __future__ import annotations
@@ -68,9 +68,13 @@ def plot_grids(manifest: Manifest, folder: Path) -> list[Path]:
 def constant_error(frame: pd.DataFrame, data_dir: str | Path) -> float:
     """The best constant predictor's test error on the test split a table's rows were scored on (same
     data seed and caps), read from ``data_dir``."""
-    from plm_nasbench.tasks.loading import load_task
+    from plm_nasbench.tasks import load_task
     from plm_nasbench.tasks.metrics import constant_prediction_error
 
+    for column in ("task", "data_seed", "max_train", "max_valid", "max_test", "rows_test"):
+        if frame[column].nunique(dropna=False) > 1:
+            raise ValueError(f"the rows disagree on {column!r} ({sorted(frame[column].astype(str).unique())}): "
+                             "they were not scored on one test split")
     row = frame.iloc[0]
     caps = {name: (None if pd.isna(row[name]) else int(row[name])) for name in ("max_train", "max_valid", "max_test")}
     data = load_task(row["task"], data_dir, data_seed=int(row["data_seed"]), allow_partial=True, **caps)
@@ -98,8 +102,9 @@ def unpruned_markdown(manifest: Manifest, reference_csv: Path | None, data_dir: 
         task = last["task"].iloc[0]
         paper = (f"{reference.loc[task, 'mean']:.3f} ({int(reference.loc[task, 'count'])})"
                  if reference is not None and task in reference.index else "n/a")
-        constant = (f"{constant_error(last, data_dir):.3f}" if data_dir is not None and Path(data_dir).is_dir()
-                    else "n/a")
+        constant = "n/a"
+        if data_dir is not None and (Path(data_dir) / task).is_dir():
+            constant = f"{constant_error(last, data_dir):.3f}"
         spread = f" ± {last['test_error'].std(ddof=1):.3f}" if len(last) > 1 else ""
         dtypes = ", ".join(sorted(set(last["dtype"])))
         rows.append((task, dtypes, f"| {task} | {last['metric'].iloc[0]} | {last['test_error'].mean():.3f}{spread} "

@@ -104,6 +104,8 @@ def test_surrogate_materialises_the_space_once_that_pays_and_answers_the_same(ta
     assert set(again) == set(direct)
     for name, values in direct.items():
         np.testing.assert_array_equal(again[name], values, err_msg=name)
+    with pytest.raises(ValueError, match=r"num_units must be in \[0, 1536\], got 1537"):
+        fitted.predict(np.array([[2, 3, 1537]]))
 
 
 def test_xgboost_is_imported_only_when_the_surrogate_is_asked(tables):

@@ -175,10 +175,8 @@ class Benchmark:
             except ConfigNotInTableError:
                 if self.backend == "table" or self._surrogate is None:
                     raise
-        fields = np.array([[self.space.validate(config)[f] for f in self.space.bounds]], dtype=np.int64)
-        predicted, epoch = self._surrogate_predict(fields, epoch, seed)
-        record = {name: values[0].item() for name, values in predicted.items()}
-        return {**record, "epoch": epoch, "seed": None, "n_seeds": 0, "source": "surrogate"}
+        predicted = self._surrogate_predict(self._fields([config]), epoch, seed)
+        return {name: values[:1].tolist()[0] for name, values in predicted.items()}  # Python scalars
 
     def query_many(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
                    seed: int | None = None) -> pd.DataFrame:
@@ -204,26 +202,27 @@ class Benchmark:
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()
         return frame
 
-    def _surrogate_predict(self, fields: np.ndarray, epoch: int | None,
-                           seed: int | None) -> tuple[dict[str, np.ndarray], int]:
-        """The surrogate's answers for validated ``small`` fields, and the epoch they are for."""
+    def _fields(self, configs: Any) -> np.ndarray:
+        """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""
+        if isinstance(configs, pd.DataFrame):
+            return self.space.validate_arrays({f: configs[f].to_numpy() for f in self.space.bounds if f in configs})
+        return np.array([[self.space.validate(c)[f] for f in self.space.bounds] for c in configs], dtype=np.int64)
+
+    def _surrogate_predict(self, fields: np.ndarray, epoch: int | None, seed: int | None) -> dict[str, np.ndarray]:
+        """The surrogate's answers (every objective, ``<name>_std``, ``out_of_data``, then ``epoch``, ``seed``,
+        ``n_seeds`` and ``source``) for validated ``small`` fields."""
         if self._surrogate is None:
             raise ValueError(f"no surrogate loaded for {self!r}")
         if seed is not None:
             raise ValueError("surrogates predict the mean over seeds: query with seed=None")
         predicted = self._surrogate.predict(fields, epoch)
-        return predicted, epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
+        n = len(fields)
+        epoch = epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
+        return {**predicted, "epoch": np.full(n, epoch), "seed": np.full(n, None), "n_seeds": np.zeros(n, dtype=np.int64),
+                "source": np.full(n, "surrogate", dtype=object)}
 
     def _surrogate_frame(self, configs: Any, epoch: int | None, seed: int | None) -> pd.DataFrame:
-        if isinstance(configs, pd.DataFrame):
-            fields = self.space.validate_arrays({f: configs[f].to_numpy() for f in self.space.bounds if f in configs})
-        else:
-            fields = np.array([[self.space.validate(c)[f] for f in self.space.bounds] for c in configs], dtype=np.int64)
-        predicted, epoch = self._surrogate_predict(fields, epoch, seed)
-        frame = pd.DataFrame(predicted)
-        frame["epoch"] = epoch
-        frame["seed"], frame["n_seeds"], frame["source"] = None, 0, "surrogate"
-        return frame
+        return pd.DataFrame(self._surrogate_predict(self._fields(configs), epoch, seed))
 
     def _live_query(self, config: Mapping[str, Any], epoch: int | None, seed: int | None) -> dict[str, Any]:
         from .live import LiveEvaluator

@@ -106,16 +106,26 @@ class EnsembleRegressor:
                 (staging / f"member{k}.ubj.gz").write_bytes(gzip.compress(bytes(raw), mtime=0))
             (staging / "ensemble.json").write_text(json.dumps(record, indent=2, default=str))
 
+    @staticmethod
+    def check_saved(folder: str | Path) -> dict[str, Any]:
+        """The metadata of the ensemble saved in ``folder``; FileNotFoundError naming what is missing."""
+        folder = Path(folder)
+        meta_file = folder / "ensemble.json"
+        if not meta_file.is_file():
+            raise FileNotFoundError(f"{meta_file} does not exist: not a saved surrogate")
+        meta = json.loads(meta_file.read_text())
+        missing = [f"member{k}.ubj.gz" for k in range(meta["n_members"]) if not (folder / f"member{k}.ubj.gz").is_file()]
+        if missing:
+            raise FileNotFoundError(f"the ensemble in {folder} lacks {', '.join(missing)}")
+        return meta
+
     @classmethod
     def load(cls, folder: str | Path) -> tuple[EnsembleRegressor, dict[str, Any]]:
         """An ensemble saved with :meth:`save`, and its metadata."""
         import xgboost
 
         folder = Path(folder)
-        meta_file = folder / "ensemble.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{meta_file} does not exist: not a saved surrogate")
-        meta = json.loads(meta_file.read_text())
+        meta = cls.check_saved(folder)
         ensemble = cls(meta["n_members"], seed=meta["seed"], bootstrap=meta["bootstrap"])
         ensemble.n_features = meta["n_features"]
         for k in range(meta["n_members"]):

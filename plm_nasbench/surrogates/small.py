@@ -40,7 +40,7 @@ FIELDS = ("num_layers", "num_heads", "num_units")
 PLATEAU_SHARE = 0.1
 PLATEAU_SUFFIX = ".plateau"
 #: One call into the ensembles costs about what predicting this many rows in one batch does (XGBoost's
-#: per-call overhead: 2.8 ms for a single configuration against 8 us per row in batch of 200,000).
+#: per-call overhead; benchmarks/query_speed.py measures both).
 CALL_COST_ROWS = 300
 
 
@@ -69,7 +69,7 @@ class SmallSpaceSurrogate:
         self._ffn = np.array([a.ffn_parameters(u) for u in range(a.intermediate_size + 1)], dtype=np.int64)
         self._tree = None
         self._radius = float(metadata.get("ood_radius", 0.0))
-        self._asked: dict[int, int] = {}  # epoch -> rows asked of the ensembles so far, in CALL_COST_ROWS units
+        self._asked: dict[int, int] = {}  # epoch -> rows asked of the ensembles so far (at least CALL_COST_ROWS a call)
         self._materialised: dict[int, dict[str, np.ndarray]] = {}
 
     # -- construction ----------------------------------------------------------------------------
@@ -131,32 +131,36 @@ class SmallSpaceSurrogate:
     # -- prediction ------------------------------------------------------------------------------
     def predict(self, fields: np.ndarray, epoch: int | None = None) -> dict[str, np.ndarray]:
         """Every objective (and ``<name>_std`` for learned ones, plus ``out_of_data``) for rows of
-        (num_layers, num_heads, num_units) integer ``fields`` (validated by the caller)."""
+        (num_layers, num_heads, num_units) integer ``fields``; ValueError naming a field outside the space."""
         fields = np.asarray(fields, dtype=np.int64).reshape(-1, 3)
+        highs = np.array(self._shape()) - 1
+        outside = (fields < 0) | (fields > highs)
+        if outside.any():
+            row, column = np.argwhere(outside)[0]
+            raise ValueError(f"{list(self.space.bounds)[column]} must be in [0, {highs[column]}], got {fields[row, column]}")
         if self.max_epoch is not None:
             epoch = self.max_epoch if epoch is None else epoch
             if not 1 <= epoch <= self.max_epoch:
                 raise ValueError(f"epoch must be in [1, {self.max_epoch}], got {epoch}")
-        key = epoch or 0
+        key = epoch if self.max_epoch is not None else 0  # weight-sharing surrogates have no epoch feature
         if key not in self._materialised:
             self._asked[key] = self._asked.get(key, 0) + max(len(fields), CALL_COST_ROWS)
             if self._asked[key] < self._space_size():
                 return self._predict_rows(fields, epoch)
             self._materialised[key] = self._predict_rows(self._all_fields(), epoch)
-        a = self.space.architecture
-        index = (fields[:, 0] * (a.num_heads + 1) + fields[:, 1]) * (a.intermediate_size + 1) + fields[:, 2]
+        index = np.ravel_multi_index(tuple(fields.T), self._shape())
         return {name: values[index] for name, values in self._materialised[key].items()}
 
+    def _shape(self) -> tuple[int, ...]:
+        """The number of values of each field (every field starts at 0)."""
+        return tuple(high + 1 for _, high in self.space.bounds.values())
+
     def _space_size(self) -> int:
-        a = self.space.architecture
-        return (a.num_layers + 1) * (a.num_heads + 1) * (a.intermediate_size + 1)
+        return int(np.prod(self._shape()))
 
     def _all_fields(self) -> np.ndarray:
-        """Every configuration of the space, ordered by (num_layers, num_heads, num_units)."""
-        a = self.space.architecture
-        grids = np.meshgrid(np.arange(a.num_layers + 1), np.arange(a.num_heads + 1),
-                            np.arange(a.intermediate_size + 1), indexing="ij")
-        return np.stack([g.ravel() for g in grids], axis=1)
+        """Every configuration of the space, in the order of ``np.ravel_multi_index`` over :meth:`_shape`."""
+        return np.stack(np.unravel_index(np.arange(self._space_size()), self._shape()), axis=1)
 
     def _predict_rows(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
         """What :meth:`predict` answers, computed through the ensembles."""
@@ -202,7 +206,8 @@ class SmallSpaceSurrogate:
 
     @classmethod
     def load(cls, folder: str | Path, space: SmallSpace) -> SmallSpaceSurrogate:
-        """A surrogate written by :meth:`save` (no pickle)."""
+        """A surrogate written by :meth:`save` (no pickle). Its ensembles are checked to be complete here and
+        read on first use."""
         folder = Path(folder)
         meta_file = folder / "surrogate.json"
         if not meta_file.is_file():
@@ -211,9 +216,8 @@ class SmallSpaceSurrogate:
         if record["architecture"] != space.architecture.to_dict():
             raise ValueError(f"the surrogate in {folder} was fitted for another architecture than {space!r}")
         ensembles = {name: folder / name for name in record["objectives"]}
-        missing = [name for name, path in ensembles.items() if not (path / "ensemble.json").is_file()]
-        if missing:
-            raise FileNotFoundError(f"the surrogate in {folder} lacks the ensembles {', '.join(missing)}")
+        for path in ensembles.values():
+            EnsembleRegressor.check_saved(path)
         metadata = {k: v for k, v in record.items()
                     if k not in ("space", "architecture", "max_epoch", "flops_moments", "train_x", "objectives")}
         return cls(space, ensembles, np.array(record["train_x"]), np.array(record["flops_moments"]),

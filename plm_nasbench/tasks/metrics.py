@@ -51,11 +51,13 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 def constant_prediction_error(metric: str, labels: np.ndarray, regression: bool) -> float:
     """The lowest error (1 - metric) of a model that ignores its input: the best single class for every
-    example, or for regression a constant (whose Spearman correlation is 0, error 1). A fine-tuned model
-    no better than this has learned nothing."""
+    example, chosen with ``labels`` themselves (an optimistic baseline), or for regression a constant
+    (whose Spearman correlation is 0, error 1). A fine-tuned model no better than this has learned nothing."""
     labels = np.asarray(labels)
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if labels.size == 0:
+        raise ValueError("labels is empty: a constant predictor's error needs at least one label")
     if regression:
         return 1.0 - METRICS[metric](labels, np.zeros(len(labels)))
     return min(1.0 - METRICS[metric](labels, np.full(len(labels), c)) for c in np.unique(labels))
