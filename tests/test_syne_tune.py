@@ -7,14 +7,13 @@ import pandas as pd
 import pytest
 
 from plm_nasbench import Benchmark
-from plm_nasbench.integrations.syne_tune import (ELAPSED_TIME, serialize_blackbox, simulated_backend,
-                                                 tabular_blackbox, to_blackbox)
+from plm_nasbench.integrations.syne_tune import ELAPSED_TIME, serialize_blackbox, tabular_blackbox
 
 
 def test_blackbox_answers_like_the_benchmark(tables):
     root, surrogates, _, grid, _ = tables
     bench = Benchmark("rte", data=root, surrogates=surrogates)
-    blackbox = to_blackbox(bench, objectives=("valid_error", "params_fraction"))
+    blackbox = bench.to_blackbox(objectives=("valid_error", "params_fraction"))
     result = blackbox.objective_function(grid[7], fidelity={"epoch": 5})
     expected = bench.query(grid[7])
     assert result["valid_error"] == pytest.approx(expected["valid_error"])
@@ -47,7 +46,7 @@ def test_simulated_random_search_runs(tables, tmp_path, monkeypatch):
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
     root, surrogates, *_ = tables
     bench = Benchmark("rte", data=root, surrogates=surrogates)
-    backend = simulated_backend(bench, objectives=("valid_error", "params_fraction"))
+    backend = bench.simulated_backend(objectives=("valid_error", "params_fraction"))
     scheduler = SingleFidelityScheduler(bench.space.syne_tune_space(), metrics=["valid_error", "params_fraction"],
                                         do_minimize=True, searcher="random_search", random_seed=0)
     tuner = Tuner(trial_backend=backend, scheduler=scheduler, stop_criterion=StoppingCriterion(max_num_evaluations=20),
@@ -75,7 +74,7 @@ def test_short_simulations_finish_within_budget(method, tables, tmp_path, monkey
     searcher = {"ls": LocalSearch(space, random_seed=1, num_initial=5), "nsga2": NSGA2(space, random_seed=1, population_size=6),
                 "rs": "random_search", "morea": "regularized_evolution"}[method]
     scheduler = SingleFidelityScheduler(space, metrics=metrics, do_minimize=True, searcher=searcher, random_seed=1)
-    tuner = Tuner(trial_backend=simulated_backend(bench, objectives=tuple(metrics)), scheduler=scheduler,
+    tuner = Tuner(trial_backend=bench.simulated_backend(objectives=tuple(metrics)), scheduler=scheduler,
                   stop_criterion=StoppingCriterion(max_num_evaluations=30), n_workers=1, sleep_time=0,
                   callbacks=[SimulatorCallback()], tuner_name=f"test-{method}", save_tuner=False,
                   suffix_tuner_name=False)

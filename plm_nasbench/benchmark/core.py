@@ -283,6 +283,24 @@ class Benchmark:
         keep = pareto_mask(subset) & np.isfinite(subset).all(axis=1)
         return frame[keep].sort_values(list(objectives)).reset_index(drop=True)
 
+    # -- Syne Tune (imported here only) --------------------------------------------------------------
+    def to_blackbox(self, objectives: Sequence[str] = tuple(OBJECTIVES), nearest: bool = True) -> Any:
+        """This benchmark as a Syne Tune ``Blackbox``: fidelity ``epoch``, ``objectives`` plus ``elapsed_time``
+        (the cost the simulator charges); with ``nearest``, configurations a table lacks (spaces without a
+        surrogate) are answered by the table's nearest configuration."""
+        from ..integrations.syne_tune import BenchmarkBlackbox
+
+        return BenchmarkBlackbox(self, tuple(objectives), nearest)
+
+    def simulated_backend(self, objectives: Sequence[str] = tuple(OBJECTIVES), **kwargs: Any) -> Any:
+        """A Syne Tune ``UserBlackboxBackend`` on this benchmark, so any scheduler runs in simulated time (use it
+        with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``; ``kwargs`` go to the backend)."""
+        from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
+
+        from ..integrations.syne_tune import ELAPSED_TIME
+
+        return UserBlackboxBackend(blackbox=self.to_blackbox(objectives), elapsed_time_attr=ELAPSED_TIME, **kwargs)
+
     @staticmethod
     def objective(name: str) -> Objective:
         """The metadata of objective ``name``."""

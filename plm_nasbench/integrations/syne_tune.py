@@ -1,5 +1,5 @@
-"""Syne Tune (0.16) integration: a Benchmark as a Syne Tune blackbox, its simulated backend, and export
-to Syne Tune's blackbox-repository format.
+"""Syne Tune (0.16) integration: a Benchmark as a Syne Tune blackbox (``Benchmark.to_blackbox``; its
+simulated backend is ``Benchmark.simulated_backend``), and export to Syne Tune's blackbox-repository format.
 
 ``BenchmarkBlackbox`` answers from the Benchmark (table, then surrogate for the ``small`` space). The
 fidelity is ``epoch``; the extra objective ``elapsed_time`` is the cost Syne Tune's simulator charges:
@@ -74,27 +74,11 @@ class BenchmarkBlackbox(Blackbox):
         return dict(zip(self.objectives_names, self._query(config, int(fidelity[FIDELITY]), seed)))
 
 
-def to_blackbox(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, nearest: bool = True) -> BenchmarkBlackbox:
-    """``bench`` as a Syne Tune blackbox (see :class:`BenchmarkBlackbox`)."""
-    return BenchmarkBlackbox(bench, objectives, nearest)
-
-
-def simulated_backend(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, **kwargs: Any) -> Any:
-    """A ``UserBlackboxBackend`` on ``bench``: any Syne Tune scheduler runs in simulated time.
-
-    Use it with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``. Extra keyword arguments go
-    to ``UserBlackboxBackend`` (e.g. ``seed``).
-    """
-    from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
-
-    return UserBlackboxBackend(blackbox=to_blackbox(bench, objectives), elapsed_time_attr=ELAPSED_TIME, **kwargs)
-
-
 def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES) -> Any:
     """The table's rows as a Syne Tune ``BlackboxTabular`` (configurations x seeds x epochs x objectives).
 
     Each configuration field becomes a ``choice`` over the values the table holds, so samplers may propose
-    combinations the table lacks; use :func:`to_blackbox` to search, this to export.
+    combinations the table lacks; use ``Benchmark.to_blackbox`` to search, this to export.
     """
     from syne_tune.blackbox_repository.blackbox_tabular import BlackboxTabular
 
