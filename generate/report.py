@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from plm_nasbench.paths import data_dir as default_data_dir
@@ -22,6 +23,8 @@ from plm_nasbench.atomic import replace_block
 
 START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->"
+SIZES_START, SIZES_END = "<!-- sizes:start -->", "<!-- sizes:end -->"
+SIZE_STUDIES = ("ws-small-grid", "ws-small-holdout")
 GRID_STUDY = "ws-small-grid"
 UNPRUNED_STUDIES = ("standalone-unpruned", "standalone-unpruned-fp32")
 
@@ -115,6 +118,40 @@ def unpruned_markdown(manifest: Manifest, reference_csv: Path | None, data_dir: 
     return "\n".join(lines)
 
 
+def sizes_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
+    """Per task and parameter-fraction threshold, the test error of the weight-sharing ``small`` sub-network with the
+    lowest validation error (seed means) within the threshold (``full`` strategy, grid and hold-out tables), next to the paper's
+    BERT-base weight-sharing random search at the same thresholds (mean over seeds, data_relative_to_model_size_ws_nas.csv
+    next to ``reference_csv``) when that file exists."""
+    frames = [manifest.read(p) for study in SIZE_STUDIES for p in manifest.find(study=study)]
+    if not frames:
+        return "(no weight-sharing small tables yet)"
+    ours = pd.concat(frames, ignore_index=True)
+    ours = ours[ours["strategy"] == "full"].groupby(["task", "config_id"], as_index=False)[  # seed means
+        ["valid_error", "test_error", "params_fraction"]].mean().sort_values(["valid_error", "params_fraction"])
+    paper = None
+    paper_csv = Path(reference_csv).with_name("data_relative_to_model_size_ws_nas.csv") if reference_csv else None
+    if paper_csv is not None and paper_csv.is_file():
+        frame = pd.read_csv(paper_csv)
+        frame = frame[(frame["method"] == "random_search") & (frame["model"] == "bert-base-cased")]
+        frame = frame[frame["runtime"] == frame.groupby("dataset")["runtime"].transform("max")]
+        paper = frame.groupby(["dataset", "threshold"])["test_error"].mean()
+    thresholds = (sorted(paper.index.get_level_values("threshold").unique()) if paper is not None
+                  else [round(t, 2) for t in np.linspace(0.25, 1.0, 14)])
+    tasks = sorted(ours["task"].unique())
+    header = ["params fraction <="] + [f"{t} ({name})" for t in tasks for name in ("ours", "paper")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for threshold in thresholds:
+        cells = [f"{threshold:.2f}"]
+        for task in tasks:
+            within = ours[(ours["task"] == task) & (ours["params_fraction"] <= threshold + 1e-12)]
+            cells.append(f"{within['test_error'].iloc[0]:.3f}" if len(within) else "-")
+            cells.append(f"{paper[task, threshold]:.3f}" if paper is not None and (task, threshold) in paper.index
+                         else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m generate.report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
@@ -130,10 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     unpruned = unpruned_markdown(manifest, Path(args.reference), args.data_dir)
     replace_block(Path(args.readme), START, END, table)
     replace_block(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
+    sizes = sizes_markdown(manifest, Path(args.reference))
+    replace_block(Path(args.readme), SIZES_START, SIZES_END, sizes)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")
     print(table)
     print(unpruned)
+    print(sizes)
 
 
 if __name__ == "__main__":

@@ -164,7 +164,7 @@ def test_cli_plan_and_errors(tmp_path, capsys):
 
 
 def test_report_coverage_unpruned_and_plots(tables, tmp_path):
-    from generate.report import END, START, coverage_markdown, plot_grids, unpruned_markdown
+    from generate.report import END, START, coverage_markdown, plot_grids, sizes_markdown, unpruned_markdown
     from plm_nasbench.atomic import replace_block
 
     manifest = Manifest.load(tables[0])
@@ -175,5 +175,11 @@ def test_report_coverage_unpruned_and_plots(tables, tmp_path):
     replace_block(readme, START, END, table)
     assert readme.read_text().startswith("intro\n") and "stale text" not in readme.read_text() and "outro" in readme.read_text()
     assert "no unpruned runs yet" in unpruned_markdown(manifest, None)
+    sizes = sizes_markdown(manifest, None).splitlines()  # the best-valid sub-network's test error per size threshold
+    assert sizes[0] == "| params fraction <= | rte (ours) | rte (paper) |"
+    rows = pd.concat([manifest.read(f"minilm-l6-h384/{study}/rte.parquet") for study in ("ws-small-grid", "ws-small-holdout")])
+    means = rows.groupby("config_id")[["valid_error", "test_error", "params_fraction"]].mean()
+    best = means.sort_values(["valid_error", "params_fraction"]).iloc[0]
+    assert sizes[-1] == f"| 1.00 | {best['test_error']:.3f} | n/a |"
     paths = plot_grids(manifest, tmp_path / "plots")
     assert [p.name for p in paths] == ["small-grid-rte.png"] and paths[0].read_bytes()[:4] == b"\x89PNG"
