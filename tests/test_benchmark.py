@@ -108,6 +108,17 @@ def test_surrogate_materialises_the_space_once_that_pays_and_answers_the_same(ta
         fitted.predict(np.array([[2, 3, 1537]]))
 
 
+def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, tmp_path):
+    import shutil
+
+    root, surrogates, _, _, _ = tables
+    copy = tmp_path / "surrogates"
+    shutil.copytree(surrogates, copy)
+    (copy / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"test_error lacks member1.ubj.gz"):
+        Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+
+
 def test_xgboost_is_imported_only_when_the_surrogate_is_asked(tables):
     root, surrogates, _, grid, _ = tables
     code = ("import sys; from plm_nasbench import Benchmark; "
