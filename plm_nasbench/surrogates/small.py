@@ -9,8 +9,8 @@ farther from all training configurations than any training configuration is from
 
 Plateaus: a learned objective whose training values repeat one value exactly in at least
 ``PLATEAU_SHARE`` of the rows (sub-networks that predict one class for every input all have the
-class-prior error) also gets a second ensemble fitted on the 0/1 indicator of that value; where it
-predicts at least 0.5 the surrogate answers the plateau value itself. Without it, near-equal predictions
+class-prior error) also gets a second model (one XGBoost member fitted on every row) on the 0/1 indicator of that value;
+where it predicts at least 0.5 the surrogate answers the plateau value itself. Without it, near-equal predictions
 for tied configurations would order at random, and on RTE (81% of the hold-out on the plateau) Kendall's
 tau could not exceed about 0.6.
 
@@ -94,8 +94,8 @@ class SmallSpaceSurrogate:
             if counts.max() >= PLATEAU_SHARE * keep.sum():
                 plateaus[name] = float(values[counts.argmax()])
                 on_plateau = (y[keep] == plateaus[name]).astype(np.float64)
-                ensembles[name + PLATEAU_SUFFIX] = EnsembleRegressor(n_members, member_factory, seed).fit(
-                    x[keep], on_plateau)
+                ensembles[name + PLATEAU_SUFFIX] = EnsembleRegressor(1, member_factory, seed, bootstrap=False).fit(
+                    x[keep], on_plateau)  # a decision, not an uncertainty: one member on every row
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         unique_x = np.unique(x, axis=0)
