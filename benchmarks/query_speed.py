@@ -74,7 +74,7 @@ def main() -> None:
     configs = bench.sample(args.single, seed=0)
     report["table_query_us"] = per_call(bench.query, configs)
     space = bench.space
-    space_size = int(np.prod([high - low + 1 for low, high in space.bounds.values()]))
+    space_size = space.num_configs
     if args.surrogate_batch < space_size:
         parser.error(f"--surrogate-batch must be at least the space's {space_size:,} configurations")
     random = pd.DataFrame({f: rng.integers(low, high + 1, args.surrogate_batch) for f, (low, high) in space.bounds.items()})

@@ -39,7 +39,7 @@ def _latency(store: ShardStore, units: list[WorkUnit]) -> tuple[pd.DataFrame | N
 def _latency_provenance(table: pd.DataFrame, markers: dict[str, list[dict]]) -> dict[str, Any]:
     """Where the latency columns joined onto ``table`` come from: the studies, hardware, threads and times."""
     measured = table[table["latency_study"].notna()] if "latency_study" in table else table.iloc[:0]
-    studies = sorted(set(measured["latency_study"])) if len(measured) else []
+    studies = sorted(set(measured["latency_study"]))
     runs = [m for study in studies for m in markers[study]]
     if not runs:
         return {"rows_measured": 0}

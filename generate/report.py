@@ -1,10 +1,12 @@
 """The README's coverage table (from ``data/MANIFEST.json``) and one plot per task of the ``small`` grid.
 
     python -m generate.report [--data data] [--readme README.md] [--plots docs/plots] [--data-dir ../shared/datasets]
+                              [--reference CSV] [--reference-sizes CSV]
 
 The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
 in the README, and the unpruned-model sanity check (next to the errors of the best constant predictor and
-of the paper's BERT-base) the text between ``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``.
+of the paper's BERT-base) the text between ``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``, and
+the error-against-size table the text between ``<!-- sizes:start -->`` and ``<!-- sizes:end -->``.
 Plots: validation error against parameter fraction, one point per grid configuration.
 """
 
@@ -120,9 +122,9 @@ def unpruned_markdown(manifest: Manifest, reference_csv: Path | None, data_dir: 
 
 def sizes_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
     """Per task and parameter-fraction threshold, the test error of the weight-sharing ``small`` sub-network with the
-    lowest validation error (seed means) within the threshold (``full`` strategy, grid and hold-out tables), next to the paper's
-    BERT-base weight-sharing random search at the same thresholds (mean over seeds, data_relative_to_model_size_ws_nas.csv
-    next to ``reference_csv``) when that file exists."""
+    lowest validation error (seed means) within the threshold (``full`` strategy, grid and hold-out tables), next to
+    the paper's BERT-base weight-sharing random search at the same thresholds (mean over seeds) when
+    ``reference_csv`` (data_relative_to_model_size_ws_nas.csv of the paper's results) exists."""
     frames = [manifest.read(p) for study in SIZE_STUDIES for p in manifest.find(study=study)]
     if not frames:
         return "(no weight-sharing small tables yet)"
@@ -130,9 +132,8 @@ def sizes_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
     ours = ours[ours["strategy"] == "full"].groupby(["task", "config_id"], as_index=False)[  # seed means
         ["valid_error", "test_error", "params_fraction"]].mean().sort_values(["valid_error", "params_fraction"])
     paper = None
-    paper_csv = Path(reference_csv).with_name("data_relative_to_model_size_ws_nas.csv") if reference_csv else None
-    if paper_csv is not None and paper_csv.is_file():
-        frame = pd.read_csv(paper_csv)
+    if reference_csv is not None and Path(reference_csv).is_file():
+        frame = pd.read_csv(reference_csv)
         frame = frame[(frame["method"] == "random_search") & (frame["model"] == "bert-base-cased")]
         frame = frame[frame["runtime"] == frame.groupby("dataset")["runtime"].transform("max")]
         paper = frame.groupby(["dataset", "threshold"])["test_error"].mean()
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plots", default="docs/plots")
     parser.add_argument("--reference", default="../shared/reference/plm-pruning-results/data_unpruned_model.csv",
                         help="the paper's unpruned-model results (CSV), for the sanity-check table")
+    parser.add_argument("--reference-sizes",
+                        default="../shared/reference/plm-pruning-results/data_relative_to_model_size_ws_nas.csv",
+                        help="the paper's weight-sharing error-against-size results (CSV), for the sizes table")
     parser.add_argument("--data-dir", default="../shared/datasets",
                         help="task data (GLUE layout), for the constant predictor's error in the sanity-check table")
     args = parser.parse_args(argv)
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     unpruned = unpruned_markdown(manifest, Path(args.reference), args.data_dir)
     replace_block(Path(args.readme), START, END, table)
     replace_block(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
-    sizes = sizes_markdown(manifest, Path(args.reference))
+    sizes = sizes_markdown(manifest, Path(args.reference_sizes))
     replace_block(Path(args.readme), SIZES_START, SIZES_END, sizes)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")

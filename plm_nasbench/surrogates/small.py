@@ -145,7 +145,7 @@ class SmallSpaceSurrogate:
         key = epoch if self.max_epoch is not None else 0  # weight-sharing surrogates have no epoch feature
         if key not in self._materialised:
             self._asked[key] = self._asked.get(key, 0) + max(len(fields), CALL_COST_ROWS)
-            if self._asked[key] < self._space_size():
+            if self._asked[key] < self.space.num_configs:
                 return self._predict_rows(fields, epoch)
             self._materialised[key] = self._predict_rows(self._all_fields(), epoch)
         index = np.ravel_multi_index(tuple(fields.T), self._shape())
@@ -155,12 +155,9 @@ class SmallSpaceSurrogate:
         """The number of values of each field (every field starts at 0)."""
         return tuple(high + 1 for _, high in self.space.bounds.values())
 
-    def _space_size(self) -> int:
-        return int(np.prod(self._shape()))
-
     def _all_fields(self) -> np.ndarray:
         """Every configuration of the space, in the order of ``np.ravel_multi_index`` over :meth:`_shape`."""
-        return np.stack(np.unravel_index(np.arange(self._space_size()), self._shape()), axis=1)
+        return np.stack(np.unravel_index(np.arange(self.space.num_configs), self._shape()), axis=1)
 
     def _predict_rows(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
         """What :meth:`predict` answers, computed through the ensembles."""
