@@ -10,7 +10,7 @@ import sys
 from plm_nasbench.paths import data_dir as default_data_dir
 
 from .executors import execute_unit, run_local, run_ray
-from .merge import merge
+from .merge import merge, merged_unit_ids
 from .plan import load_plan
 from .store import ShardStore
 
@@ -38,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--ray-address", help="address of a running Ray cluster (default: start one here)")
             cmd.add_argument("--cpus-per-unit", type=float, default=1.0)
             cmd.add_argument("--gpus-per-unit", type=float, default=0.0)
+        if name in ("run", "status", "merge"):
+            cmd.add_argument("--data", default=None, help="tables folder (default: the package's data/); units whose "
+                                                          "rows its tables hold count as done")
         if name == "merge":
-            cmd.add_argument("--data", default=None, help="tables folder (default: the package's data/)")
             cmd.add_argument("--partial", action="store_true", help="also write tables whose units are not all done")
     return parser
 
@@ -53,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     units = [u for u in plan.units if (not args.study or u.study in args.study)
              and (not args.task or u.task in args.task or u.task is None)]
-    store = ShardStore(plan, args.work_dir)
+    data_root = getattr(args, "data", None) or default_data_dir()
+    try:
+        merged = merged_unit_ids(plan, data_root) if args.command != "plan" else frozenset()
+    except (ValueError, FileNotFoundError) as err:  # ChecksumError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    store = ShardStore(plan, args.work_dir, merged)
     if args.command == "plan":
         for index, unit in enumerate(plan.units):
             if unit in units:
@@ -73,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(run_local(plan, store, units, args.data_dir, args.device))
     else:
-        report = merge(plan, store, args.data or default_data_dir(), args.partial)
+        report = merge(plan, store, data_root, args.partial)
         print(json.dumps(report, indent=2))
         return 1 if report["corrupt"] else 0
     return 0

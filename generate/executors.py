@@ -24,13 +24,14 @@ def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
 
 
 def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str) -> str:
-    """Run ``unit`` unless it is done or another process holds it; returns 'done', 'ran' or 'busy'."""
+    """Run ``unit`` unless it is done (or merged) or another process holds it; returns 'done', 'merged', 'ran' or
+    'busy'."""
     with store.lock(unit) as held:
         if not held:
             return "busy"
         state = store.state(unit)
-        if state == "done":
-            return "done"
+        if state in ("done", "merged"):
+            return state
         if state == "corrupt":
             print(f"redoing {unit.unit_id}: its shard does not match its checksum")
             store.discard(unit)
@@ -40,14 +41,18 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
         return "ran"
 
 
+def _counts(store: ShardStore, units: Sequence[WorkUnit]) -> dict[str, int]:
+    states = [store.state(u) for u in units]
+    return {"done": states.count("done"), "merged": states.count("merged"), "ran": 0, "busy": 0}
+
+
 def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
               device: str = "cpu") -> dict[str, int]:
     """Run ``units`` one after another in this process, with a progress bar (rate and ETA)."""
     from tqdm.auto import tqdm
 
-    counts = {"done": 0, "ran": 0, "busy": 0}
-    pending = [u for u in units if store.state(u) != "done"]
-    counts["done"] = len(units) - len(pending)
+    counts = _counts(store, units)
+    pending = [u for u in units if store.state(u) not in ("done", "merged")]
     for unit in tqdm(pending, desc=f"{plan.name} units", unit="unit"):
         counts[execute_unit(plan, store, unit, data_dir, device)] += 1
     return counts
@@ -74,8 +79,8 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
         ray.init(address=address, **(init_kwargs or {}))
     device = "cuda" if num_gpus > 0 else "cpu"
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(_ray_unit)
-    pending = [u for u in units if store.state(u) != "done"]
-    counts = {"done": len(units) - len(pending), "ran": 0, "busy": 0}
+    counts = _counts(store, units)
+    pending = [u for u in units if store.state(u) not in ("done", "merged")]
     for unit in pending:
         if store.state(unit) == "corrupt":
             store.discard(unit)
@@ -86,7 +91,7 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
             unit = futures.pop(ready[0])
             frame, meta = ray.get(ready[0])
             with store.lock(unit) as held:
-                if held and store.state(unit) != "done":
+                if held and store.state(unit) not in ("done", "merged"):
                     store.write(unit, frame, meta)
                     counts["ran"] += 1
                 else:

@@ -1,4 +1,4 @@
-"""The README's coverage table (from ``data/MANIFEST.json``) and one plot per task of the ``small`` grid.
+"""The README's coverage tables (from ``data/MANIFEST.json``) and one plot per task of the ``small`` grid.
 
     python -m generate.report [--data data] [--readme README.md] [--plots docs/plots] [--data-dir ../shared/datasets]
                               [--reference CSV] [--reference-sizes CSV]
@@ -36,7 +36,8 @@ def coverage_markdown(manifest: Manifest) -> str:
     lines = ["| table | task | space | scheme | strategy | rows | configs | seeds | rows with latency | model | dtype "
              "| hardware | complete |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for relpath in sorted(manifest.tables):
+    results = [p for p in sorted(manifest.tables) if manifest.tables[p].get("scheme") != "latency"]
+    for relpath in results:
         entry = manifest.tables[relpath]
         frame = manifest.read(relpath)
         prov = entry["provenance"]
@@ -50,6 +51,17 @@ def coverage_markdown(manifest: Manifest) -> str:
             f"| {'yes' if prov.get('complete') else 'partial'} |")
     if len(lines) == 2:
         lines.append("| (no tables yet) |" + " |" * 12)
+    latency = [p for p in sorted(manifest.tables) if manifest.tables[p].get("scheme") == "latency"]
+    if latency:
+        lines += ["", "Latency tables (one row per configuration, joined onto the tables above by configuration):", "",
+                  "| table | space | configs | dtype | torch threads | hardware | hours | complete |",
+                  "|---|---|---|---|---|---|---|---|"]
+    for relpath in latency:
+        entry = manifest.tables[relpath]
+        prov = entry["provenance"]
+        lines.append(f"| `{relpath}` | {entry.get('search_space')} | {entry['rows']:,} | {', '.join(prov['dtype'])} "
+                     f"| {', '.join(map(str, prov['torch_threads']))} | {'; '.join(prov['hardware'])} "
+                     f"| {prov['wall_seconds'] / 3600:.2f} | {'yes' if prov['complete'] else 'partial'} |")
     return "\n".join(lines)
 
 

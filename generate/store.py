@@ -2,7 +2,8 @@
 
 A unit is done when its marker exists and its shard's SHA-256 matches the marker. The shard is
 written (atomically) before the marker, so a killed run leaves at most an unmarked shard, which is
-redone; a shard whose bytes no longer match is reported as corrupt and redone, never merged.
+redone; a shard whose bytes no longer match is reported as corrupt and redone, never merged. A unit
+without a shard whose rows a table in ``data/`` already holds is *merged*: it is not run again.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from .plan import Plan, WorkUnit
 
 
 class ShardStore:
-    """The shards of one plan under ``work_dir/<plan name>/``."""
+    """The shards of one plan under ``work_dir/<plan name>/``; ``merged``: ids of the units the tables already
+    hold (see :func:`generate.merge.merged_unit_ids`)."""
 
-    def __init__(self, plan: Plan, work_dir: str | Path) -> None:
+    def __init__(self, plan: Plan, work_dir: str | Path, merged: frozenset[str] = frozenset()) -> None:
         self.plan = plan
         self.root = Path(work_dir) / plan.name
+        self.merged = merged
 
     def shard_path(self, unit: WorkUnit) -> Path:
         return self.root / "shards" / unit.study / f"{unit.unit_id}.parquet"
@@ -41,10 +44,11 @@ class ShardStore:
         return exclusive_lock(self.root / "locks" / f"{unit.unit_id}.lock", blocking=False)
 
     def state(self, unit: WorkUnit) -> str:
-        """'done', 'pending' or 'corrupt' (a marked shard whose bytes do not match its checksum)."""
+        """'done', 'merged' (no shard, but in a table), 'pending' or 'corrupt' (a marked shard whose bytes do not
+        match its checksum)."""
         marker, shard = self.marker_path(unit), self.shard_path(unit)
         if not marker.is_file():
-            return "pending"
+            return "merged" if unit.unit_id in self.merged else "pending"
         if not shard.is_file():
             return "corrupt"
         try:
@@ -58,9 +62,10 @@ class ShardStore:
         return float(json.loads(self.marker_path(unit).read_text())["seconds"])
 
     def status(self, units: list[WorkUnit]) -> str:
-        """A text table per (study, task): units done, pending and corrupt, hours the done ones took, and the
-        hours left if each unit still to run (pending or corrupt) costs the median of the done ones of the
-        same study and task (a study's first unit may also have trained its super-network)."""
+        """A text table per (study, task): units done (here or already merged into a table), pending and corrupt,
+        hours the units done here took, and the hours left if each unit still to run (pending or corrupt) costs
+        the median of those of the same study and task (a study's first unit may also have trained its
+        super-network)."""
         states: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for unit in units:
@@ -69,7 +74,8 @@ class ShardStore:
             states[key][state] += 1
             if state == "done":
                 seconds[key].append(self.seconds(unit))
-        lines = [f"{'study':28s} {'task':6s} {'done':>5s} {'pending':>8s} {'corrupt':>8s} {'hours':>7s} {'eta h':>7s}"]
+        lines = [f"{'study':28s} {'task':6s} {'done':>5s} {'merged':>7s} {'pending':>8s} {'corrupt':>8s} {'hours':>7s} "
+                 f"{'eta h':>7s}"]
         spent_total, eta_total, unknown = 0.0, 0.0, False
         for (study, task), c in states.items():
             spent = sum(seconds[study, task]) / 3600
@@ -78,10 +84,11 @@ class ShardStore:
             unknown |= eta is None and left > 0
             spent_total += spent
             eta_total += eta or 0.0
-            lines.append(f"{study:28s} {task:6s} {c['done']:5d} {c['pending']:8d} {c['corrupt']:8d} {spent:7.2f} "
+            lines.append(f"{study:28s} {task:6s} {c['done']:5d} {c['merged']:7d} {c['pending']:8d} {c['corrupt']:8d} "
+                         f"{spent:7.2f} "
                          + (f"{eta:7.1f}" if eta is not None else f"{'?':>7s}"))
-        total = {k: sum(c[k] for c in states.values()) for k in ("done", "pending", "corrupt")}
-        lines.append(f"{'total':35s} {total['done']:5d} {total['pending']:8d} {total['corrupt']:8d} "
+        total = {k: sum(c[k] for c in states.values()) for k in ("done", "merged", "pending", "corrupt")}
+        lines.append(f"{'total':35s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} {total['corrupt']:8d} "
                      f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else ""))
         return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""Running one work unit: its rows, in the table schema (latency units: the latency columns only)."""
+"""Running one work unit: its rows, in the table schema (latency units: the latency table schema)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from plm_nasbench.provenance import cpu_model
 
 from .plan import Plan, WorkUnit
 
-#: Columns a latency unit produces; merged into the tables by (search_space, config_id).
-LATENCY_COLUMNS = ("latency_b1_median", "latency_b1_iqr", "latency_b32_median", "latency_b32_iqr",
-                   "memory_b1_peak_mb", "memory_b32_peak_mb", "latency_device", "latency_dtype", "latency_threads")
 _SMALL_FIELDS = ("num_layers", "num_heads", "num_units")
 _CACHE: dict[tuple, Any] = {}  # the last task's data and super-network, reused by the next unit on the same ones
 
@@ -145,8 +142,10 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
     rows = []
     for config in unit.config_dicts():
         sub = extract_subnetwork(model, space, config, share_weights=True)
-        row = {"search_space": unit.space, "config_id": space.config_id(config), "latency_device": device,
-               "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads()}
+        row = {"search_space": unit.space, "config_id": space.config_id(config),
+               "config": json.dumps(config, separators=(",", ":")), "latency_device": device,
+               "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads(), "hardware": hardware(device),
+               "unit_id": unit.unit_id}
         row.update(latency_columns(sub, plan.max_length, plan.latency_batch_sizes, plan.latency_repeats, unit.dtype))
         rows.append(row)
     return pd.DataFrame(rows)

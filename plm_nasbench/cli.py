@@ -43,11 +43,11 @@ def _info(args: argparse.Namespace) -> int:
     from .tables import Manifest
 
     manifest = Manifest.load(data_dir())
-    print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows):")
+    print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows; latency tables have no task):")
     if not manifest.tables:
         print("  none yet (no MANIFEST.json)")
     for name, entry in sorted(manifest.tables.items()):
-        keys = ", ".join(str(entry.get(k)) for k in ("model", "task", "search_space", "scheme", "strategy"))
+        keys = ", ".join(str(entry[k]) for k in ("model", "task", "search_space", "scheme", "strategy") if k in entry)
         print(f"  {name}: {keys}: {entry['rows']:,} rows")
     return 0
 

@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--plots", default="docs/plots")
     args = parser.parse_args(argv)
     manifest = Manifest.load(args.data)
-    tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values()})
+    tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
     block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
                      Path(args.surrogates) if args.surrogates else None)
     replace_block(Path(args.readme), START, END, block)

@@ -11,7 +11,7 @@ import torch
 from generate.__main__ import main as generate_main
 from generate.configs import select_configs
 from generate.executors import execute_unit, run_local
-from generate.merge import merge
+from generate.merge import merge, merged_unit_ids
 from generate.plan import parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
@@ -91,12 +91,13 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     with store.lock(first) as held:  # another run holds the unit: it is skipped, not run twice
         assert held and execute_unit(plan, store, first, str(glue), "cpu") == "busy"
     counts = run_local(plan, store, plan.units, str(glue))
-    assert counts == {"done": 1, "ran": 3, "busy": 0}
+    assert counts == {"done": 1, "merged": 0, "ran": 3, "busy": 0}
     status = store.status(plan.units).splitlines()
-    assert status[0].split() == ["study", "task", "done", "pending", "corrupt", "hours", "eta", "h"]
-    assert status[-1].split()[:4] == ["total", "4", "0", "0"]
+    assert status[0].split() == ["study", "task", "done", "merged", "pending", "corrupt", "hours", "eta", "h"]
+    assert status[-1].split()[:5] == ["total", "4", "0", "0", "0"]
     report = merge(plan, store, tmp_path / "data")
-    assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet"}
+    assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet",
+                                      "minilm-l6-h384/lat/latency.parquet"}
     manifest = Manifest.load(tmp_path / "data")
     ws = manifest.read("minilm-l6-h384/ws/rte.parquet")
     assert len(ws) == 4 and ws["latency_b1_median"].notna().all() and (ws["epoch"] == 2).all()
@@ -111,12 +112,17 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     latency = entry["provenance"]["latency"]  # the latency study's own provenance travels with the joined columns
     assert latency["rows_measured"] == 4 and latency["studies"] == ["lat"] and latency["hardware"]
     assert latency["torch_threads"] == [torch.get_num_threads()] and latency["wall_seconds"] > 0
+    measured = manifest.read("minilm-l6-h384/lat/latency.parquet")  # the latency study is a table of its own
+    entry = manifest.tables["minilm-l6-h384/lat/latency.parquet"]
+    assert len(measured) == 4 and entry["scheme"] == "latency" and entry["model"] == "minilm-l6-h384"
+    assert set(measured["config_id"]) == set(ws["config_id"]) and measured["latency_b1_median"].gt(0).all()
 
     shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
     shard.write_bytes(shard.read_bytes()[:100])
     assert store.state(plan.units[1]) == "corrupt"
-    report = merge(plan, store, tmp_path / "data")
-    assert report["corrupt"] and "minilm-l6-h384/ws/rte.parquet" not in report["written"]
+    report = merge(plan, store, tmp_path / "data")  # the table keeps the unit's rows it had, not the corrupt bytes
+    assert report["corrupt"] and report["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
+    pd.testing.assert_frame_equal(Manifest.load(tmp_path / "data").read("minilm-l6-h384/ws/rte.parquet"), ws)
     assert run_local(plan, store, plan.units, str(glue))["ran"] == 1
     assert merge(plan, store, tmp_path / "data")["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
 
@@ -124,6 +130,36 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     table.write_bytes(table.read_bytes() + b"x")
     with pytest.raises(ChecksumError, match="sa/rte.parquet"):
         Manifest.load(tmp_path / "data").read("minilm-l6-h384/sa/rte.parquet")
+
+
+def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path, monkeypatch):
+    """A clone has the committed tables but not the shards: its runs skip the merged units, its merges keep them."""
+    monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
+    studies = smoke_plan()["study"]
+    plan = parse_plan(dict(smoke_plan(), study=[studies[0], studies[2]]))
+    ws0, ws1, lat = plan.units
+    data, relpath = tmp_path / "data", "minilm-l6-h384/ws/rte.parquet"
+    first = ShardStore(plan, tmp_path / "work1")
+    for unit in (ws0, lat):
+        assert execute_unit(plan, first, unit, str(glue), "cpu") == "ran"
+    assert merge(plan, first, data)["incomplete"] == {"ws/rte": "1/2 units done"}
+    assert merge(plan, first, data, partial=True)["written"][relpath] == 2
+    before = Manifest.load(data).read(relpath)
+
+    second = ShardStore(plan, tmp_path / "work2", merged_unit_ids(plan, data))
+    assert [second.state(u) for u in plan.units] == ["merged", "pending", "merged"]
+    assert run_local(plan, second, plan.units, str(glue)) == {"done": 0, "merged": 2, "ran": 1, "busy": 0}
+    report = merge(plan, second, data)
+    assert report["written"][relpath] == 4 and not report["incomplete"] and not report["corrupt"]
+    manifest = Manifest.load(data)
+    table = manifest.read(relpath)
+    assert table.groupby("unit_id").size().to_dict() == {ws0.unit_id: 2, ws1.unit_id: 2}
+    pd.testing.assert_frame_equal(table[table["unit_id"] == ws0.unit_id].reset_index(drop=True), before)
+    assert table["latency_b1_median"].notna().all()  # from the latency table merged by the first folder
+    prov = manifest.tables[relpath]["provenance"]
+    assert prov["complete"] and [b["units"] for b in prov["batches"]] == [[ws0.unit_id], [ws1.unit_id]]
+    assert prov["wall_seconds"] == pytest.approx(sum(b["wall_seconds"] for b in prov["batches"]))
+    assert second.status(plan.units).splitlines()[-1].split()[:5] == ["total", "1", "2", "0", "0"]
 
 
 @pytest.mark.integration

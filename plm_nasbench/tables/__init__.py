@@ -2,7 +2,7 @@
 
 from .files import ChecksumError, read_parquet, write_parquet
 from .manifest import MANIFEST_FILE, Manifest
-from .schema import COLUMNS, SCHEMA_VERSION, SCHEMES, conform
+from .schema import COLUMNS, LATENCY_COLUMNS, LATENCY_FIELDS, SCHEMA_VERSION, SCHEMES, conform
 
-__all__ = ["COLUMNS", "ChecksumError", "MANIFEST_FILE", "Manifest", "SCHEMA_VERSION", "SCHEMES", "conform",
-           "read_parquet", "write_parquet"]
+__all__ = ["COLUMNS", "ChecksumError", "LATENCY_COLUMNS", "LATENCY_FIELDS", "MANIFEST_FILE", "Manifest",
+           "SCHEMA_VERSION", "SCHEMES", "conform", "read_parquet", "write_parquet"]

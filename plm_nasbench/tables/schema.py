@@ -8,12 +8,15 @@ carries ``config`` (the configuration as compact JSON; ``large`` packs its bit m
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 SCHEMA_VERSION = 1
 SCHEMES = ("weight_sharing", "standalone")
+#: The columns a latency study measures, once per configuration: joined onto every table by (search_space, config_id).
+LATENCY_FIELDS = ("latency_b1_median", "latency_b1_iqr", "latency_b32_median", "latency_b32_iqr",
+                  "memory_b1_peak_mb", "memory_b32_peak_mb", "latency_device", "latency_dtype", "latency_threads")
 
 
 @dataclass(frozen=True)
@@ -81,21 +84,30 @@ _COLUMNS = [
 
 COLUMNS: dict[str, Column] = {c.name: c for c in _COLUMNS}
 
+#: The columns of a latency table (one row per configuration a latency study measured; no task, no seed).
+LATENCY_COLUMNS: dict[str, Column] = {c.name: c for c in [
+    COLUMNS["search_space"], COLUMNS["config_id"], COLUMNS["config"],
+    *(COLUMNS[name] for name in LATENCY_FIELDS),  # a plan may measure only some of the batch sizes
+    replace(COLUMNS["hardware"], description="CPU (and GPU) model the latency was measured on"),
+    COLUMNS["unit_id"]]}
 
-def conform(frame: pd.DataFrame, source: str = "table") -> pd.DataFrame:
-    """``frame`` with exactly the schema's columns, in order and cast to their types.
+
+def conform(frame: pd.DataFrame, source: str = "table", columns: Mapping[str, Column] = COLUMNS) -> pd.DataFrame:
+    """``frame`` with exactly the columns of schema ``columns`` (default: a results table), in order and cast
+    to their types.
 
     Raises ValueError naming ``source`` and the offending column when one is missing, unknown,
     holds missing values where none are allowed, or cannot be cast.
     """
-    missing = [n for n, c in COLUMNS.items() if n not in frame.columns and not c.nullable]
+    missing = [n for n, c in columns.items() if n not in frame.columns and not c.nullable]
     if missing:
         raise ValueError(f"{source}: missing column(s) {', '.join(missing)} (schema version {SCHEMA_VERSION})")
-    unknown = [n for n in frame.columns if n not in COLUMNS]
+    unknown = [n for n in frame.columns if n not in columns]
     if unknown:
-        raise ValueError(f"{source}: unknown column(s) {', '.join(unknown)}; see plm_nasbench.tables.COLUMNS")
+        raise ValueError(f"{source}: unknown column(s) {', '.join(unknown)}; see plm_nasbench.tables.COLUMNS "
+                         "and LATENCY_COLUMNS")
     out = {}
-    for name, column in COLUMNS.items():
+    for name, column in columns.items():
         values = frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
         if not column.nullable and values.isna().any():
             raise ValueError(f"{source}: column {name} has missing values at rows "
@@ -105,6 +117,8 @@ def conform(frame: pd.DataFrame, source: str = "table") -> pd.DataFrame:
         except (TypeError, ValueError) as err:
             raise ValueError(f"{source}: column {name} cannot be read as {column.dtype}: {err}") from err
     result = pd.DataFrame(out)
+    if "scheme" not in result:
+        return result
     bad = sorted(set(result["scheme"]) - set(SCHEMES))
     if bad:
         raise ValueError(f"{source}: column scheme holds {bad}; allowed: {', '.join(SCHEMES)}")
