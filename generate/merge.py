@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from plm_nasbench.locking import exclusive_lock
 from plm_nasbench.tables import (COLUMNS, LATENCY_COLUMNS, LATENCY_FIELDS, ChecksumError, Manifest, conform,
                                  write_parquet)
 
@@ -28,6 +29,7 @@ from .plan import Plan, WorkUnit
 from .store import ShardStore
 
 _VERSIONS = ("plm_nasbench_version", "torch", "transformers", "python")
+MERGE_LOCK = ".merge.lock"
 
 
 def table_path(plan: Plan, study: str, task: str | None) -> str:
@@ -76,7 +78,7 @@ def _gather(plan: Plan, store: ShardStore, manifest: Manifest, relpath: str, uni
             report: dict[str, Any]) -> tuple[pd.DataFrame | None, list[dict[str, Any]], int] | None:
     """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards;
     with the table's batches and its number of done units. None when its committed table fails its checksum
-    (the table is then left as it is, for ``git`` to restore)."""
+    (left as it is, for ``git`` to restore) or holds rows of units the plan does not have (left as it is)."""
     frames, markers, fresh = [], [], set()
     for unit in units:
         if store.state(unit) != "done":
@@ -98,9 +100,11 @@ def _gather(plan: Plan, store: ShardStore, manifest: Manifest, relpath: str, uni
             report["corrupt"].append(str(err))
             return None
         planned = {u.unit_id for u in units}
-        gone = ~earlier["unit_id"].isin(planned)
-        if gone.any():
-            report["dropped"][relpath] = f"{int(gone.sum())} rows of units the plan no longer has"
+        stale = ~earlier["unit_id"].isin(planned)
+        if stale.any():
+            report["stale"][relpath] = (f"{int(stale.sum())} of its rows come from units this plan does not have "
+                                        "(was the plan changed?); left as it is: delete it to rebuild it from this plan")
+            return None
         earlier = earlier[earlier["unit_id"].isin(planned - fresh)]
         kept = set(earlier["unit_id"])
         for batch in _earlier_batches(manifest.tables[relpath], kept):
@@ -133,12 +137,18 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
 
 def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False) -> dict[str, Any]:
     """Write every complete (study, task) table, and the latency tables, and update the manifest; returns what
-    was written, what was left incomplete and what was corrupt."""
+    was written, what was left incomplete, what was corrupt and which tables are stale. Merges into one data
+    folder wait for each other (a lock file ``.merge.lock`` there), so none overwrites another's manifest entries."""
+    with exclusive_lock(Path(data_root) / MERGE_LOCK):
+        return _merge(plan, store, data_root, partial)
+
+
+def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) -> dict[str, Any]:
     manifest = Manifest.load(data_root)
     groups: dict[tuple[str, str | None], list[WorkUnit]] = defaultdict(list)
     for unit in plan.units:
         groups[(unit.study, unit.task)].append(unit)
-    report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "dropped": {}}
+    report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "stale": {}}
     for unit in plan.units:
         if store.state(unit) == "corrupt":
             report["corrupt"].append(str(store.shard_path(unit)))

@@ -161,6 +161,11 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     assert prov["wall_seconds"] == pytest.approx(sum(b["wall_seconds"] for b in prov["batches"]))
     assert second.status(plan.units).splitlines()[-1].split()[:5] == ["total", "1", "2", "0", "0"]
 
+    changed = parse_plan(dict(smoke_plan(), study=[dict(studies[0], chunk=4), studies[2]]))  # other unit ids
+    written = (data / relpath).read_bytes()
+    report = merge(changed, ShardStore(changed, tmp_path / "work3"), data)
+    assert "plan does not have" in report["stale"][relpath] and (data / relpath).read_bytes() == written
+
 
 @pytest.mark.integration
 def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch):
