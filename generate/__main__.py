@@ -10,7 +10,7 @@ import sys
 from plm_nasbench.paths import data_dir as default_data_dir
 
 from .executors import execute_unit, run_local, run_ray
-from .merge import merge, merged_unit_ids
+from .merge import merge, merged_units
 from .plan import load_plan
 from .store import ShardStore
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
              and (not args.task or u.task in args.task or u.task is None)]
     data_root = getattr(args, "data", None) or default_data_dir()
     try:
-        merged = merged_unit_ids(plan, data_root) if args.command != "plan" else frozenset()
+        merged = merged_units(plan, data_root) if args.command != "plan" else {}
     except (ValueError, FileNotFoundError) as err:  # ChecksumError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -37,11 +37,17 @@ def table_path(plan: Plan, study: str, task: str | None) -> str:
     return f"{plan.model}/{study}/{task or 'latency'}.parquet"
 
 
-def merged_unit_ids(plan: Plan, data_root: str | Path) -> frozenset[str]:
-    """The ids of ``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified)."""
+def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
+    """``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified), each with the
+    wall seconds it took: the mean over the units of the merge batch it came in."""
     manifest = Manifest.load(data_root)
     paths = {table_path(plan, u.study, u.task) for u in plan.units} & set(manifest.tables)
-    return frozenset(uid for p in sorted(paths) for uid in manifest.read(p)["unit_id"].unique())
+    seconds = {}
+    for relpath in sorted(paths):
+        held = set(manifest.read(relpath)["unit_id"].unique())
+        for batch in _earlier_batches(manifest.tables[relpath], held):
+            seconds.update({uid: batch["wall_seconds"] / len(batch["units"]) for uid in batch["units"] if uid in held})
+    return seconds
 
 
 def _batch(markers: list[dict[str, Any]], unit_ids: set[str]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ from .plan import Plan, WorkUnit
 
 
 class ShardStore:
-    """The shards of one plan under ``work_dir/<plan name>/``; ``merged``: ids of the units the tables already
-    hold (see :func:`generate.merge.merged_unit_ids`)."""
+    """The shards of one plan under ``work_dir/<plan name>/``; ``merged``: the units the tables already hold, with
+    the seconds each took (see :func:`generate.merge.merged_units`)."""
 
-    def __init__(self, plan: Plan, work_dir: str | Path, merged: frozenset[str] = frozenset()) -> None:
+    def __init__(self, plan: Plan, work_dir: str | Path, merged: Mapping[str, float] | None = None) -> None:
         self.plan = plan
         self.root = Path(work_dir) / plan.name
-        self.merged = merged
+        self.merged = dict(merged or {})
 
     def shard_path(self, unit: WorkUnit) -> Path:
         return self.root / "shards" / unit.study / f"{unit.unit_id}.parquet"
@@ -62,10 +63,10 @@ class ShardStore:
         return float(json.loads(self.marker_path(unit).read_text())["seconds"])
 
     def status(self, units: list[WorkUnit]) -> str:
-        """A text table per (study, task): units done (here or already merged into a table), pending and corrupt,
-        hours the units done here took, and the hours left if each unit still to run (pending or corrupt) costs
+        """A text table per (study, task): units done here, merged into a table already, pending and corrupt, hours
+        the done and merged units took, and the hours left if each unit still to run (pending or corrupt) costs
         the median of those of the same study and task (a study's first unit may also have trained its
-        super-network)."""
+        super-network; a merged unit counts the mean of the units merged with it)."""
         states: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for unit in units:
@@ -74,6 +75,8 @@ class ShardStore:
             states[key][state] += 1
             if state == "done":
                 seconds[key].append(self.seconds(unit))
+            elif state == "merged":
+                seconds[key].append(self.merged[unit.unit_id])
         lines = [f"{'study':28s} {'task':6s} {'done':>5s} {'merged':>7s} {'pending':>8s} {'corrupt':>8s} {'hours':>7s} "
                  f"{'eta h':>7s}"]
         spent_total, eta_total, unknown = 0.0, 0.0, False

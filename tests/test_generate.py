@@ -11,7 +11,7 @@ import torch
 from generate.__main__ import main as generate_main
 from generate.configs import select_configs
 from generate.executors import execute_unit, run_local
-from generate.merge import merge, merged_unit_ids
+from generate.merge import merge, merged_units
 from generate.plan import parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
@@ -146,7 +146,9 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     assert merge(plan, first, data, partial=True)["written"][relpath] == 2
     before = Manifest.load(data).read(relpath)
 
-    second = ShardStore(plan, tmp_path / "work2", merged_unit_ids(plan, data))
+    merged = merged_units(plan, data)
+    assert set(merged) == {ws0.unit_id, lat.unit_id} and min(merged.values()) > 0
+    second = ShardStore(plan, tmp_path / "work2", merged)
     assert [second.state(u) for u in plan.units] == ["merged", "pending", "merged"]
     assert run_local(plan, second, plan.units, str(glue)) == {"done": 0, "merged": 2, "ran": 1, "busy": 0}
     report = merge(plan, second, data)
