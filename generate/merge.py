@@ -7,10 +7,12 @@ joined onto every table's rows by (search_space, config_id).
 The tables are the record of what is done, not the work folder: a merge keeps the rows a table
 already holds for units that have no shard here (a fresh clone, another machine's run) and adds the
 finished shards, so a resumed generation never loses committed rows. Each table's provenance keeps
-one *batch* per merge of shards (their units, wall time, hardware, versions); the table-level
-figures are summed over its batches. A table is written only when every unit of its study and task
-is done (``partial=True`` writes what there is); corrupt shards are discarded, reported, and left
-for the next ``run`` to redo.
+one *batch* per merge of new shards (the seconds of each of its units, dates, hardware, versions);
+the table-level figures are summed over the units it holds. A table is written only when every unit
+of its study and task is done (``partial=True`` writes what there is); corrupt shards are discarded,
+reported, and left for the next ``run`` to redo. Nothing committed is dropped silently: a table
+holding rows of units the plan does not have (the plan changed) is left as it is and reported
+*stale*, and a table whose rows would lose their latency columns is left as it is and reported *held*.
 """
 
 from __future__ import annotations
@@ -37,55 +39,58 @@ def table_path(plan: Plan, study: str, task: str | None) -> str:
     return f"{plan.model}/{study}/{task or 'latency'}.parquet"
 
 
+def _planned(plan: Plan) -> dict[str, set[str]]:
+    """Table path -> the ids of the plan's units whose rows it holds."""
+    tables: dict[str, set[str]] = defaultdict(set)
+    for unit in plan.units:
+        tables[table_path(plan, unit.study, unit.task)].add(unit.unit_id)
+    return tables
+
+
 def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
     """``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified), each with the
-    wall seconds it took: the mean over the units of the merge batch it came in."""
-    manifest = Manifest.load(data_root)
-    paths = {table_path(plan, u.study, u.task) for u in plan.units} & set(manifest.tables)
-    seconds = {}
-    for relpath in sorted(paths):
-        held = set(manifest.read(relpath)["unit_id"].unique())
-        for batch in _earlier_batches(manifest.tables[relpath], held):
-            seconds.update({uid: batch["wall_seconds"] / len(batch["units"]) for uid in batch["units"] if uid in held})
-    return seconds
+    wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing. Waits for a
+    merge into the same folder to finish, so it never reads a table newer than its manifest entry."""
+    with exclusive_lock(Path(data_root) / MERGE_LOCK):
+        manifest = Manifest.load(data_root)
+        seconds: dict[str, float] = {}
+        for relpath, planned in sorted(_planned(plan).items()):
+            if relpath not in manifest.tables:
+                continue
+            held = set(manifest.read(relpath)["unit_id"].unique())
+            if held <= planned:
+                for batch in manifest.tables[relpath]["provenance"]["batches"]:
+                    seconds.update((u, s) for u, s in batch["unit_seconds"].items() if u in held)
+        return seconds
 
 
-def _batch(markers: list[dict[str, Any]], unit_ids: set[str]) -> dict[str, Any]:
-    """What one merge of freshly run shards records: their units, time, hardware and software."""
-    environments = [m["environment"] for m in markers]
-    return {"units": sorted(unit_ids), "wall_seconds": sum(m["seconds"] for m in markers),
-            "started": min(m["started"] for m in markers), "finished": max(m["finished"] for m in markers),
-            "hardware": sorted({m["hardware"] for m in markers}),
+def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What one merge of freshly run shards records (``markers``: unit id -> its marker): each unit's seconds,
+    dates, hardware and software."""
+    environments = [m["environment"] for m in markers.values()]
+    return {"unit_seconds": {u: m["seconds"] for u, m in sorted(markers.items())},
+            "started": min(m["started"] for m in markers.values()),
+            "finished": max(m["finished"] for m in markers.values()),
+            "hardware": sorted({m["hardware"] for m in markers.values()}),
             "torch_threads": sorted({e.get("torch_threads", 0) for e in environments}),  # 0: not recorded
             "git_commits": sorted({e.get("git_commit") or "unknown" for e in environments}),
             **{k: sorted({str(e.get(k)) for e in environments}) for k in _VERSIONS}}
 
 
-def _earlier_batches(entry: dict[str, Any], unit_ids: set[str]) -> list[dict[str, Any]]:
-    """The batches of a table already in the manifest; a table merged before batches were recorded counts as
-    one batch of all its units (``unit_ids``), with the figures its provenance gave."""
-    prov = entry["provenance"]
-    if "batches" in prov:
-        return prov["batches"]
-    keys = ("wall_seconds", "started", "finished", "hardware", "torch_threads", "git_commits")
-    return [{"units": sorted(unit_ids), **{k: prov[k] for k in keys},
-             **{k: [str(prov.get(k))] for k in _VERSIONS}}]
-
-
 def _totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
     """Table-level provenance summed over its batches."""
     union = lambda key: sorted({v for b in batches for v in b[key]})  # noqa: E731
-    return {"wall_seconds": sum(b["wall_seconds"] for b in batches),
+    return {"wall_seconds": sum(s for b in batches for s in b["unit_seconds"].values()),
             "started": min(b["started"] for b in batches), "finished": max(b["finished"] for b in batches),
             **{k: union(k) for k in ("hardware", "torch_threads", "git_commits", *_VERSIONS)}}
 
 
-def _gather(plan: Plan, store: ShardStore, manifest: Manifest, relpath: str, units: list[WorkUnit],
+def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[WorkUnit],
             report: dict[str, Any]) -> tuple[pd.DataFrame | None, list[dict[str, Any]], int] | None:
-    """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards;
-    with the table's batches and its number of done units. None when its committed table fails its checksum
-    (left as it is, for ``git`` to restore) or holds rows of units the plan does not have (left as it is)."""
-    frames, markers, fresh = [], [], set()
+    """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards,
+    in plan order; with the table's batches and its number of done units. None when its committed table fails
+    its checksum (left as it is, for ``git`` to restore) or is stale (left as it is)."""
+    frames, markers = [], {}
     for unit in units:
         if store.state(unit) != "done":
             continue
@@ -93,11 +98,9 @@ def _gather(plan: Plan, store: ShardStore, manifest: Manifest, relpath: str, uni
             frame, marker = store.read(unit)
         except ChecksumError as err:
             report["corrupt"].append(str(err))
-            store.discard(unit)
             continue
         frames.append(frame)
-        markers.append(marker)
-        fresh.add(unit.unit_id)
+        markers[unit.unit_id] = marker
     batches, kept = [], set()
     if relpath in manifest.tables:
         try:
@@ -108,24 +111,31 @@ def _gather(plan: Plan, store: ShardStore, manifest: Manifest, relpath: str, uni
         planned = {u.unit_id for u in units}
         stale = ~earlier["unit_id"].isin(planned)
         if stale.any():
-            report["stale"][relpath] = (f"{int(stale.sum())} of its rows come from units this plan does not have "
-                                        "(was the plan changed?); left as it is: delete it to rebuild it from this plan")
+            report["stale"][relpath] = (
+                f"{int(stale.sum())} of its rows come from units this plan does not have (was the plan changed?); "
+                f"left as it is. To rebuild it from this plan, delete the file and its entry in {manifest.root}/"
+                "MANIFEST.json, then run and merge again")
             return None
-        earlier = earlier[earlier["unit_id"].isin(planned - fresh)]
+        recorded = {u: s for b in manifest.tables[relpath]["provenance"]["batches"] for u, s in b["unit_seconds"].items()}
+        rerun = [u for u in set(earlier["unit_id"]) & set(markers) if recorded.get(u) != markers[u]["seconds"]]
+        if rerun:  # not the shards merged before (those have the seconds recorded), but new runs of their units
+            report["replaced"][relpath] = f"{len(rerun)} unit(s) run again here replace their earlier rows"
+        earlier = earlier[~earlier["unit_id"].isin(markers)]
         kept = set(earlier["unit_id"])
-        for batch in _earlier_batches(manifest.tables[relpath], kept):
-            if kept & set(batch["units"]):
-                batches.append(dict(batch, units=sorted(kept & set(batch["units"]))))
+        for batch in manifest.tables[relpath]["provenance"]["batches"]:
+            unit_seconds = {u: s for u, s in batch["unit_seconds"].items() if u in kept}
+            if unit_seconds:
+                batches.append(dict(batch, unit_seconds=unit_seconds))
         if len(earlier):
             frames.insert(0, earlier)
     if markers:
-        batches.append(_batch(markers, fresh))
+        batches.append(_batch(markers))
     if not frames:
-        return None, batches, len(kept) + len(fresh)
+        return None, batches, len(kept) + len(markers)
     table = pd.concat(frames, ignore_index=True)
-    position = {u.unit_id: i for i, u in enumerate(units)}  # rows in plan order, however they were gathered
+    position = {u.unit_id: i for i, u in enumerate(units)}
     table = table.iloc[table["unit_id"].map(position).argsort(kind="stable")].reset_index(drop=True)
-    return table, batches, len(kept) + len(fresh)
+    return table, batches, len(kept) + len(markers)
 
 
 def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -143,8 +153,8 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
 
 def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False) -> dict[str, Any]:
     """Write every complete (study, task) table, and the latency tables, and update the manifest; returns what
-    was written, what was left incomplete, what was corrupt and which tables are stale. Merges into one data
-    folder wait for each other (a lock file ``.merge.lock`` there), so none overwrites another's manifest entries."""
+    was written, incomplete, corrupt, stale, held back or replaced. Merges into one data folder wait for each
+    other (a lock file ``.merge.lock`` there), so none overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         return _merge(plan, store, data_root, partial)
 
@@ -154,27 +164,31 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
     groups: dict[tuple[str, str | None], list[WorkUnit]] = defaultdict(list)
     for unit in plan.units:
         groups[(unit.study, unit.task)].append(unit)
-    report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "stale": {}}
+    report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "stale": {}, "held": {},
+                              "replaced": {}}
     for unit in plan.units:
         if store.state(unit) == "corrupt":
-            report["corrupt"].append(str(store.shard_path(unit)))
-            store.discard(unit)
+            with store.lock(unit) as held:  # a run holding the unit is redoing it
+                if held and store.state(unit) == "corrupt":
+                    report["corrupt"].append(str(store.shard_path(unit)))
+                    store.discard(unit)
 
     def write(study: str, task: str | None, table: pd.DataFrame, columns: Any, provenance: dict[str, Any]) -> None:
         relpath = table_path(plan, study, task)
         table = conform(table, relpath, columns)
         manifest.record(relpath, table, write_parquet(table, Path(data_root) / relpath), provenance)
+        manifest.save()  # after every table, so a failure later leaves no table newer than its entry
         report["written"][relpath] = len(table)
 
     def gathered(study: str, task: str | None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+        """The table to write (None: none) and its provenance."""
         units = groups[(study, task)]
-        result = _gather(plan, store, manifest, table_path(plan, study, task), units, report)
+        result = _gather(store, manifest, table_path(plan, study, task), units, report)
         if result is None:
             return None
         table, batches, done = result
         if done < len(units) and not (partial and done):
             report["incomplete"][f"{study}/{task or 'latency'}"] = f"{done}/{len(units)} units done"
-        if table is None:
             return None
         return table, {"study": study, "plan": plan.name, "plan_file": plan.source, "units": len(units),
                        "units_done": done, "complete": done == len(units), **_totals(batches), "batches": batches}
@@ -186,28 +200,31 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
             continue
         table, provenance = result
         table = conform(table, table_path(plan, study, None), LATENCY_COLUMNS)
-        latency_frames.append(table.assign(latency_study=study))
+        write(study, None, table, LATENCY_COLUMNS,
+              {"model": plan.model, "scheme": "latency", **provenance, "dtype": sorted(set(table["latency_dtype"]))})
+        latency_frames.append((provenance["finished"], table.assign(latency_study=study)))
         latency_studies[study] = provenance
-        if provenance["complete"] or partial:
-            write(study, None, table, LATENCY_COLUMNS,
-                  {"model": plan.model, "scheme": "latency", **provenance, "dtype": sorted(set(table["latency_dtype"]))})
     latency = None
-    if latency_frames:
-        latency = pd.concat(latency_frames, ignore_index=True).drop_duplicates(["search_space", "config_id"],
-                                                                                keep="last")
+    if latency_frames:  # a configuration measured by several studies takes the newest measurement
+        latency = pd.concat([f for _, f in sorted(latency_frames, key=lambda x: x[0])], ignore_index=True)
+        latency = latency.drop_duplicates(["search_space", "config_id"], keep="last")
         latency = latency[["search_space", "config_id", "latency_study", *LATENCY_FIELDS]]
     for (study, task) in sorted(k for k in groups if groups[k][0].scheme != "latency"):
         result = gathered(study, task)
         if result is None:
             continue
         table, provenance = result
-        if not (provenance["complete"] or partial):
-            continue
+        relpath = table_path(plan, study, task)
+        had = table["latency_b1_median"].notna() if "latency_b1_median" in table else pd.Series(False, table.index)
         table = table.drop(columns=[c for c in LATENCY_FIELDS if c in table.columns])
         if latency is not None:
             table = table.merge(latency, on=["search_space", "config_id"], how="left")
+        lost = had & table["latency_study"].isna() if "latency_study" in table else had
+        if lost.any():
+            report["held"][relpath] = (f"{int(lost.sum())} of its rows would lose their latency columns: the latency "
+                                       "study that measured them has no table here; merge or run it first")
+            continue
         provenance["latency"] = _latency_provenance(table, latency_studies)
         write(study, task, table.drop(columns=["latency_study"], errors="ignore"), COLUMNS,
               {**provenance, "dtype": sorted(set(table["dtype"]))})
-    manifest.save()
     return report

@@ -113,8 +113,8 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert latency["rows_measured"] == 4 and latency["studies"] == ["lat"] and latency["hardware"]
     assert latency["torch_threads"] == [torch.get_num_threads()] and latency["wall_seconds"] > 0
     measured = manifest.read("minilm-l6-h384/lat/latency.parquet")  # the latency study is a table of its own
-    entry = manifest.tables["minilm-l6-h384/lat/latency.parquet"]
-    assert len(measured) == 4 and entry["scheme"] == "latency" and entry["model"] == "minilm-l6-h384"
+    lat_entry = manifest.tables["minilm-l6-h384/lat/latency.parquet"]
+    assert len(measured) == 4 and lat_entry["scheme"] == "latency" and lat_entry["model"] == "minilm-l6-h384"
     assert set(measured["config_id"]) == set(ws["config_id"]) and measured["latency_b1_median"].gt(0).all()
 
     shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
@@ -122,7 +122,10 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert store.state(plan.units[1]) == "corrupt"
     report = merge(plan, store, tmp_path / "data")  # the table keeps the unit's rows it had, not the corrupt bytes
     assert report["corrupt"] and report["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
-    pd.testing.assert_frame_equal(Manifest.load(tmp_path / "data").read("minilm-l6-h384/ws/rte.parquet"), ws)
+    manifest = Manifest.load(tmp_path / "data")
+    pd.testing.assert_frame_equal(manifest.read("minilm-l6-h384/ws/rte.parquet"), ws)
+    wall = manifest.tables["minilm-l6-h384/ws/rte.parquet"]["provenance"]["wall_seconds"]
+    assert wall == pytest.approx(entry["provenance"]["wall_seconds"])  # each unit's time counted once
     assert run_local(plan, store, plan.units, str(glue))["ran"] == 1
     assert merge(plan, store, tmp_path / "data")["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
 
@@ -159,14 +162,19 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     pd.testing.assert_frame_equal(table[table["unit_id"] == ws0.unit_id].reset_index(drop=True), before)
     assert table["latency_b1_median"].notna().all()  # from the latency table merged by the first folder
     prov = manifest.tables[relpath]["provenance"]
-    assert prov["complete"] and [b["units"] for b in prov["batches"]] == [[ws0.unit_id], [ws1.unit_id]]
-    assert prov["wall_seconds"] == pytest.approx(sum(b["wall_seconds"] for b in prov["batches"]))
+    assert prov["complete"] and [list(b["unit_seconds"]) for b in prov["batches"]] == [[ws0.unit_id], [ws1.unit_id]]
+    assert prov["wall_seconds"] == pytest.approx(first.seconds(ws0) + second.seconds(ws1))
     assert second.status(plan.units).splitlines()[-1].split()[:5] == ["total", "1", "2", "0", "0"]
 
-    changed = parse_plan(dict(smoke_plan(), study=[dict(studies[0], chunk=4), studies[2]]))  # other unit ids
     written = (data / relpath).read_bytes()
-    report = merge(changed, ShardStore(changed, tmp_path / "work3"), data)
+    without_latency = parse_plan(dict(smoke_plan(), study=[studies[0]]))  # its rows would lose their latency
+    report = merge(without_latency, ShardStore(without_latency, tmp_path / "work3"), data)
+    assert "lose their latency" in report["held"][relpath] and (data / relpath).read_bytes() == written
+
+    changed = parse_plan(dict(smoke_plan(), study=[dict(studies[0], chunk=4), studies[2]]))  # other unit ids
+    report = merge(changed, ShardStore(changed, tmp_path / "work4"), data)
     assert "plan does not have" in report["stale"][relpath] and (data / relpath).read_bytes() == written
+    assert set(merged_units(changed, data)) == {lat.unit_id}  # a stale table's units are not taken as done
 
 
 @pytest.mark.integration
