@@ -137,6 +137,10 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
     from plm_nasbench.models import architecture_of, extract_subnetwork, load_model
     from plm_nasbench.spaces import get_search_space
 
+    if plan.latency_hardware and hardware(device) != plan.latency_hardware:
+        raise ValueError(f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
+                         f"latency_hardware), so that its numbers compare with the other latency tables; this machine "
+                         f"is {hardware(device)!r}")
     model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
     space = get_search_space(unit.space, architecture_of(model))
     rows = []

@@ -214,6 +214,15 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main(["status", str(tmp_path / "missing.toml")]) == 2
 
 
+def test_latency_units_run_only_on_the_plans_latency_hardware(tmp_path):
+    plan = parse_plan(dict(smoke_plan(), latency_hardware="a CPU this is not"))
+    latency = plan.units[-1]
+    with pytest.raises(ValueError, match="must run on 'a CPU this is not'"):
+        execute_unit(plan, ShardStore(plan, tmp_path / "work"), latency, None, "cpu")
+    with pytest.raises(ValueError, match="latency_hardware must be"):
+        parse_plan(dict(smoke_plan(), latency_hardware=3))
+
+
 def test_report_coverage_unpruned_and_plots(tables, tmp_path):
     from generate.report import END, START, coverage_markdown, plot_grids, sizes_markdown, unpruned_markdown
     from plm_nasbench.atomic import replace_block

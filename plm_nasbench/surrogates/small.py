@@ -24,6 +24,7 @@ change (the same features go through the same trees); repeated single queries an
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +87,9 @@ class SmallSpaceSurrogate:
         for name in objectives:
             y = table[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
             keep = np.isfinite(y)
-            if keep.sum() < 10:
-                skipped[name] = f"only {int(keep.sum())} rows with values"
+            configs = len(table.loc[keep, list(FIELDS)].drop_duplicates())
+            if configs < 10:  # e.g. latency measured only for the unpruned model so far
+                skipped[name] = f"only {configs} configurations with values ({int(keep.sum())} rows)"
                 continue
             ensembles[name] = EnsembleRegressor(n_members, member_factory, seed).fit(x[keep], y[keep])
             values, counts = np.unique(y[keep], return_counts=True)
@@ -200,6 +202,9 @@ class SmallSpaceSurrogate:
                   "flops_moments": self.flops_moments.tolist(), "train_x": self.train_x.round(8).tolist(),
                   "objectives": sorted(self.ensembles), **self.metadata}
         write_atomic(folder / "surrogate.json", lambda p: p.write_text(json.dumps(record)))
+        for stale in folder.iterdir():  # ensembles of an earlier fit that this one no longer has
+            if stale.is_dir() and stale.name not in self.ensembles:
+                shutil.rmtree(stale)
 
     @classmethod
     def load(cls, folder: str | Path, space: SmallSpace) -> SmallSpaceSurrogate:
