@@ -41,9 +41,15 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
         return "ran"
 
 
-def _counts(store: ShardStore, units: Sequence[WorkUnit]) -> dict[str, int]:
-    states = [store.state(u) for u in units]
-    return {"done": states.count("done"), "merged": states.count("merged"), "ran": 0, "busy": 0}
+def _triage(store: ShardStore, units: Sequence[WorkUnit]) -> tuple[dict[str, int], dict[WorkUnit, str]]:
+    """The counts to report (done and merged units) and the units still to run with their state (each unit's state
+    is read once: it hashes the shard)."""
+    states = {u: store.state(u) for u in units}
+    counts = {"done": 0, "merged": 0, "ran": 0, "busy": 0}
+    for state in states.values():
+        if state in ("done", "merged"):
+            counts[state] += 1
+    return counts, {u: s for u, s in states.items() if s not in ("done", "merged")}
 
 
 def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
@@ -51,8 +57,7 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
     """Run ``units`` one after another in this process, with a progress bar (rate and ETA)."""
     from tqdm.auto import tqdm
 
-    counts = _counts(store, units)
-    pending = [u for u in units if store.state(u) not in ("done", "merged")]
+    counts, pending = _triage(store, units)
     for unit in tqdm(pending, desc=f"{plan.name} units", unit="unit"):
         counts[execute_unit(plan, store, unit, data_dir, device)] += 1
     return counts
@@ -79,10 +84,9 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
         ray.init(address=address, **(init_kwargs or {}))
     device = "cuda" if num_gpus > 0 else "cpu"
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(_ray_unit)
-    counts = _counts(store, units)
-    pending = [u for u in units if store.state(u) not in ("done", "merged")]
-    for unit in pending:
-        if store.state(unit) == "corrupt":
+    counts, pending = _triage(store, units)
+    for unit, state in pending.items():
+        if state == "corrupt":
             store.discard(unit)
     futures = {remote.remote(plan, u, data_dir, device): u for u in pending}
     with tqdm(total=len(futures), desc=f"{plan.name} units (ray)", unit="unit") as bar:

@@ -173,12 +173,15 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
                     report["corrupt"].append(str(store.shard_path(unit)))
                     store.discard(unit)
 
-    def write(study: str, task: str | None, table: pd.DataFrame, columns: Any, provenance: dict[str, Any]) -> None:
+    def write(study: str, task: str | None, table: pd.DataFrame, columns: Any,
+              provenance: dict[str, Any]) -> pd.DataFrame:
+        """Write ``table`` conformed to ``columns`` and enter it in the manifest; returns what was written."""
         relpath = table_path(plan, study, task)
         table = conform(table, relpath, columns)
         manifest.record(relpath, table, write_parquet(table, Path(data_root) / relpath), provenance)
         manifest.save()  # after every table, so a failure later leaves no table newer than its entry
         report["written"][relpath] = len(table)
+        return table
 
     def gathered(study: str, task: str | None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         """The table to write (None: none) and its provenance."""
@@ -199,9 +202,9 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
         if result is None:
             continue
         table, provenance = result
-        table = conform(table, table_path(plan, study, None), LATENCY_COLUMNS)
-        write(study, None, table, LATENCY_COLUMNS,
-              {"model": plan.model, "scheme": "latency", **provenance, "dtype": sorted(set(table["latency_dtype"]))})
+        table = write(study, None, table, LATENCY_COLUMNS,  # conformed: every latency column, even unmeasured ones
+                      {"model": plan.model, "scheme": "latency", **provenance,
+                       "dtype": sorted(set(table["latency_dtype"]))})
         latency_frames.append((provenance["finished"], table.assign(latency_study=study)))
         latency_studies[study] = provenance
     latency = None

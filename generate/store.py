@@ -66,7 +66,7 @@ class ShardStore:
         """A text table per (study, task): units done here, merged into a table already, pending and corrupt, hours
         the done and merged units took, and the hours left if each unit still to run (pending or corrupt) costs
         the median of those of the same study and task (a study's first unit may also have trained its
-        super-network; a merged unit counts the mean of the units merged with it)."""
+        super-network; a merged unit counts the seconds its table's manifest entry records for it)."""
         states: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for unit in units:

@@ -137,10 +137,11 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
     from plm_nasbench.models import architecture_of, extract_subnetwork, load_model
     from plm_nasbench.spaces import get_search_space
 
-    if plan.latency_hardware and hardware(device) != plan.latency_hardware:
+    machine = hardware(device)
+    if plan.latency_hardware and machine != plan.latency_hardware:
         raise ValueError(f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
                          f"latency_hardware), so that its numbers compare with the other latency tables; this machine "
-                         f"is {hardware(device)!r}")
+                         f"is {machine!r}")
     model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
     space = get_search_space(unit.space, architecture_of(model))
     rows = []
@@ -148,7 +149,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
         sub = extract_subnetwork(model, space, config, share_weights=True)
         row = {"search_space": unit.space, "config_id": space.config_id(config),
                "config": json.dumps(config, separators=(",", ":")), "latency_device": device,
-               "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads(), "hardware": hardware(device),
+               "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads(), "hardware": machine,
                "unit_id": unit.unit_id}
         row.update(latency_columns(sub, plan.max_length, plan.latency_batch_sizes, plan.latency_repeats, unit.dtype))
         rows.append(row)
