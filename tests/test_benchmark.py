@@ -90,22 +90,40 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
         bench.query_many(pd.DataFrame([{"num_layers": 9, "num_heads": 1, "num_units": 1}]))
 
 
-def test_surrogate_materialises_the_space_once_that_pays_and_answers_the_same(tables):
-    root, surrogates, _, _, holdout = tables
+def _every_config(surrogate: SmallSpaceSurrogate) -> np.ndarray:
+    return np.stack(np.unravel_index(np.arange(surrogate.space.num_configs), surrogate._shape()), axis=1)
+
+
+def test_surrogate_answers_the_whole_space_from_cells_exactly_as_its_ensembles_do(tables):
+    root, surrogates, _, _, _ = tables
     space = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates).space
     fitted = SmallSpaceSurrogate.load(surrogates / "minilm-l6-h384/weight_sharing/full/rte", space)
-    fields = np.array([[c["num_layers"], c["num_heads"], c["num_units"]] for c in holdout])
-    direct = fitted.predict(fields)
-    assert not fitted._materialised  # a small batch goes through the ensembles
-    size = 7 * 13 * 1537
-    fitted.predict(np.resize(fields, (size, 3)))  # as costly as the whole space: it is predicted once
-    assert list(fitted._materialised) == [0] and len(fitted._materialised[0]["valid_error"]) == size
-    again = fitted.predict(fields)
-    assert set(again) == set(direct)
+    splits = fitted.metadata["split_values"]
+    assert 0 < len(splits[2]) <= 12  # the grid's units step by 128: 13 values, at most 12 thresholds between them
+    every = _every_config(fitted)
+    answers = fitted.predict(every)  # the first question predicts the space once
+    assert list(fitted._materialised) == [0] and len(fitted._materialised[0]["valid_error"]) == len(every)
+    direct = fitted._learned(every, None)  # every configuration through the ensembles themselves
     for name, values in direct.items():
-        np.testing.assert_array_equal(again[name], values, err_msg=name)
+        np.testing.assert_array_equal(answers[name], values, err_msg=name)
+    assert len(np.unique(direct["valid_error"])) > 100  # the cells do not flatten the answers
     with pytest.raises(ValueError, match=r"num_units must be in \[0, 1536\], got 1537"):
         fitted.predict(np.array([[2, 3, 1537]]))
+
+
+def test_a_surrogate_without_split_values_predicts_every_configuration(tables):
+    from sklearn.tree import DecisionTreeRegressor
+
+    root, _, _, _, _ = tables
+    space = Benchmark("rte", backend="surrogate", data=root).space
+    frame = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    fitted = SmallSpaceSurrogate.fit(space, frame, objectives=("valid_error",), n_members=2,
+                                     member_factory=lambda seed: DecisionTreeRegressor(random_state=seed))
+    assert fitted.metadata["split_values"] is None  # scikit-learn members: no thresholds to read
+    every = _every_config(fitted)
+    rows = np.random.default_rng(0).integers(0, len(every), 2000)
+    answers = fitted.predict(every[rows])
+    np.testing.assert_array_equal(answers["valid_error"], fitted._learned(every[rows], None)["valid_error"])
 
 
 def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, tmp_path):

@@ -14,11 +14,14 @@ where it predicts at least 0.5 the surrogate answers the plateau value itself. W
 for tied configurations would order at random, and on RTE (81% of the hold-out on the plateau) Kendall's
 tau could not exceed about 0.6.
 
-Materialisation: the ``small`` space is finite (139,867 configurations for MiniLM), so once the
-ensembles have been asked about as much as predicting the whole space would cost (a call counts as
-``len(rows)``, at least ``CALL_COST_ROWS`` for XGBoost's per-call overhead), the surrogate predicts every
-configuration of that epoch once and answers from the resulting arrays from then on. The answers do not
-change (the same features go through the same trees); repeated single queries and large batches get cheap.
+Materialisation: the ``small`` space is finite (139,867 configurations for MiniLM), so the first
+question for an epoch is answered by predicting every configuration of the space at that epoch once;
+every later answer is an array lookup. Trees only compare a feature against their split thresholds, so
+configurations on the same side of every threshold of every ensemble share all learned predictions: the
+ensembles are asked once per such cell (at most 7 x 13 x 25 = 2,275 cells for a surrogate fitted on the
+grid, whose ``num_units`` take 25 values) and the answers are spread over the cell. The answers are the
+ones the ensembles give for each configuration, exactly; the thresholds are read from the fitted trees
+(``split_values`` in ``surrogate.json``).
 """
 
 from __future__ import annotations
@@ -40,9 +43,6 @@ LEARNED = tuple(name for name, o in OBJECTIVES.items() if o.kind == "learned")
 FIELDS = ("num_layers", "num_heads", "num_units")
 PLATEAU_SHARE = 0.1
 PLATEAU_SUFFIX = ".plateau"
-#: One call into the ensembles costs about what predicting this many rows in one batch does (XGBoost's
-#: per-call overhead; benchmarks/query_speed.py measures both).
-CALL_COST_ROWS = 300
 
 
 def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -70,8 +70,7 @@ class SmallSpaceSurrogate:
         self._ffn = np.array([a.ffn_parameters(u) for u in range(a.intermediate_size + 1)], dtype=np.int64)
         self._tree = None
         self._radius = float(metadata.get("ood_radius", 0.0))
-        self._asked: dict[int, int] = {}  # epoch -> rows asked of the ensembles so far (at least CALL_COST_ROWS a call)
-        self._materialised: dict[int, dict[str, np.ndarray]] = {}
+        self._materialised: dict[int, dict[str, np.ndarray]] = {}  # epoch (0: none) -> answers for the whole space
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -101,8 +100,12 @@ class SmallSpaceSurrogate:
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         unique_x = np.unique(x, axis=0)
+        splits = [e.split_values(len(FIELDS)) for e in ensembles.values()]
+        split_values = None if any(s is None for s in splits) else [
+            np.unique(np.concatenate(per_field)).tolist() for per_field in zip(*splits)]
         metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
-                    "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
+                    "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x),
+                    "split_values": split_values}
         return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
 
     @property
@@ -146,10 +149,7 @@ class SmallSpaceSurrogate:
                 raise ValueError(f"epoch must be in [1, {self.max_epoch}], got {epoch}")
         key = epoch if self.max_epoch is not None else 0  # weight-sharing surrogates have no epoch feature
         if key not in self._materialised:
-            self._asked[key] = self._asked.get(key, 0) + max(len(fields), CALL_COST_ROWS)
-            if self._asked[key] < self.space.num_configs:
-                return self._predict_rows(fields, epoch)
-            self._materialised[key] = self._predict_rows(self._all_fields(), epoch)
+            self._materialised[key] = self._predict_space(epoch)
         index = np.ravel_multi_index(tuple(fields.T), self._shape())
         return {name: values[index] for name, values in self._materialised[key].items()}
 
@@ -157,31 +157,57 @@ class SmallSpaceSurrogate:
         """The number of values of each field (every field starts at 0)."""
         return tuple(high + 1 for _, high in self.space.bounds.values())
 
-    def _all_fields(self) -> np.ndarray:
-        """Every configuration of the space, in the order of ``np.ravel_multi_index`` over :meth:`_shape`."""
-        return np.stack(np.unravel_index(np.arange(self.space.num_configs), self._shape()), axis=1)
+    def _predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
+        """Every objective for every configuration of the space (in ``np.ravel_multi_index`` order over
+        :meth:`_shape`), the learned ones asked of the ensembles once per cell of equal predictions."""
+        shape = self._shape()
+        splits = self.metadata.get("split_values")
+        representatives, cell_of_value = [], []
+        for f, n in enumerate(shape):
+            values = np.arange(n)
+            if splits is None:  # members that are not XGBoost: every value is a cell of its own
+                representatives.append(values)
+                cell_of_value.append(values)
+                continue
+            column = np.zeros((n, len(shape)), dtype=np.int64)
+            column[:, f] = values
+            x = self._features(self.space, column, None, None)[:, f].astype(np.float32)  # as the trees see it
+            cells = np.searchsorted(np.asarray(splits[f], dtype=np.float32), x, side="right")
+            _, first, inverse = np.unique(cells, return_index=True, return_inverse=True)
+            representatives.append(values[first])
+            cell_of_value.append(inverse)
+        cell_fields = np.stack([g.ravel() for g in np.meshgrid(*representatives, indexing="ij")], axis=1)
+        learned = self._learned(cell_fields, epoch)
+        cell_index = np.ravel_multi_index(np.meshgrid(*cell_of_value, indexing="ij"),
+                                          tuple(len(r) for r in representatives)).ravel()
+        out = {name: values[cell_index] for name, values in learned.items()}
+        every = np.stack(np.unravel_index(np.arange(self.space.num_configs), shape), axis=1)
+        out |= self._analytic(every)
+        out["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
+        return out
 
-    def _predict_rows(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
-        """What :meth:`predict` answers, computed through the ensembles."""
-        layers, heads, units = fields.T
+    def _learned(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
+        """Each learned objective and its ``<name>_std`` for rows of fields, through the ensembles (NaN for
+        an objective without one)."""
         x = self._features(self.space, fields, np.full(len(fields), epoch or 0), self.max_epoch)
         out: dict[str, np.ndarray] = {}
-        for name in OBJECTIVES:
+        for name in LEARNED:
             if name in self.ensembles:
                 out[name], out[f"{name}_std"] = self.ensembles[name].predict_with_std(x)
                 if name + PLATEAU_SUFFIX in self.ensembles:
                     on_plateau = self.ensembles[name + PLATEAU_SUFFIX].predict(x) >= 0.5
                     out[name] = np.where(on_plateau, self.metadata["plateaus"][name], out[name])
-            elif OBJECTIVES[name].kind == "learned":
+            else:
                 out[name] = out[f"{name}_std"] = np.full(len(fields), np.nan)
+        return out
+
+    def _analytic(self, fields: np.ndarray) -> dict[str, np.ndarray]:
+        """``num_params``, ``params_fraction`` and ``flops`` of rows of fields, from their exact formulas."""
+        layers, heads, units = fields.T
         a = self.space.architecture
         params = a.fixed_parameters() + layers * (self._attention[heads] + self._ffn[units])
-        out["num_params"] = params
-        out["params_fraction"] = params / a.total_parameters()
         basis = _moments_basis(self.space, layers.astype(np.float64), heads.astype(np.float64), units.astype(np.float64))
-        out["flops"] = basis @ self.flops_moments
-        out["out_of_data"] = self.out_of_data(x[:, :3])
-        return out
+        return {"num_params": params, "params_fraction": params / a.total_parameters(), "flops": basis @ self.flops_moments}
 
     def out_of_data(self, x: np.ndarray) -> np.ndarray:
         """Whether each encoded configuration lies farther from the training data than its own spacing."""
