@@ -11,8 +11,9 @@ from plm_nasbench.paths import data_dir as default_data_dir
 
 from .executors import execute_unit, run_local, run_ray
 from .merge import merge, merged_units
-from .plan import load_plan
+from .plan import Plan, WorkUnit, load_plan
 from .store import ShardStore
+from .units import MachineMismatchError, latency_reference
 
 WORK_ENV = "PLM_NASBENCH_WORK"
 
@@ -46,6 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[WorkUnit],
+         reference: dict[str, float] | None) -> int:
+    """``run``: one unit by index, or the selected units on the chosen executor."""
+    if args.unit_index is not None:
+        if not 0 <= args.unit_index < len(plan.units):
+            print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
+            return 2
+        print(execute_unit(plan, store, plan.units[args.unit_index], args.data_dir, args.device, reference))
+    elif args.executor == "ray":
+        print(run_ray(plan, store, units, args.data_dir, address=args.ray_address, num_cpus=args.cpus_per_unit,
+                      num_gpus=args.gpus_per_unit, latency_reference=reference))
+    else:
+        print(run_local(plan, store, units, args.data_dir, args.device, reference))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -62,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     store = ShardStore(plan, args.work_dir, merged)
+    reference = None  # the committed latency of the unpruned network, which latency units check this machine against
+    if args.command == "run" and any(u.scheme == "latency" for u in units):
+        reference = latency_reference(plan, data_root)
     if args.command == "plan":
         for index, unit in enumerate(plan.units):
             if unit in units:
@@ -70,16 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         print(store.status(units))
     elif args.command == "run":
-        if args.unit_index is not None:
-            if not 0 <= args.unit_index < len(plan.units):
-                print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
-                return 2
-            print(execute_unit(plan, store, plan.units[args.unit_index], args.data_dir, args.device))
-        elif args.executor == "ray":
-            print(run_ray(plan, store, units, args.data_dir, address=args.ray_address, num_cpus=args.cpus_per_unit,
-                          num_gpus=args.gpus_per_unit))
-        else:
-            print(run_local(plan, store, units, args.data_dir, args.device))
+        try:
+            return _run(args, plan, store, units, reference)
+        except MachineMismatchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     else:
         report = merge(plan, store, data_root, args.partial)
         print(json.dumps(report, indent=2))

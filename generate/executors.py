@@ -23,9 +23,10 @@ def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
             "environment": environment(device)}
 
 
-def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str) -> str:
+def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str,
+                 latency_reference: dict[str, float] | None = None) -> str:
     """Run ``unit`` unless it is done (or merged) or another process holds it; returns 'done', 'merged', 'ran' or
-    'busy'."""
+    'busy'. ``latency_reference``: see :func:`generate.units.latency_reference`."""
     with store.lock(unit) as held:
         if not held:
             return "busy"
@@ -36,7 +37,7 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
             print(f"redoing {unit.unit_id}: its shard does not match its checksum")
             store.discard(unit)
         started, start = now(), time.perf_counter()
-        frame = run_unit(plan, unit, data_dir, device)
+        frame = run_unit(plan, unit, data_dir, device, latency_reference)
         store.write(unit, frame, _meta(started, time.perf_counter() - start, device))
         return "ran"
 
@@ -53,25 +54,27 @@ def _triage(store: ShardStore, units: Sequence[WorkUnit]) -> tuple[dict[str, int
 
 
 def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
-              device: str = "cpu") -> dict[str, int]:
+              device: str = "cpu", latency_reference: dict[str, float] | None = None) -> dict[str, int]:
     """Run ``units`` one after another in this process, with a progress bar (rate and ETA)."""
     from tqdm.auto import tqdm
 
     counts, pending = _triage(store, units)
     for unit in tqdm(pending, desc=f"{plan.name} units", unit="unit"):
-        counts[execute_unit(plan, store, unit, data_dir, device)] += 1
+        counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
     return counts
 
 
-def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> Any:
+def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str,
+              latency_reference: dict[str, float] | None) -> Any:
     started, start = now(), time.perf_counter()
-    frame = run_unit(plan, unit, data_dir, device)
+    frame = run_unit(plan, unit, data_dir, device, latency_reference)
     return frame, _meta(started, time.perf_counter() - start, device)
 
 
 def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
             data_dir: str | None, *, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
-            init_kwargs: dict[str, Any] | None = None) -> dict[str, int]:
+            init_kwargs: dict[str, Any] | None = None,
+            latency_reference: dict[str, float] | None = None) -> dict[str, int]:
     """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each); the driver writes each shard as it arrives.
 
     Workers need the package, the data folder and the checkpoint cache (``$PLM_NASBENCH_CACHE``) on
@@ -88,7 +91,7 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
     for unit, state in pending.items():
         if state == "corrupt":
             store.discard(unit)
-    futures = {remote.remote(plan, u, data_dir, device): u for u in pending}
+    futures = {remote.remote(plan, u, data_dir, device, latency_reference): u for u in pending}
     with tqdm(total=len(futures), desc=f"{plan.name} units (ray)", unit="unit") as bar:
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1)

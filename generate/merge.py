@@ -72,6 +72,7 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "started": min(m["started"] for m in markers.values()),
             "finished": max(m["finished"] for m in markers.values()),
             "hardware": sorted({m["hardware"] for m in markers.values()}),
+            "cpu_signatures": sorted({e.get("cpu_signature") or "unknown" for e in environments}),
             "torch_threads": sorted({e.get("torch_threads", 0) for e in environments}),  # 0: not recorded
             "git_commits": sorted({e.get("git_commit") or "unknown" for e in environments}),
             **{k: sorted({str(e.get(k)) for e in environments}) for k in _VERSIONS}}
@@ -79,10 +80,10 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def _totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
     """Table-level provenance summed over its batches."""
-    union = lambda key: sorted({v for b in batches for v in b[key]})  # noqa: E731
+    union = lambda key: sorted({v for b in batches for v in b.get(key, ["unknown"])})  # noqa: E731
     return {"wall_seconds": sum(s for b in batches for s in b["unit_seconds"].values()),
             "started": min(b["started"] for b in batches), "finished": max(b["finished"] for b in batches),
-            **{k: union(k) for k in ("hardware", "torch_threads", "git_commits", *_VERSIONS)}}
+            **{k: union(k) for k in ("hardware", "cpu_signatures", "torch_threads", "git_commits", *_VERSIONS)}}
 
 
 def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[WorkUnit],

@@ -30,7 +30,7 @@ STUDY_SCHEMES = ("weight_sharing", "standalone", "latency")
 STRATEGY_NAMES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 DTYPES = ("float32", "bfloat16")
 _PLAN_KEYS = {"name", "model", "dtype", "max_length", "data_seed", "latency_batch_sizes", "latency_repeats",
-              "latency_hardware", "caps", "training", "strategy", "study", "eval_batch_size"}
+              "latency_hardware", "latency_tolerance", "caps", "training", "strategy", "study", "eval_batch_size"}
 _STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "configs", "chunk", "dtype", "epochs",
                "supernetwork_space"}
 _CAP_KEYS = {"max_train", "max_valid", "max_test"}
@@ -86,6 +86,7 @@ class Plan:
     studies: list[dict[str, Any]]
     source: str = ""
     latency_hardware: str | None = None  # latency units run only on this CPU/GPU model (see units.hardware)
+    latency_tolerance: float = 0.25  # and only where the reference network's latency is this close to the tables'
     units: list[WorkUnit] = field(default_factory=list)
 
     def caps_for(self, task: str) -> dict[str, int | None]:
@@ -158,9 +159,14 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
         _fail(source, f"latency_batch_sizes must be a list drawn from [1, 32] (the schema's columns), got {batch_sizes!r}")
     plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", 128)),
                 tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", 16)),
-                caps, training, strategy, raw.get("study", []), source, raw.get("latency_hardware"))
+                caps, training, strategy, raw.get("study", []), source, raw.get("latency_hardware"),
+                raw.get("latency_tolerance", 0.25))
     if plan.latency_hardware is not None and not isinstance(plan.latency_hardware, str):
         _fail(source, f"latency_hardware must be a CPU (and GPU) model name, got {plan.latency_hardware!r}")
+    tolerance = plan.latency_tolerance
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
+        _fail(source, f"latency_tolerance must be a number in (0, 1] (the allowed relative deviation of the "
+                      f"reference network's latency), got {tolerance!r}")
     if not plan.studies:
         _fail(source, "the plan has no [[study]] entries")
     seen = set()

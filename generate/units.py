@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,6 +14,10 @@ from .plan import Plan, WorkUnit
 
 _SMALL_FIELDS = ("num_layers", "num_heads", "num_units")
 _CACHE: dict[tuple, Any] = {}  # the last task's data and super-network, reused by the next unit on the same ones
+
+
+class MachineMismatchError(ValueError):
+    """A latency unit asked to run on a machine whose timings would not compare with the plan's latency tables."""
 
 
 def hardware(device: str) -> str:
@@ -129,8 +134,52 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
     return frame
 
 
-def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
-    """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head)."""
+def reference_config(plan: Plan) -> dict[str, Any]:
+    """The network every latency unit measures first, to check that this machine times like the one that made the
+    plan's latency tables: the unpruned model (the ``small`` space's largest configuration)."""
+    from plm_nasbench.spaces import get_search_space
+
+    return get_search_space("small", plan.model, task="rte").largest()
+
+
+def latency_reference(plan: Plan, data_root: str | Path) -> dict[str, float] | None:
+    """The committed latency medians (``latency_b{b}_median`` per batch size of the plan) of the reference network
+    in the plan's latency tables under ``data_root`` (checksums verified); None when none holds it yet, so the
+    first latency study of an edition sets the reference."""
+    from plm_nasbench.spaces import get_search_space
+    from plm_nasbench.tables import Manifest
+
+    manifest = Manifest.load(data_root)
+    config_id = get_search_space("small", plan.model, task="rte").config_id(reference_config(plan))
+    columns = [f"latency_b{b}_median" for b in plan.latency_batch_sizes]
+    for relpath in manifest.find(model=plan.model, scheme="latency"):
+        table = manifest.read(relpath)
+        rows = table[(table["search_space"] == "small") & (table["config_id"] == config_id)]
+        if len(rows) and rows[columns].notna().all(axis=None):
+            return {c: float(rows[c].iloc[0]) for c in columns}
+    return None
+
+
+def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float] | None,
+                          unit: WorkUnit) -> None:
+    """Raise unless each reference median ``measured`` here is within the plan's ``latency_tolerance`` of the
+    committed ``reference`` (a CPU model name alone does not pin speed: virtual machines of one name differ)."""
+    if reference is None:
+        return
+    ratios = {c: measured[c] / reference[c] for c in reference}
+    off = {c: r for c, r in ratios.items() if not 1 / (1 + plan.latency_tolerance) <= r <= 1 + plan.latency_tolerance}
+    if off:
+        details = ", ".join(f"{c} {measured[c] * 1e3:.1f} ms here against {reference[c] * 1e3:.1f} ms in the tables "
+                            f"({ratios[c]:.2f}x)" for c in off)
+        raise MachineMismatchError(f"latency unit {unit.unit_id} ({unit.study}): this machine does not time like the one that "
+                         f"measured the plan's latency tables: the unpruned network took {details}, beyond the plan's "
+                         f"latency_tolerance of {plan.latency_tolerance:.0%}. Its numbers would not compare with "
+                         "the committed ones; run latency units on the tables' machine (or start a new edition)")
+
+
+def run_latency(plan: Plan, unit: WorkUnit, device: str, reference: dict[str, float] | None = None) -> pd.DataFrame:
+    """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head), after
+    checking this machine against the ``reference`` medians of :func:`latency_reference` (None: no check)."""
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
@@ -139,10 +188,16 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
 
     machine = hardware(device)
     if plan.latency_hardware and machine != plan.latency_hardware:
-        raise ValueError(f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
+        raise MachineMismatchError(f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
                          f"latency_hardware), so that its numbers compare with the other latency tables; this machine "
                          f"is {machine!r}")
     model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
+    measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
+                                          plan.latency_repeats, unit.dtype)
+    if reference is not None:
+        small = get_search_space("small", architecture_of(model))
+        check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
+                                                               share_weights=True)), reference, unit)
     space = get_search_space(unit.space, architecture_of(model))
     rows = []
     for config in unit.config_dicts():
@@ -151,15 +206,16 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str) -> pd.DataFrame:
                "config": json.dumps(config, separators=(",", ":")), "latency_device": device,
                "latency_dtype": unit.dtype, "latency_threads": torch.get_num_threads(), "hardware": machine,
                "unit_id": unit.unit_id}
-        row.update(latency_columns(sub, plan.max_length, plan.latency_batch_sizes, plan.latency_repeats, unit.dtype))
+        row.update(measure(sub))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu") -> pd.DataFrame:
-    """The rows of work unit ``unit``."""
+def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu",
+             latency_reference: dict[str, float] | None = None) -> pd.DataFrame:
+    """The rows of work unit ``unit`` (a latency unit first checks this machine against ``latency_reference``)."""
     if unit.scheme == "weight_sharing":
         return run_weight_sharing(plan, unit, data_dir, device)
     if unit.scheme == "standalone":
         return run_standalone(plan, unit, data_dir, device)
-    return run_latency(plan, unit, device)
+    return run_latency(plan, unit, device, latency_reference)

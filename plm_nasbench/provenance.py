@@ -46,6 +46,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_signature() -> str:
+    """The CPU's family, model and stepping numbers (from /proc/cpuinfo; empty where there is none): virtual
+    machines that report one model name can be different, differently fast processors."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.is_file():
+        return ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.read_text().splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("cpu family", "model", "stepping") and key not in fields:
+            fields[key] = value.strip()
+        if not line.strip() and fields:  # the first processor's block is enough
+            break
+    return " ".join(f"{k} {v}" for k, v in fields.items())
+
+
 def library_versions() -> dict[str, str | None]:
     """Installed versions of the libraries that shape the numbers (None where not installed)."""
     versions: dict[str, str | None] = {}
@@ -66,7 +83,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
     """Everything about the running environment that a result should carry."""
     env: dict[str, Any] = {
         "plm_nasbench_version": __version__, "git_commit": git_commit(), "python": platform.python_version(),
-        **library_versions(), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "hostname": platform.node(),
+        **library_versions(), "cpu": cpu_model(), "cpu_signature": cpu_signature(), "cpu_count": os.cpu_count(), "hostname": platform.node(),
     }
     if device is not None:
         env["device"] = device

@@ -15,6 +15,7 @@ from generate.merge import merge, merged_units
 from generate.plan import parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
+from generate.units import latency_reference
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.metrics import constant_prediction_error
@@ -221,6 +222,26 @@ def test_latency_units_run_only_on_the_plans_latency_hardware(tmp_path):
         execute_unit(plan, ShardStore(plan, tmp_path / "work"), latency, None, "cpu")
     with pytest.raises(ValueError, match="latency_hardware must be"):
         parse_plan(dict(smoke_plan(), latency_hardware=3))
+    with pytest.raises(ValueError, match="latency_tolerance must be a number in"):
+        parse_plan(dict(smoke_plan(), latency_tolerance=2))
+
+
+def test_latency_units_check_this_machine_against_the_committed_reference(tmp_path):
+    """A CPU name does not pin speed: a latency unit first times the unpruned network and refuses to run where that
+    differs from the committed latency tables by more than the plan's tolerance."""
+    raw = dict(smoke_plan(), study=[{"name": "lat", "scheme": "latency", "space": "small",
+                                     "configs": {"kind": "largest"}}])
+    plan, data = parse_plan(raw), tmp_path / "data"
+    assert latency_reference(plan, data) is None  # no latency table yet: the edition's first one sets the reference
+    store = ShardStore(plan, tmp_path / "work")
+    assert run_local(plan, store, plan.units, None)["ran"] == 1
+    merge(plan, store, data)
+    measured = Manifest.load(data).read("minilm-l6-h384/lat/latency.parquet")
+    reference = latency_reference(plan, data)
+    assert reference == {"latency_b1_median": measured["latency_b1_median"].iloc[0]}
+    too_fast = {name: value / 100 for name, value in reference.items()}  # the tables' machine, 100x faster
+    with pytest.raises(ValueError, match=r"does not time like .* latency_tolerance of 25%"):
+        execute_unit(plan, ShardStore(plan, tmp_path / "work2"), plan.units[0], None, "cpu", too_fast)
 
 
 def test_report_coverage_unpruned_and_plots(tables, tmp_path):
