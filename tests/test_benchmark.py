@@ -36,6 +36,11 @@ def test_table_lookups_seeds_and_errors(tables):
         bench.query({"num_layers": 3, "num_heads": 40, "num_units": 128})
     many = bench.query_many(grid[:50])
     assert many["valid_error"].tolist() == pytest.approx([bench.query(c)["valid_error"] for c in grid[:50]])
+    for seed in (0, 1):  # single lookups of one seed answer what the vectorised path answers
+        seeded = bench.query_many(grid[:50], seed=seed)
+        singles = [bench.query(c, seed=seed, epoch=5) for c in grid[:50]]
+        assert seeded["valid_error"].tolist() == [r["valid_error"] for r in singles]
+        assert {(r["seed"], r["n_seeds"], r["epoch"]) for r in singles} == {(seed, 1, 5)}
     frame = pd.DataFrame(grid[:50])
     assert bench.query_many(frame)["valid_error"].tolist() == many["valid_error"].tolist()
     with pytest.raises(ValueError, match="num_units must be an integer in"):

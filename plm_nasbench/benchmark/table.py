@@ -67,9 +67,9 @@ class TableIndex:
         first = np.unique(codes, return_index=True)[1]
         self._configs = {int(codes[i]): json.loads(self.frame["config"].iat[i]) for i in first}
         self._config_ids = {int(codes[i]): self.frame["config_id"].iat[i] for i in first}
-        last = len(self.epochs) - 1
-        self._default = {int(k // len(self.epochs)): query_result(v, int(self.epochs[last]), None, int(n), self.source)
-                         for k, v, n in zip(unique, self._mean_values, counts) if k % len(self.epochs) == last}
+        # one dict of ready answers per (epoch, seed) asked for, so a single lookup is one dict access
+        self._answers: dict[tuple[int | None, int | None], dict[int, dict[str, Any]]] = {}
+        self._answers_for(None, None)
 
     # -- keys ------------------------------------------------------------------------------------
     def _codes_of_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -127,16 +127,35 @@ class TableIndex:
 
     def lookup(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
         """Objective values of one configuration (seed mean when ``seed`` is None; last epoch when ``epoch`` is None)."""
-        code = self.code(config)
-        if epoch is None and seed is None:
-            hit = self._default.get(code)
-            if hit is None:
-                raise ConfigNotInTableError(self._missing(config))
-            return dict(hit)
-        values, n, keys = self._values(np.array([code]), epoch, seed)
-        if np.isnan(keys[0]):
+        code = self.code(config)  # a bad configuration is reported first
+        hit = self._answers_for(epoch, seed).get(code)
+        if hit is None:
             raise ConfigNotInTableError(self._missing(config, epoch, seed))
-        return query_result(values[0], int(self.epochs[self._epoch_pos(epoch)]), seed, int(n[0]), self.source)
+        return dict(hit)
+
+    def _seed_pos(self, seed: int) -> int:
+        pos = int(np.searchsorted(self.seeds, seed))
+        if pos == len(self.seeds) or self.seeds[pos] != seed:
+            raise ConfigNotInTableError(f"seed {seed} is not in this table; seeds: {self.seeds.tolist()}")
+        return pos
+
+    def _answers_for(self, epoch: int | None, seed: int | None) -> dict[int, dict[str, Any]]:
+        """Configuration code -> the answer of :meth:`lookup` at ``epoch`` and ``seed``, built on first use."""
+        answers = self._answers.get((epoch, seed))
+        if answers is None:
+            pos, n_epochs = self._epoch_pos(epoch), len(self.epochs)
+            if seed is None:
+                keys, values, counts = self._mean_keys, self._mean_values, self._mean_counts
+            else:
+                seed_pos, n_seeds = self._seed_pos(seed), len(self.seeds)
+                at_seed = self._seed_keys % n_seeds == seed_pos
+                keys, values = self._seed_keys[at_seed] // n_seeds, self._seed_values[at_seed]
+                counts = np.ones(len(keys), dtype=np.int64)
+            at_epoch = keys % n_epochs == pos
+            answers = {int(k // n_epochs): query_result(v, int(self.epochs[pos]), seed, int(n), self.source)
+                       for k, v, n in zip(keys[at_epoch], values[at_epoch], counts[at_epoch])}
+            self._answers[(epoch, seed)] = answers
+        return answers
 
     def _values(self, codes: np.ndarray, epoch: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pos = self._epoch_pos(epoch)
@@ -144,10 +163,7 @@ class TableIndex:
         if seed is None:
             table_keys, table_values, counts = self._mean_keys, self._mean_values, self._mean_counts
         else:
-            seed_pos = int(np.searchsorted(self.seeds, seed))
-            if seed_pos == len(self.seeds) or self.seeds[seed_pos] != seed:
-                raise ConfigNotInTableError(f"seed {seed} is not in this table; seeds: {self.seeds.tolist()}")
-            keys = keys * len(self.seeds) + seed_pos
+            keys = keys * len(self.seeds) + self._seed_pos(seed)
             table_keys, table_values, counts = self._seed_keys, self._seed_values, np.ones(len(self._seed_keys), int)
         idx = np.minimum(np.searchsorted(table_keys, keys), len(table_keys) - 1)
         found = table_keys[idx] == keys
