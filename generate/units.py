@@ -171,10 +171,11 @@ def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dic
     if off:
         details = ", ".join(f"{c} {measured[c] * 1e3:.1f} ms here against {reference[c] * 1e3:.1f} ms in the tables "
                             f"({ratios[c]:.2f}x)" for c in off)
-        raise MachineMismatchError(f"latency unit {unit.unit_id} ({unit.study}): this machine does not time like the one that "
-                         f"measured the plan's latency tables: the unpruned network took {details}, beyond the plan's "
-                         f"latency_tolerance of {plan.latency_tolerance:.0%}. Its numbers would not compare with "
-                         "the committed ones; run latency units on the tables' machine (or start a new edition)")
+        raise MachineMismatchError(
+            f"latency unit {unit.unit_id} ({unit.study}): this machine does not time like the one that measured the "
+            f"plan's latency tables: the unpruned network took {details}, beyond the plan's latency_tolerance of "
+            f"{plan.latency_tolerance:.0%}. Its numbers would not compare with the committed ones; run latency units "
+            "on the tables' machine (or start a new edition)")
 
 
 def run_latency(plan: Plan, unit: WorkUnit, device: str, reference: dict[str, float] | None = None) -> pd.DataFrame:
@@ -188,9 +189,9 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str, reference: dict[str, fl
 
     machine = hardware(device)
     if plan.latency_hardware and machine != plan.latency_hardware:
-        raise MachineMismatchError(f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
-                         f"latency_hardware), so that its numbers compare with the other latency tables; this machine "
-                         f"is {machine!r}")
+        raise MachineMismatchError(
+            f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
+            f"latency_hardware), so that its numbers compare with the other latency tables; this machine is {machine!r}")
     model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
     measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
                                           plan.latency_repeats, unit.dtype)
