@@ -102,6 +102,7 @@ def run_weight_sharing(plan: Plan, unit: WorkUnit, data_dir: str | None, device:
     frame["epoch"], frame["train_time"], frame["cumulative_time"] = unit.epochs, 0.0, frame["eval_time"]
     frame["supernetwork_train_time"] = provenance["training_seconds"]
     frame["supernetwork_space"] = strategy_space
+    frame["supernetwork_id"] = provenance["weights_sha256"][:16]
     for name, value in _common(plan, unit, data, device).items():
         frame[name] = value
     return frame

@@ -14,7 +14,7 @@ from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.surrogates import SmallSpaceSurrogate
-from plm_nasbench.tables import ChecksumError, Manifest
+from plm_nasbench.tables import ChecksumError, Manifest, write_parquet
 
 def test_table_lookups_seeds_and_errors(tables):
     root, _, _, grid, _ = tables
@@ -46,6 +46,25 @@ def test_table_lookups_seeds_and_errors(tables):
     with pytest.raises(ValueError, match="num_units must be an integer in"):
         bench.query_many(frame.assign(num_units=5000))
     assert all(bench.query(c)["source"] == "table" for c in bench.sample(5, seed=0))
+
+
+def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
+    """A strategy trained again (another machine, another session) makes another super-network: per seed, the rows
+    of the super-network with the most rows answer, never a mix."""
+    root, _, _, grid, _ = tables
+    manifest = Manifest.load(root)
+    main = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet").assign(supernetwork_id="a" * 16)
+    again = main[main["seed"] == 0].head(30).assign(supernetwork_id="b" * 16, valid_error=0.99)
+    data = tmp_path / "data"
+    mixed = Manifest.load(data)
+    for study, frame in (("ws-small-grid", main), ("ws-strategy-ablation", again)):
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        mixed.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+    mixed.save()
+    bench = Benchmark("rte", backend="table", data=data)
+    assert len(bench.table()) == len(main) and set(bench.table()["supernetwork_id"]) == {"a" * 16}
+    config = json.loads(again["config"].iloc[0])
+    assert bench.query(config, seed=0)["valid_error"] == main[main["seed"] == 0]["valid_error"].iloc[0]
 
 
 def test_bad_names_list_what_exists(tables):

@@ -103,6 +103,7 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     ws = manifest.read("minilm-l6-h384/ws/rte.parquet")
     assert len(ws) == 4 and ws["latency_b1_median"].notna().all() and (ws["epoch"] == 2).all()
     assert ws["strategy"].unique().tolist() == ["full"] and ws["rows_test"].iloc[0] == 10
+    assert ws["supernetwork_id"].nunique() == 1 and len(ws["supernetwork_id"].iloc[0]) == 16  # its weights' hash
     sa = manifest.read("minilm-l6-h384/sa/rte.parquet")
     assert sa["epoch"].tolist() == [1, 2] and sa["cumulative_time"].is_monotonic_increasing
     labels = load_task("rte", glue, data_seed=int(sa["data_seed"].iloc[0])).test.labels  # the sanity check's chance level

@@ -24,6 +24,18 @@ BACKENDS = ("auto", "table", "surrogate", "live")
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 
 
+def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one super-network per seed: where tables hold several for one seed (a strategy trained again,
+    e.g. on another machine, for the strategy ablation), the one with the most rows answers, so that no answer
+    mixes sub-networks of different super-networks (rows without a ``supernetwork_id`` count as one)."""
+    if "supernetwork_id" not in frame:
+        return frame
+    ids = frame["supernetwork_id"].astype("string").fillna("")
+    largest = ids.groupby(frame["seed"]).value_counts().groupby(level=0).idxmax()  # seed -> (seed, id)
+    chosen = frame["seed"].map({seed: pair[1] for seed, pair in largest.items()})
+    return frame[(ids == chosen).to_numpy()]
+
+
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
@@ -100,6 +112,7 @@ class Benchmark:
                 raise FileNotFoundError(self._nothing_found())
             return None
         frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
+        frame = _one_supernetwork_per_seed(frame)
         frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
         return TableIndex(frame, self.space)
 

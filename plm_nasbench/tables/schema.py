@@ -67,6 +67,9 @@ _COLUMNS = [
     Column("supernetwork_train_time", "float64", "weight_sharing: seconds the super-network took to fine-tune "
                                                  "(shared by all its sub-networks)", True),
     Column("supernetwork_space", "string", "weight_sharing: space whose sampler trained the super-network", True),
+    Column("supernetwork_id", "string", "weight_sharing: the first 16 hex digits of the super-network weights' "
+                                        "SHA-256, which tells rows of one super-network from another's (missing in "
+                                        "rows made before 2026-12-02)", True),
     Column("max_length", "int64", "maximum tokenised sequence length"),
     Column("max_train", "Int64", "cap on training examples (missing: none)", True),
     Column("max_valid", "Int64", "cap on validation examples (missing: none)", True),

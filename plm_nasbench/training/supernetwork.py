@@ -17,7 +17,7 @@ from ..provenance import environment, now
 from ..spaces import get_search_space
 from ..tasks.batching import encode_task
 from ..tasks.loading import TaskData
-from ..models.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
+from ..models.checkpoints import checkpoint_path, load_checkpoint, read_provenance, save_checkpoint
 from .finetune import TrainingSettings, finetune
 from .strategies import StrategySettings
 
@@ -74,4 +74,4 @@ def _train(model_name: str, data: TaskData, space_name: str, strategy: StrategyS
         "finished": now(), "environment": environment(device),
     }
     save_checkpoint(model, path, provenance)
-    return model, dict(provenance, checkpoint=str(path))
+    return model, dict(read_provenance(path), checkpoint=str(path))  # with the weights' SHA-256, as a reload has
