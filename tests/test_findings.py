@@ -73,7 +73,9 @@ def test_findings_block_and_plots(findings_data, tables, tmp_path):
         assert f"| {method} |" in text
     names = {p.name for p in (tmp_path / "plots").iterdir()}
     assert {"findings-spaces-shared-rte.png", "findings-strategy-rte.png", "findings-ranks-ws.png",
-            "findings-ranks-standalone.png", "findings-regret-standalone-rte.png"} <= names
+            "findings-ranks-standalone.png", "findings-regret-standalone-rte.png",
+            "findings-regret-standalone-table-rte.png"} <= names
+    assert "real learning curves only" in text and text.count("| moasha |") == 2  # surrogate-filled and table-only
 
 
 def test_benchmark_picks_the_super_network_and_checks_what_can_be_searched(findings_data, tmp_path):
