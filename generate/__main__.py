@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[WorkUnit],
-         reference: dict[str, float] | None) -> int:
+         reference: dict[str, dict[str, float]] | None) -> int:
     """``run``: one unit by index, or the selected units on the chosen executor."""
     if args.unit_index is not None:
         if not 0 <= args.unit_index < len(plan.units):
@@ -80,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     store = ShardStore(plan, args.work_dir, merged)
     reference = None  # the committed latency of the unpruned network, which latency units check this machine against
-    if args.command == "run" and any(u.scheme == "latency" for u in units):
-        reference = latency_reference(plan, data_root)
+    if args.command == "run":
+        index = args.unit_index
+        targets = [plan.units[index]] if index is not None and 0 <= index < len(plan.units) else units
+        if any(u.scheme == "latency" for u in targets):
+            reference = latency_reference(plan, data_root)
     if args.command == "plan":
         for index, unit in enumerate(plan.units):
             if unit in units:

@@ -80,7 +80,10 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def _totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
     """Table-level provenance summed over its batches."""
-    union = lambda key: sorted({v for b in batches for v in b.get(key, ["unknown"])})  # noqa: E731
+    def union(key: str) -> list[Any]:
+        missing = ["unknown"] if key == "cpu_signatures" else []  # batches merged before it was recorded
+        return sorted({v for b in batches for v in b.get(key, missing)})
+
     return {"wall_seconds": sum(s for b in batches for s in b["unit_seconds"].values()),
             "started": min(b["started"] for b in batches), "finished": max(b["finished"] for b in batches),
             **{k: union(k) for k in ("hardware", "cpu_signatures", "torch_threads", "git_commits", *_VERSIONS)}}
@@ -147,6 +150,7 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
         return {"rows_measured": 0}
     return {"rows_measured": int(len(measured)), "studies": names,
             "hardware": sorted({h for n in names for h in studies[n]["hardware"]}),
+            "cpu_signatures": sorted({c for n in names for c in studies[n]["cpu_signatures"]}),
             "torch_threads": sorted({int(t) for t in measured["latency_threads"]}),
             "started": min(studies[n]["started"] for n in names), "finished": max(studies[n]["finished"] for n in names),
             "wall_seconds": sum(studies[n]["wall_seconds"] for n in names)}

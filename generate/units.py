@@ -143,28 +143,30 @@ def reference_config(plan: Plan) -> dict[str, Any]:
     return get_search_space("small", plan.model, task="rte").largest()
 
 
-def latency_reference(plan: Plan, data_root: str | Path) -> dict[str, float] | None:
-    """The committed latency medians (``latency_b{b}_median`` per batch size of the plan) of the reference network
-    in the plan's latency tables under ``data_root`` (checksums verified); None when none holds it yet, so the
-    first latency study of an edition sets the reference."""
+def latency_reference(plan: Plan, data_root: str | Path) -> dict[str, dict[str, float]]:
+    """Per latency dtype, the committed latency medians (``latency_b{b}_median`` per batch size of the plan) of the
+    reference network in the plan's latency tables under ``data_root`` (checksums verified). A dtype without one
+    is absent, so the first latency study of an edition in that dtype sets the reference."""
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.tables import Manifest
 
     manifest = Manifest.load(data_root)
     config_id = get_search_space("small", plan.model, task="rte").config_id(reference_config(plan))
     columns = [f"latency_b{b}_median" for b in plan.latency_batch_sizes]
+    found: dict[str, dict[str, float]] = {}
     for relpath in manifest.find(model=plan.model, scheme="latency"):
         table = manifest.read(relpath)
-        rows = table[(table["search_space"] == "small") & (table["config_id"] == config_id)]
-        if len(rows) and rows[columns].notna().all(axis=None):
-            return {c: float(rows[c].iloc[0]) for c in columns}
-    return None
+        rows = table[(table["search_space"] == "small") & (table["config_id"] == config_id)].dropna(subset=columns)
+        for dtype, row in rows.groupby("latency_dtype").first().iterrows():
+            found.setdefault(str(dtype), {c: float(row[c]) for c in columns})
+    return found
 
 
 def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float] | None,
                           unit: WorkUnit) -> None:
     """Raise unless each reference median ``measured`` here is within the plan's ``latency_tolerance`` of the
-    committed ``reference`` (a CPU model name alone does not pin speed: virtual machines of one name differ)."""
+    committed ``reference`` (a CPU model name alone does not pin speed: virtual machines of one name differ):
+    between 1 / (1 + tolerance) and 1 + tolerance times it."""
     if reference is None:
         return
     ratios = {c: measured[c] / reference[c] for c in reference}
@@ -179,9 +181,11 @@ def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dic
             "on the tables' machine (or start a new edition)")
 
 
-def run_latency(plan: Plan, unit: WorkUnit, device: str, reference: dict[str, float] | None = None) -> pd.DataFrame:
+def run_latency(plan: Plan, unit: WorkUnit, device: str,
+                reference: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head), after
-    checking this machine against the ``reference`` medians of :func:`latency_reference` (None: no check)."""
+    checking this machine against the reference medians of :func:`latency_reference` for the unit's dtype (none
+    there: no check)."""
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
@@ -196,10 +200,10 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str, reference: dict[str, fl
     model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
     measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
                                           plan.latency_repeats, unit.dtype)
-    if reference is not None:
+    if reference and unit.dtype in reference:
         small = get_search_space("small", architecture_of(model))
         check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
-                                                               share_weights=True)), reference, unit)
+                                                               share_weights=True)), reference[unit.dtype], unit)
     space = get_search_space(unit.space, architecture_of(model))
     rows = []
     for config in unit.config_dicts():
@@ -214,7 +218,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str, reference: dict[str, fl
 
 
 def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu",
-             latency_reference: dict[str, float] | None = None) -> pd.DataFrame:
+             latency_reference: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """The rows of work unit ``unit`` (a latency unit first checks this machine against ``latency_reference``)."""
     if unit.scheme == "weight_sharing":
         return run_weight_sharing(plan, unit, data_dir, device)

@@ -41,6 +41,8 @@ def test_table_lookups_seeds_and_errors(tables):
         singles = [bench.query(c, seed=seed, epoch=5) for c in grid[:50]]
         assert seeded["valid_error"].tolist() == [r["valid_error"] for r in singles]
         assert {(r["seed"], r["n_seeds"], r["epoch"]) for r in singles} == {(seed, 1, 5)}
+    assert type(bench.query(config, seed=np.int64(1))["seed"]) is int  # the answer holds Python scalars
+    assert type(bench.query(config, seed=1)["seed"]) is int
     frame = pd.DataFrame(grid[:50])
     assert bench.query_many(frame)["valid_error"].tolist() == many["valid_error"].tolist()
     with pytest.raises(ValueError, match="num_units must be an integer in"):
@@ -61,7 +63,8 @@ def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         mixed.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
     mixed.save()
-    bench = Benchmark("rte", backend="table", data=data)
+    with pytest.warns(UserWarning, match=f"30 rows come from other super-networks.*seed 0, id {'b' * 16} \\(30 rows\\)"):
+        bench = Benchmark("rte", backend="table", data=data)
     assert len(bench.table()) == len(main) and set(bench.table()["supernetwork_id"]) == {"a" * 16}
     config = json.loads(again["config"].iloc[0])
     assert bench.query(config, seed=0)["valid_error"] == main[main["seed"] == 0]["valid_error"].iloc[0]

@@ -233,14 +233,14 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     raw = dict(smoke_plan(), study=[{"name": "lat", "scheme": "latency", "space": "small",
                                      "configs": {"kind": "largest"}}])
     plan, data = parse_plan(raw), tmp_path / "data"
-    assert latency_reference(plan, data) is None  # no latency table yet: the edition's first one sets the reference
+    assert latency_reference(plan, data) == {}  # no latency table yet: the edition's first one sets the reference
     store = ShardStore(plan, tmp_path / "work")
     assert run_local(plan, store, plan.units, None)["ran"] == 1
     merge(plan, store, data)
     measured = Manifest.load(data).read("minilm-l6-h384/lat/latency.parquet")
     reference = latency_reference(plan, data)
-    assert reference == {"latency_b1_median": measured["latency_b1_median"].iloc[0]}
-    too_fast = {name: value / 100 for name, value in reference.items()}  # the tables' machine, 100x faster
+    assert reference == {"float32": {"latency_b1_median": measured["latency_b1_median"].iloc[0]}}
+    too_fast = {"float32": {"latency_b1_median": reference["float32"]["latency_b1_median"] / 100}}  # 100x faster
     with pytest.raises(ValueError, match=r"does not time like .* latency_tolerance of 25%"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work2"), plan.units[0], None, "cpu", too_fast)
 

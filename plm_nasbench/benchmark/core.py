@@ -4,6 +4,7 @@ the surrogates, or the real evaluator."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,23 @@ STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 
 def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of one super-network per seed: where tables hold several for one seed (a strategy trained again,
-    e.g. on another machine, for the strategy ablation), the one with the most rows answers, so that no answer
-    mixes sub-networks of different super-networks (rows without a ``supernetwork_id`` count as one)."""
+    e.g. on another machine, for the strategy ablation), the one with the most rows answers (ties: the smaller
+    id), so that no answer mixes sub-networks of different super-networks; rows without a ``supernetwork_id``
+    (made before it was recorded) count as one. Dropped rows are named in a warning."""
     if "supernetwork_id" not in frame:
         return frame
     ids = frame["supernetwork_id"].astype("string").fillna("")
-    largest = ids.groupby(frame["seed"]).value_counts().groupby(level=0).idxmax()  # seed -> (seed, id)
-    chosen = frame["seed"].map({seed: pair[1] for seed, pair in largest.items()})
-    return frame[(ids == chosen).to_numpy()]
+    sizes = ids.groupby(frame["seed"]).value_counts().rename("rows").reset_index()
+    sizes.columns = ["seed", "id", "rows"]
+    chosen = sizes.sort_values(["seed", "rows", "id"], ascending=[True, False, True]).drop_duplicates("seed")
+    keep = (ids == frame["seed"].map(dict(zip(chosen["seed"], chosen["id"])))).to_numpy()
+    if not keep.all():
+        dropped = sizes.merge(chosen, how="left", on=["seed", "id"], indicator=True).query("_merge == 'left_only'")
+        warnings.warn(f"{int((~keep).sum())} rows come from other super-networks than the one with the most rows "
+                      f"of their seed and are left out: " + ", ".join(
+                          f"seed {s}, id {i or 'missing'} ({n} rows)" for s, i, n in
+                          zip(dropped["seed"], dropped["id"], dropped["rows_x"])), stacklevel=3)
+    return frame[keep]
 
 
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:

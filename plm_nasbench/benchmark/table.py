@@ -68,7 +68,7 @@ class TableIndex:
         self._configs = {int(codes[i]): json.loads(self.frame["config"].iat[i]) for i in first}
         self._config_ids = {int(codes[i]): self.frame["config_id"].iat[i] for i in first}
         # one dict of ready answers per (epoch, seed) asked for, so a single lookup is one dict access
-        self._answers: dict[tuple[int | None, int | None], dict[int, dict[str, Any]]] = {}
+        self._answers: dict[tuple[int, int | None], dict[int, dict[str, Any]]] = {}  # (epoch, seed) positions
         self._answers_for(None, None)
 
     # -- keys ------------------------------------------------------------------------------------
@@ -141,20 +141,23 @@ class TableIndex:
 
     def _answers_for(self, epoch: int | None, seed: int | None) -> dict[int, dict[str, Any]]:
         """Configuration code -> the answer of :meth:`lookup` at ``epoch`` and ``seed``, built on first use."""
-        answers = self._answers.get((epoch, seed))
+        pos = self._epoch_pos(epoch)
+        seed_pos = None if seed is None else self._seed_pos(seed)
+        answers = self._answers.get((pos, seed_pos))
         if answers is None:
-            pos, n_epochs = self._epoch_pos(epoch), len(self.epochs)
-            if seed is None:
+            n_epochs = len(self.epochs)
+            if seed_pos is None:
                 keys, values, counts = self._mean_keys, self._mean_values, self._mean_counts
             else:
-                seed_pos, n_seeds = self._seed_pos(seed), len(self.seeds)
+                n_seeds = len(self.seeds)
                 at_seed = self._seed_keys % n_seeds == seed_pos
                 keys, values = self._seed_keys[at_seed] // n_seeds, self._seed_values[at_seed]
                 counts = np.ones(len(keys), dtype=np.int64)
             at_epoch = keys % n_epochs == pos
-            answers = {int(k // n_epochs): query_result(v, int(self.epochs[pos]), seed, int(n), self.source)
+            answer_seed = None if seed_pos is None else int(self.seeds[seed_pos])  # a Python int, whatever was asked
+            answers = {int(k // n_epochs): query_result(v, int(self.epochs[pos]), answer_seed, int(n), self.source)
                        for k, v, n in zip(keys[at_epoch], values[at_epoch], counts[at_epoch])}
-            self._answers[(epoch, seed)] = answers
+            self._answers[(pos, seed_pos)] = answers
         return answers
 
     def _values(self, codes: np.ndarray, epoch: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
