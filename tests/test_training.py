@@ -113,3 +113,47 @@ def test_full_strategy_trains_on_other_spaces(space_name):
                        StrategySettings("full"))
     assert np.isfinite([h["train_loss"] for h in history]).all()
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """A killed run (here: an error in its second epoch) continues after its last finished epoch from the state
+    saved then, and ends with the weights and history of a run that was never interrupted."""
+    import importlib
+
+    finetune_module = importlib.import_module("plm_nasbench.training.finetune")  # the module, not the function
+
+    settings, strategy = TrainingSettings(**{**FAST, "epochs": 3}), StrategySettings("full")
+    spec, data = get_task_spec("sst2"), toy_task()
+
+    def fresh():
+        model = tiny_model("bert")
+        return model, get_search_space("small", architecture_of(model))
+
+    straight, space = fresh()
+    expected = finetune(straight, spec, data, settings, space, strategy)
+
+    calls, step = {"n": 0}, finetune_module.strategy_step
+
+    def failing_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:  # 6 steps an epoch: in the second epoch
+            raise RuntimeError("killed")
+        return step(*args, **kwargs)
+
+    resume_file = tmp_path / "state.pt"
+    interrupted, space = fresh()
+    monkeypatch.setattr(finetune_module, "strategy_step", failing_step)
+    with pytest.raises(RuntimeError, match="killed"):
+        finetune(interrupted, spec, data, settings, space, strategy, resume_file=resume_file)
+    monkeypatch.undo()
+    assert resume_file.is_file()
+    resumed, space = fresh()
+    history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file)
+    assert [h["resumes"] for h in history] == [0, 1, 1]
+    for key in ("train_loss", "valid_error", "test_error"):
+        assert [h[key] for h in history] == [h[key] for h in expected]
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="training state of another run"):
+        finetune(fresh()[0], spec, data, TrainingSettings(**{**FAST, "epochs": 4}), space, strategy,
+                 resume_file=resume_file)

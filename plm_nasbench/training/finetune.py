@@ -2,16 +2,21 @@
 
 AdamW, linear decay of the learning rate to 0, shuffled length-bucketed batches with dynamic
 padding, optional bf16 autocast; after every epoch the (full) network is evaluated on valid and test.
+With a ``resume_file``, the training state is saved after every epoch and an interrupted run continues
+after its last finished epoch, to the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..evaluation.predict import DTYPES, autocast, model_inputs, predict, score
 from ..spaces import SearchSpace
 from ..tasks.batching import EncodedTask, training_batches
@@ -58,13 +63,24 @@ def _adamw(model: Any, settings: TrainingSettings) -> Any:
         return torch.optim.AdamW(model.parameters(), **kwargs)
 
 
+def _fingerprint(settings: TrainingSettings, strategy: StrategySettings, steps_per_epoch: int, rows: int) -> str:
+    """What a saved training state must match to be resumed: the settings, the strategy and the data size."""
+    return json.dumps({"training": settings.to_dict(), "strategy": strategy.to_dict(),
+                       "steps_per_epoch": steps_per_epoch, "train_rows": rows}, sort_keys=True)
+
+
 def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSettings,
              space: SearchSpace | None = None, strategy: StrategySettings | None = None,
-             evaluate: bool = True, show_progress: bool = False) -> list[dict[str, Any]]:
-    """Fine-tune ``model`` in place; returns one record per epoch (losses, valid/test metric and error, times).
+             evaluate: bool = True, show_progress: bool = False,
+             resume_file: str | Path | None = None) -> list[dict[str, Any]]:
+    """Fine-tune ``model`` in place; returns one record per epoch (losses, valid/test metric and error, times;
+    with ``resume_file`` also ``resumes``: how often the run had been resumed when the epoch began).
 
     Without ``strategy`` the whole model is trained with the task loss; with one, each step follows that
-    super-network strategy over ``space``.
+    super-network strategy over ``space``. With ``resume_file``, the training state (weights, optimiser,
+    schedule, random generators, history) is written there atomically after every epoch, and a call that finds
+    it continues after its last epoch (the file must come from the same settings, strategy and data; the caller
+    deletes it when the run is done).
     """
     import torch
     from tqdm.auto import tqdm
@@ -81,8 +97,22 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
     total_steps = steps_per_epoch * settings.epochs
     optimizer = _adamw(model, settings)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total_steps))
-    history, cumulative, step = [], 0.0, 0
-    for epoch in range(1, settings.epochs + 1):
+    history: list[dict[str, Any]] = []
+    cumulative, step, done, resumes = 0.0, 0, 0, 0
+    fingerprint = _fingerprint(settings, strategy, steps_per_epoch, len(data.train))
+    if resume_file is not None and Path(resume_file).is_file():
+        state = torch.load(resume_file, map_location="cpu", weights_only=True)
+        if state["fingerprint"] != fingerprint:
+            raise ValueError(f"{resume_file} holds the training state of another run ({state['fingerprint']}), not "
+                             f"of this one ({fingerprint}); delete it to train from the start")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+        history, cumulative, step, done = state["history"], state["cumulative"], state["step"], state["epoch"]
+        resumes = state["resumes"] + 1
+    for epoch in range(done + 1, settings.epochs + 1):
         model.train()
         start, losses = time.perf_counter(), []
         batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice)
@@ -98,6 +128,8 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
             step += 1
         train_time = time.perf_counter() - start
         record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_time": train_time}
+        if resume_file is not None:
+            record["resumes"] = resumes
         start = time.perf_counter()
         if evaluate:
             for split in ("valid", "test"):
@@ -108,5 +140,11 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
         cumulative += train_time + record["eval_time"]
         record["cumulative_time"] = cumulative
         history.append(record)
+        if resume_file is not None and epoch < settings.epochs:
+            state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "cumulative": cumulative,
+                     "history": history, "resumes": resumes, "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                     "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state}
+            write_atomic(resume_file, lambda staging: torch.save(state, staging))
     model.eval()
     return history

@@ -8,7 +8,6 @@ description reloads the checkpoint instead of training again.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,9 @@ def train_supernetwork(model_name: str, data: TaskData, space_name: str, strateg
     """The fine-tuned super-network and its provenance, from the cache when it is there.
 
     ``space_name`` is the space whose sampler gives the strategy its sub-networks. ``retrain=True``
-    trains again and replaces the cached checkpoint. The provenance holds the description, the
+    trains again and replaces the cached checkpoint. Training saves its state after every epoch next to the
+    checkpoint, so an interrupted run (a killed process, a pre-empted cluster job) resumes after its last
+    finished epoch when called again. The provenance holds the description, the
     per-epoch history (valid/test of the full network), the training time and the environment.
     """
     description = supernetwork_description(model_name, data, space_name, strategy, settings, max_length)
@@ -51,12 +52,15 @@ def train_supernetwork(model_name: str, data: TaskData, space_name: str, strateg
         if path.exists() and not retrain:
             model, provenance = load_checkpoint(path, device)
             return model, dict(provenance, checkpoint=str(path))
+        resume_file = path.with_name(path.name + ".resume.pt")  # the state after each epoch, for an interrupted run
+        if retrain:
+            resume_file.unlink(missing_ok=True)
         return _train(model_name, data, space_name, strategy, settings, max_length, device, description, path,
-                      show_progress)
+                      resume_file, show_progress)
 
 
 def _train(model_name: str, data: TaskData, space_name: str, strategy: StrategySettings, settings: TrainingSettings,
-           max_length: int, device: str, description: dict[str, Any], path: Path,
+           max_length: int, device: str, description: dict[str, Any], path: Path, resume_file: Path,
            show_progress: bool) -> tuple[Any, dict[str, Any]]:
     import torch
 
@@ -66,12 +70,14 @@ def _train(model_name: str, data: TaskData, space_name: str, strategy: StrategyS
     model = load_model(model_name, data.spec.name).to(device)
     space = get_search_space(space_name, architecture_of(model))
     encoded = encode_task(data, load_tokenizer(model_name), max_length)
-    started, start = now(), time.perf_counter()
-    history = finetune(model, data.spec, encoded, settings, space, strategy, show_progress=show_progress)
+    started = now()
+    history = finetune(model, data.spec, encoded, settings, space, strategy, show_progress=show_progress,
+                       resume_file=resume_file)
     provenance = {
         "kind": "supernetwork", "description": description, "data_provenance": data.provenance,
-        "history": history, "training_seconds": time.perf_counter() - start, "started": started,
+        "history": history, "training_seconds": history[-1]["cumulative_time"], "started": started,
         "finished": now(), "environment": environment(device),
     }
     save_checkpoint(model, path, provenance)
+    resume_file.unlink(missing_ok=True)
     return model, dict(read_provenance(path), checkpoint=str(path))  # with the weights' SHA-256, as a reload has
