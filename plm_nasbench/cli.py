@@ -49,6 +49,11 @@ def _info(args: argparse.Namespace) -> int:
     for name, entry in sorted(manifest.tables.items()):
         keys = ", ".join(str(entry[k]) for k in ("model", "task", "search_space", "scheme", "strategy") if k in entry)
         print(f"  {name}: {keys}: {entry['rows']:,} rows")
+    if manifest.tables:
+        from . import Benchmark
+
+        print("\nBenchmarks they answer (Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)):")
+        print(_format(Benchmark.available(manifest.root)))
     return 0
 
 

@@ -70,6 +70,19 @@ def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
     assert bench.query(config, seed=0)["valid_error"] == main[main["seed"] == 0]["valid_error"].iloc[0]
 
 
+def test_available_lists_what_the_tables_answer(tables):
+    root, surrogates, _, _, _ = tables
+    listing = Benchmark.available(root, surrogates).set_index(["task", "scheme", "strategy"])
+    ws = listing.loc[("rte", "weight_sharing", "full")]
+    assert ws["studies"] == "ws-small-grid, ws-small-holdout" and ws["surrogate"] and ws["space"] == "small"
+    manifest = Manifest.load(root)  # rows of its tables (configurations both tables hold count twice)
+    assert ws["table_rows"] == sum(manifest.tables[f"minilm-l6-h384/{s}/rte.parquet"]["rows"]
+                                   for s in ("ws-small-grid", "ws-small-holdout"))
+    standalone = listing.loc[("rte", "standalone", "none")]
+    assert standalone["supernetwork_space"] is None and standalone["surrogate"]
+    assert not Benchmark.available(root, surrogates / "none")["surrogate"].any()
+
+
 def test_bad_names_list_what_exists(tables):
     root = tables[0]
     for kwargs, message in [({"task": "mnli"}, "known: rte"), ({"task": "rte", "model": "gpt2"}, "known: minilm"),

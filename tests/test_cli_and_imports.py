@@ -23,7 +23,9 @@ def test_info_lists_models_spaces_tasks_and_tables(capsys, tmp_path, monkeypatch
         "model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "standalone",
         "strategy": "none", "rows": 1200, "sha256": "0" * 64}}}))
     main(["info"])
-    assert "m/s/rte.parquet: minilm-l6-h384, rte, small, standalone, none: 1,200 rows" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "m/s/rte.parquet: minilm-l6-h384, rte, small, standalone, none: 1,200 rows" in out
+    assert "Benchmarks they answer" in out and "standalone" in out.split("Benchmarks they answer")[1]
     (tmp_path / "MANIFEST.json").write_text("{broken")
     assert main(["info"]) == 2
     assert "MANIFEST.json is not valid JSON" in capsys.readouterr().err

@@ -148,6 +148,42 @@ class Benchmark:
             return None
         return SmallSpaceSurrogate.load(folder, self.space)
 
+    # -- what exists -----------------------------------------------------------------------------
+    @classmethod
+    def available(cls, data: str | Path | None = None, surrogates: str | Path | None = None) -> pd.DataFrame:
+        """Every benchmark the tables under ``data`` answer (default: the package's): one row per set of
+        ``Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)`` arguments, with the rows of
+        its tables, the studies they come from and whether a surrogate extends it to the whole space."""
+        from ..surrogates.build import surrogate_folder
+
+        manifest = Manifest.load(data if data is not None else default_data_dir())
+        surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
+        found: dict[tuple, dict[str, Any]] = {}
+        for relpath, entry in sorted(manifest.tables.items()):
+            if entry.get("scheme") not in SCHEMES:  # latency tables answer no benchmark of their own
+                continue
+            strategies = entry["strategy"] if isinstance(entry["strategy"], list) else [entry["strategy"]]
+            rows = (manifest.read(relpath)["strategy"].value_counts().to_dict() if len(strategies) > 1
+                    else {strategies[0]: entry["rows"]})
+            for strategy in strategies:
+                key = (entry["task"], entry["model"], entry["search_space"], entry["scheme"], strategy,
+                       entry.get("supernetwork_space"))
+                item = found.setdefault(key, {"table_rows": 0, "studies": []})
+                item["table_rows"] += int(rows.get(strategy, 0))
+                item["studies"].append(entry.get("study", relpath))
+        records = []
+        for (task, model, space, scheme, strategy, trained_on), item in sorted(found.items(), key=str):
+            surrogate = (space == "small" and trained_on in (None, "small") and
+                         (surrogate_folder(surrogate_root, model, scheme, strategy, task) / "surrogate.json").is_file())
+            records.append({"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
+                            "supernetwork_space": trained_on, "table_rows": item["table_rows"],
+                            "studies": ", ".join(item["studies"]), "surrogate": surrogate})
+        columns = ["task", "model", "space", "scheme", "strategy", "supernetwork_space", "table_rows", "studies",
+                   "surrogate"]
+        frame = pd.DataFrame(records, columns=columns)
+        frame["supernetwork_space"] = pd.Series([r["supernetwork_space"] for r in records], dtype=object)
+        return frame
+
     # -- metadata --------------------------------------------------------------------------------
     @property
     def objectives(self) -> dict[str, dict[str, Any]]:
