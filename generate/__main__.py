@@ -56,8 +56,10 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
             return 2
         print(execute_unit(plan, store, plan.units[args.unit_index], args.data_dir, args.device, reference))
     elif args.executor == "ray":
-        print(run_ray(plan, store, units, args.data_dir, address=args.ray_address, num_cpus=args.cpus_per_unit,
-                      num_gpus=args.gpus_per_unit, latency_reference=reference))
+        counts = run_ray(plan, store, units, args.data_dir, address=args.ray_address, num_cpus=args.cpus_per_unit,
+                         num_gpus=args.gpus_per_unit, latency_reference=reference)
+        print(counts)
+        return 1 if counts["failed"] else 0
     else:
         print(run_local(plan, store, units, args.data_dir, args.device, reference))
     return 0

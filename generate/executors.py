@@ -7,6 +7,7 @@ what a SLURM array job does (``--unit-index $SLURM_ARRAY_TASK_ID``).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -75,7 +76,8 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
             data_dir: str | None, *, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
             init_kwargs: dict[str, Any] | None = None,
             latency_reference: dict[str, dict[str, float]] | None = None) -> dict[str, int]:
-    """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each); the driver writes each shard as it arrives.
+    """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each); the driver writes each shard as it arrives. A
+    unit that fails is reported on stderr and counted under ``failed``; the others go on.
 
     Workers need the package, the data folder and the checkpoint cache (``$PLM_NASBENCH_CACHE``) on
     a path they can read: on a cluster, a shared file system.
@@ -92,16 +94,24 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
         if state == "corrupt":
             store.discard(unit)
     futures = {remote.remote(plan, u, data_dir, device, latency_reference): u for u in pending}
+    counts["failed"] = 0
     with tqdm(total=len(futures), desc=f"{plan.name} units (ray)", unit="unit") as bar:
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1)
             unit = futures.pop(ready[0])
-            frame, meta = ray.get(ready[0])
+            bar.update()
+            try:
+                frame, meta = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as err:  # one unit's failure must not cost the others their rows
+                cause = err.cause if isinstance(err.cause, BaseException) else err
+                print(f"unit {unit.describe()} failed: {type(cause).__name__}: {cause}",
+                      file=sys.stderr)
+                counts["failed"] += 1
+                continue
             with store.lock(unit) as held:
                 if held and store.state(unit) not in ("done", "merged"):
                     store.write(unit, frame, meta)
                     counts["ran"] += 1
                 else:
                     counts["busy"] += 1
-            bar.update()
     return counts

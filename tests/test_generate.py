@@ -180,25 +180,28 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
 
 
 @pytest.mark.integration
-def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch):
+def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch, capsys):
     ray = pytest.importorskip("ray")
     from generate.executors import run_ray
 
     monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
     raw = smoke_plan()
-    raw["study"] = raw["study"][:1]
+    raw["study"] = [raw["study"][0], raw["study"][2]]
     plan = parse_plan(raw)
+    ws_units, latency = plan.units[:2], plan.units[2]
     local = ShardStore(plan, tmp_path / "local")
-    run_local(plan, local, plan.units, str(glue))
+    run_local(plan, local, ws_units, str(glue))
     remote = ShardStore(plan, tmp_path / "ray")
+    too_fast = {"float32": {"latency_b1_median": 1e-9}}  # the latency unit refuses this machine; the others go on
     try:
-        counts = run_ray(plan, remote, plan.units, str(glue), num_cpus=1,
+        counts = run_ray(plan, remote, plan.units, str(glue), num_cpus=1, latency_reference=too_fast,
                          init_kwargs={"num_cpus": 2, "include_dashboard": False,
                                       "runtime_env": {"env_vars": {"PLM_NASBENCH_CACHE": str(tmp_path / "cache")}}})
     finally:
         ray.shutdown()
-    assert counts["ran"] == 2
-    for unit in plan.units:
+    assert counts["ran"] == 2 and counts["failed"] == 1 and remote.state(latency) == "pending"
+    assert f"unit {latency.unit_id}" in capsys.readouterr().err
+    for unit in ws_units:
         a, b = local.read(unit)[0], remote.read(unit)[0]
         pd.testing.assert_frame_equal(a.drop(columns=[c for c in TIMING if c in a]),
                                       b.drop(columns=[c for c in TIMING if c in b]))
