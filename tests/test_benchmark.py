@@ -83,6 +83,18 @@ def test_available_lists_what_the_tables_answer(tables):
     assert not Benchmark.available(root, surrogates / "none")["surrogate"].any()
 
 
+def test_errors_say_what_answers_instead(tables):
+    root, surrogates, _, grid, _ = tables
+    off_table = {"num_layers": 3, "num_heads": 4, "num_units": 100}
+    with pytest.raises(ConfigNotInTableError, match="backend='surrogate' or 'auto' predicts it"):
+        Benchmark("rte", backend="table", data=root).query(off_table)
+    without = Benchmark("rte", data=root, surrogates=surrogates / "none")  # auto, but no surrogate to fall back on
+    with pytest.raises(ConfigNotInTableError, match="no surrogate covers this benchmark"):
+        without.query(off_table)
+    with pytest.raises(FileNotFoundError, match="no table for task='mrpc'.*no surrogate either"):
+        Benchmark("mrpc", data=root, surrogates=surrogates)
+
+
 def test_bad_names_list_what_exists(tables):
     root = tables[0]
     for kwargs, message in [({"task": "mnli"}, "known: rte"), ({"task": "rte", "model": "gpt2"}, "known: minilm"),

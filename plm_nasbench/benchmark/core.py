@@ -95,9 +95,9 @@ class Benchmark:
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
         if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
-            self._surrogate = self._load_surrogate(required=backend == "surrogate" or self._index is None)
+            self._surrogate = self._load_surrogate(required=backend == "surrogate")
         if backend == "auto" and self._index is None and self._surrogate is None:
-            raise FileNotFoundError(self._nothing_found())
+            raise FileNotFoundError(f"{self._nothing_found()}; no surrogate either")
 
     # -- loading ---------------------------------------------------------------------------------
     def _nothing_found(self) -> str:
@@ -224,6 +224,14 @@ class Benchmark:
                    else ")"))
 
     # -- queries ---------------------------------------------------------------------------------
+    def _off_table_hint(self) -> str:
+        """What answers a configuration the table does not hold, for this benchmark."""
+        if self.backend == "table" and isinstance(self.space, SmallSpace) and self.supernetwork_space in (None, "small"):
+            return ("backend='surrogate' or 'auto' predicts it where a surrogate exists (`Benchmark.available()` "
+                    "lists them); backend='live' evaluates it for real")
+        return ("no surrogate covers this benchmark (`Benchmark.available()` lists those that have one); "
+                "backend='live' evaluates it for real")
+
     def query(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
         """Every objective of one configuration, plus ``epoch``, ``seed``, ``n_seeds`` and ``source``."""
         if self.backend == "live":
@@ -231,9 +239,9 @@ class Benchmark:
         if self._index is not None:
             try:
                 return self._index.lookup(config, epoch, seed)
-            except ConfigNotInTableError:
+            except ConfigNotInTableError as err:
                 if self.backend == "table" or self._surrogate is None:
-                    raise
+                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint()}") from None
         predicted = self._surrogate_predict(self._fields([config]), epoch, seed)
         return {name: values[:1].tolist()[0] for name, values in predicted.items()}  # Python scalars
 
@@ -255,7 +263,7 @@ class Benchmark:
             if self.backend == "table" or self._surrogate is None:
                 raise ConfigNotInTableError(
                     f"{len(missing)} of {len(codes)} configurations are not in the table (first: #{missing[0]}); "
-                    "use backend='surrogate' or 'auto' (small space) to predict them")
+                    f"{self._off_table_hint()}")
             records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
             predicted = self._surrogate_frame(records, epoch, seed)
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()

@@ -113,8 +113,7 @@ class TableIndex:
         if seed is not None:
             what += f" with seed {seed}"
         return (f"{what} is not in the {self.source} ({len(self._configs):,} configurations, epochs "
-                f"{self.epochs.tolist()}, seeds {self.seeds.tolist()}); use backend='surrogate' (small space) "
-                "for configurations between table points, or backend='live' to evaluate it for real")
+                f"{self.epochs.tolist()}, seeds {self.seeds.tolist()})")
 
     def _epoch_pos(self, epoch: int | None) -> int:
         if epoch is None:
