@@ -108,7 +108,7 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
     start = time.perf_counter()
     benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
-                                strategy=args.strategy)
+                                strategy=args.strategy, backend=args.backend)
     built = {b.scheme: b for b in benchmarks.values()}
     results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers)
     scored = add_regret(results, objectives)
@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto (default): moasha on the standalone tables (it needs epochs), the other methods on "
                           "weight sharing; otherwise every method on the named scheme")
     sim.add_argument("--strategy", default="full")
+    sim.add_argument("--backend", default="auto", choices=["auto", "table"],
+                     help="auto (default): the tables, and the surrogate off them; table: real rows only, a proposed "
+                          "configuration answered by the table's nearest one")
     sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV")
     sim.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="processes running (method, seed) pairs in parallel (default: all cores)")

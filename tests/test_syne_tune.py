@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,6 +159,15 @@ def test_simulate_command(tables, tmp_path, monkeypatch, capsys):
     assert {p.name for p in tmp_path.iterdir()} == {"regret-rte.png", "fronts-rte.png", "ranks-rte.png", "runs-rte.csv"}
     assert main(["simulate", "--task", "rte", "--methods", "rs,moasha", "--seeds", "1", "--evaluations", "6",
                  "--scheme", "standalone", "--out", str(tmp_path / "sa")]) == 0
+    capsys.readouterr()
+    # real rows only: every answered configuration is one of the table's
+    assert main(["simulate", "--task", "rte", "--methods", "rs,moasha", "--seeds", "1", "--evaluations", "6",
+                 "--scheme", "standalone", "--backend", "table", "--out", str(tmp_path / "table")]) == 0
+    held = set(Benchmark("rte", scheme="standalone", backend="table", data=root).table()["config"].map(json.loads)
+               .map(lambda c: json.dumps(c, sort_keys=True)))
+    answered = pd.read_csv(tmp_path / "table" / "runs-rte.csv")["config"].map(
+        lambda c: json.dumps(ast.literal_eval(c), sort_keys=True))
+    assert set(answered) <= held
     capsys.readouterr()
     # the default scheme runs moasha on the standalone tables beside the weight-sharing methods
     assert main(["simulate", "--task", "rte", "--methods", "rs,ls,moasha", "--seeds", "2", "--evaluations", "8",
