@@ -13,6 +13,7 @@ import pytest
 from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.protocol import pareto_mask
+from plm_nasbench.spaces import get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
 from plm_nasbench.tables import ChecksumError, Manifest, write_parquet
 
@@ -187,6 +188,27 @@ def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, t
     (copy / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz").unlink()
     with pytest.raises(FileNotFoundError, match=r"test_error lacks member1.ubj.gz"):
         Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+
+
+def test_a_table_too_small_to_learn_from_gets_no_surrogate(tables, tmp_path):
+    from plm_nasbench.surrogates.build import build
+
+    root, _, _, _, _ = tables
+    manifest = Manifest.load(root)
+    curves = manifest.read("minilm-l6-h384/standalone-small/rte.parquet")
+    few = curves[curves["config_id"].isin(curves["config_id"].unique()[:4])]  # four learning curves so far
+    data = tmp_path / "data"
+    small = Manifest.load(data)
+    relpath = "minilm-l6-h384/standalone-small/mrpc.parquet"
+    few = few.assign(task="mrpc")
+    small.record(relpath, few, write_parquet(few, data / relpath), {"study": "standalone-small"})
+    small.save()
+    report = build(data, tmp_path / "surrogates", n_members=1)
+    assert "too few to fit" in report["surrogates"][0]["skipped_table"]
+    assert not (tmp_path / "surrogates/minilm-l6-h384/standalone/none/mrpc").exists()
+    assert "no surrogate yet: 4 configurations" in (tmp_path / "surrogates/REPORT.md").read_text()
+    with pytest.raises(ValueError, match="nothing to learn"):
+        SmallSpaceSurrogate.fit(get_search_space("small", "minilm-l6-h384", task="mrpc"), few)
 
 
 def test_xgboost_is_imported_only_when_the_surrogate_is_asked(tables):

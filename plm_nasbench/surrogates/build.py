@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..paths import surrogates_dir
 from ..provenance import environment, now
 from ..spaces import get_search_space
 from ..tables import Manifest
-from .small import FIELDS, SmallSpaceSurrogate
+from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate
 
 TRAIN_STUDY, HOLDOUT_STUDY = "ws-small-grid", "ws-small-holdout"
 STANDALONE_STUDY = "standalone-small"
@@ -106,6 +107,12 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                         holdout = manifest.read(holdouts[0])
                         entry |= {"holdout": f"{holdouts[0]} (full-resolution configurations)",
                                   **score(surrogate, holdout[holdout["strategy"] == strategy])}
+                elif rows["config_id"].nunique() * (1 - STANDALONE_HOLDOUT_SHARE) < MIN_CONFIGS:
+                    entry["skipped_table"] = (f"{rows['config_id'].nunique()} configurations: too few to fit on "
+                                              f"{1 - STANDALONE_HOLDOUT_SHARE:.0%} of them ({MIN_CONFIGS} needed)")
+                    shutil.rmtree(surrogate_folder(out_root, model, scheme, strategy, task), ignore_errors=True)
+                    report["surrogates"].append(entry)
+                    continue
                 else:
                     fitted, held = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
                     entry |= {"holdout": f"{held['config_id'].nunique()} of the table's configurations, "
@@ -146,7 +153,10 @@ def report_markdown(report: dict[str, Any]) -> str:
                     and q["kendall_tau"] < TARGET_KENDALL else "")
             lines.append(f"| {entry['task']} | {scheme} | {name} | {q['r2']:.3f} | {q['spearman']:.3f} "
                          f"| {q['kendall_tau']:.3f}{mark} | {q['mae']:.4g} | {q['n']} | {entry['train_configs']:,} |")
-        if not entry["objectives"]:
+        if "skipped_table" in entry:
+            lines.append(f"| {entry['task']} | {scheme} | (no surrogate yet: {entry['skipped_table']}) | | | | | | "
+                         f"{entry['train_configs']:,} |")
+        elif not entry["objectives"]:
             why = (f"hold-out of {entry['holdout_rows']} rows: too few to score (10 needed)" if entry.get("holdout_rows")
                    else "no hold-out yet")
             lines.append(f"| {entry['task']} | {scheme} | ({why}) | | | | | | {entry['train_configs']:,} |")

@@ -55,6 +55,10 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
     return np.stack([linear, quadratic, head], axis=1).astype(np.float64)
 
 
+#: The fewest configurations with values an objective is learned from.
+MIN_CONFIGS = 10
+
+
 class SmallSpaceSurrogate:
     """Predicts every objective of ``small``-space configurations of one (model, task, scheme, strategy)."""
 
@@ -87,7 +91,7 @@ class SmallSpaceSurrogate:
             y = table[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
             keep = np.isfinite(y)
             configs = len(table.loc[keep, list(FIELDS)].drop_duplicates())
-            if configs < 10:  # e.g. latency measured only for the unpruned model so far
+            if configs < MIN_CONFIGS:  # e.g. latency measured only for the unpruned model so far
                 skipped[name] = f"only {configs} configurations with values ({int(keep.sum())} rows)"
                 continue
             ensembles[name] = EnsembleRegressor(n_members, member_factory, seed).fit(x[keep], y[keep])
@@ -97,6 +101,9 @@ class SmallSpaceSurrogate:
                 on_plateau = (y[keep] == plateaus[name]).astype(np.float64)
                 ensembles[name + PLATEAU_SUFFIX] = EnsembleRegressor(1, member_factory, seed, bootstrap=False).fit(
                     x[keep], on_plateau)  # a decision, not an uncertainty: one member on every row
+        if not ensembles:
+            raise ValueError(f"nothing to learn: no objective has values for {MIN_CONFIGS} configurations or more "
+                             f"({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         unique_x = np.unique(x, axis=0)
