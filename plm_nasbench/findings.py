@@ -51,6 +51,7 @@ ABLATION_STUDY = "ws-strategy-ablation"
 STANDALONE_STUDY = "standalone-small"
 WS_METHODS = ("rs", "ls", "morea", "ehvi")
 STANDALONE_METHODS = ("rs", "moasha")
+MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
 
 
 def _hypervolumes(groups: dict[str, list[np.ndarray]]) -> dict[str, list[float]]:
@@ -168,6 +169,9 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
         if scheme == "standalone":  # the unpruned runs alone are one configuration: nothing to search
             key = {"study": STANDALONE_STUDY}
         usable = [t for t in tasks if t in _tasks_with(manifest, **key)]
+        if scheme == "standalone":  # a handful of curves so far is no search space to compare optimizers on
+            usable = [t for t in usable if _study_table(manifest, STANDALONE_STUDY, t)["config_id"].nunique()
+                      >= MIN_STANDALONE_CONFIGS]
         if not usable:
             blocks.append("No task has the tables for this comparison yet.")
             continue
