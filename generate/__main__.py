@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from plm_nasbench.paths import data_dir as default_data_dir
 
@@ -48,13 +49,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[WorkUnit],
-         reference: dict[str, dict[str, float]] | None) -> int:
-    """``run``: one unit by index, or the selected units on the chosen executor."""
+         data_root: str | Path) -> int:
+    """``run``: one unit by index, or the selected units on the chosen executor. Latency units among them get the
+    committed latency of the unpruned network to check this machine against."""
     if args.unit_index is not None:
         if not 0 <= args.unit_index < len(plan.units):
             print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
             return 2
-        print(execute_unit(plan, store, plan.units[args.unit_index], args.data_dir, args.device, reference))
+        units = [plan.units[args.unit_index]]
+    reference = latency_reference(plan, data_root) if any(u.scheme == "latency" for u in units) else None
+    if args.unit_index is not None:
+        print(execute_unit(plan, store, units[0], args.data_dir, args.device, reference))
     elif args.executor == "ray":
         counts = run_ray(plan, store, units, args.data_dir, address=args.ray_address, num_cpus=args.cpus_per_unit,
                          num_gpus=args.gpus_per_unit, latency_reference=reference)
@@ -81,12 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     store = ShardStore(plan, args.work_dir, merged)
-    reference = None  # the committed latency of the unpruned network, which latency units check this machine against
-    if args.command == "run":
-        index = args.unit_index
-        targets = [plan.units[index]] if index is not None and 0 <= index < len(plan.units) else units
-        if any(u.scheme == "latency" for u in targets):
-            reference = latency_reference(plan, data_root)
     if args.command == "plan":
         for index, unit in enumerate(plan.units):
             if unit in units:
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(store.status(units))
     elif args.command == "run":
         try:
-            return _run(args, plan, store, units, reference)
+            return _run(args, plan, store, units, data_root)
         except MachineMismatchError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

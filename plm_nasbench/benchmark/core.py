@@ -33,16 +33,16 @@ def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     if "supernetwork_id" not in frame:
         return frame
     ids = frame["supernetwork_id"].astype("string").fillna("")
-    sizes = ids.groupby(frame["seed"]).value_counts().rename("rows").reset_index()
-    sizes.columns = ["seed", "id", "rows"]
-    chosen = sizes.sort_values(["seed", "rows", "id"], ascending=[True, False, True]).drop_duplicates("seed")
-    keep = (ids == frame["seed"].map(dict(zip(chosen["seed"], chosen["id"])))).to_numpy()
+    sizes = pd.DataFrame({"seed": frame["seed"], "id": ids}).value_counts().reset_index(name="rows")
+    chosen = dict(sizes.sort_values(["seed", "rows", "id"], ascending=[True, False, True])
+                  .drop_duplicates("seed")[["seed", "id"]].to_numpy())
+    keep = (ids == frame["seed"].map(chosen)).to_numpy()
     if not keep.all():
-        dropped = sizes.merge(chosen, how="left", on=["seed", "id"], indicator=True).query("_merge == 'left_only'")
+        dropped = sizes[sizes["id"] != sizes["seed"].map(chosen)]
         warnings.warn(f"{int((~keep).sum())} rows come from other super-networks than the one with the most rows "
                       f"of their seed and are left out: " + ", ".join(
                           f"seed {s}, id {i or 'missing'} ({n} rows)" for s, i, n in
-                          zip(dropped["seed"], dropped["id"], dropped["rows_x"])), stacklevel=3)
+                          zip(dropped["seed"], dropped["id"], dropped["rows"])), stacklevel=3)
     return frame[keep]
 
 
