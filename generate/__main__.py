@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report = merge(plan, store, data_root, args.partial)
         print(json.dumps(report, indent=2))
-        return 1 if report["corrupt"] or report["stale"] else 0
+        return 1 if report["corrupt"] or report["stale"] or report["mixed"] else 0
     return 0
 
 

@@ -12,7 +12,10 @@ the table-level figures are summed over the units it holds. A table is written o
 of its study and task is done (``partial=True`` writes what there is); corrupt shards are discarded,
 reported, and left for the next ``run`` to redo. Nothing committed is dropped silently: a table
 holding rows of units the plan does not have (the plan changed) is left as it is and reported
-*stale*, and a table whose rows would lose their latency columns is left as it is and reported *held*.
+*stale*, a table whose rows would lose their latency columns is left as it is and reported *held*, and
+a weight-sharing table whose rows of one (strategy, seed) would come from two different super-networks
+(one was trained again, say after its cache was lost, and came out different) is left as it is and
+reported *mixed*.
 """
 
 from __future__ import annotations
@@ -142,6 +145,25 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
     return table, batches, len(kept) + len(markers)
 
 
+def _mixed_supernetworks(table: pd.DataFrame) -> str | None:
+    """What is wrong when rows of one (strategy, seed, super-network space) of ``table`` carry several
+    super-network ids (rows without an id, from before ids were recorded, are not counted); None when nothing is."""
+    if "supernetwork_id" not in table or table["supernetwork_id"].isna().all():
+        return None
+    keys = ["strategy", "seed", "supernetwork_space"]
+    known = table[table["supernetwork_id"].notna()].astype({k: str for k in keys})
+    counts = known.groupby(keys)["supernetwork_id"].unique()
+    mixed = counts[counts.map(len) > 1]
+    if mixed.empty:
+        return None
+    (strategy, seed, space), ids = next(iter(mixed.items()))
+    return (f"its rows of strategy {strategy}, seed {seed} (super-network trained on {space}) would come from "
+            f"{len(ids)} different super-networks ({', '.join(sorted(ids))}); left as it is. A super-network trained "
+            "again, after its cache was lost, came out different: to keep one super-network per table, delete the "
+            "shards of the units that ran on the other one and run them again while its cache exists, or delete "
+            "the table and its manifest entry and run every unit of it again")
+
+
 def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Where the latency columns joined onto ``table`` come from: the studies, hardware, threads and times."""
     measured = table[table["latency_study"].notna()] if "latency_study" in table else table.iloc[:0]
@@ -158,7 +180,7 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
 
 def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False) -> dict[str, Any]:
     """Write every complete (study, task) table, and the latency tables, and update the manifest; returns what
-    was written, incomplete, corrupt, stale, held back or replaced. Merges into one data folder wait for each
+    was written, incomplete, corrupt, stale, held back, mixed or replaced. Merges into one data folder wait for each
     other (a lock file ``.merge.lock`` there), so none overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         return _merge(plan, store, data_root, partial)
@@ -170,7 +192,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
     for unit in plan.units:
         groups[(unit.study, unit.task)].append(unit)
     report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "stale": {}, "held": {},
-                              "replaced": {}}
+                              "mixed": {}, "replaced": {}}
     for unit in plan.units:
         if store.state(unit) == "corrupt":
             with store.lock(unit) as held:  # a run holding the unit is redoing it
@@ -231,6 +253,10 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
         if lost.any():
             report["held"][relpath] = (f"{int(lost.sum())} of its rows would lose their latency columns: the latency "
                                        "study that measured them has no table here; merge or run it first")
+            continue
+        mixed = _mixed_supernetworks(table)
+        if mixed:
+            report["mixed"][relpath] = mixed
             continue
         provenance["latency"] = _latency_provenance(table, latency_studies)
         write(study, task, table.drop(columns=["latency_study"], errors="ignore"), COLUMNS,

@@ -15,6 +15,7 @@ from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
+from plm_nasbench.surrogates.build import grid_interpolation
 from plm_nasbench.tables import ChecksumError, Manifest, write_parquet
 
 def test_table_lookups_seeds_and_errors(tables):
@@ -125,6 +126,7 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     assert set(entries) == {("weight_sharing", "rte"), ("standalone", "rte")}
     quality = entries["weight_sharing", "rte"]["objectives"]["valid_error"]
     assert quality["kendall_tau"] > 0.8 and quality["n"] == 120
+    assert -1 <= quality["reference"]["kendall_tau"] <= 1 and quality["reference"]["n"] == 120
     assert entries["weight_sharing", "rte"]["flops_max_relative_error"] < 1e-9
     standalone = entries["standalone", "rte"]
     assert standalone["train_configs"] == 60 and standalone["objectives"]["valid_error"]["n"] == 12  # a fifth, last epoch
@@ -141,6 +143,14 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     assert far.all()
     with pytest.raises(ValueError, match="num_layers must be an integer"):
         bench.query_many(pd.DataFrame([{"num_layers": 9, "num_heads": 1, "num_units": 1}]))
+
+
+def test_grid_interpolation_is_exact_on_linear_values_and_missing_off_the_grid():
+    grid = pd.DataFrame([{"num_layers": 1, "num_heads": h, "num_units": u, "valid_error": 0.5 + 0.1 * h - u / 1000}
+                         for h in (1, 2) for u in (0, 64, 128)])
+    fields = np.array([[1, 1, 10], [1, 2, 100], [1, 2, 128], [2, 1, 10]])
+    values = grid_interpolation(grid, fields, "valid_error")
+    assert values[:3] == pytest.approx([0.59, 0.6, 0.572]) and np.isnan(values[3])
 
 
 def _every_config(surrogate: SmallSpaceSurrogate) -> np.ndarray:

@@ -169,6 +169,15 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     assert second.status(plan.units).splitlines()[-1].split()[:5] == ["total", "1", "2", "0", "0"]
 
     written = (data / relpath).read_bytes()
+    assert merge(plan, second, data)["written"][relpath] == 4  # merging again changes nothing
+    assert (data / relpath).read_bytes() == written
+    third = ShardStore(plan, tmp_path / "work5")  # a rerun of ws1 on a super-network that came out different
+    assert execute_unit(plan, third, ws1, str(glue), "cpu") == "ran"
+    shard, marker = third.read(ws1)
+    third.write(ws1, shard.assign(supernetwork_id="0" * 16), marker)
+    report = merge(plan, third, data)
+    assert "2 different super-networks" in report["mixed"][relpath] and (data / relpath).read_bytes() == written
+
     without_latency = parse_plan(dict(smoke_plan(), study=[studies[0]]))  # its rows would lose their latency
     report = merge(without_latency, ShardStore(without_latency, tmp_path / "work3"), data)
     assert "lose their latency" in report["held"][relpath] and (data / relpath).read_bytes() == written
