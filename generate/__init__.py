@@ -4,4 +4,5 @@
     python -m generate run    PLAN.toml [--executor local|ray] [--unit-index I] [--study NAME]
     python -m generate status PLAN.toml
     python -m generate merge  PLAN.toml            # shards -> data/*.parquet + data/MANIFEST.json
+    python -m generate verify PLAN.toml --study NAME --task T [--configs N]   # compute committed rows again
 """

@@ -1,4 +1,4 @@
-"""``python -m generate plan|run|status|merge PLAN.toml``: see :mod:`generate`."""
+"""``python -m generate plan|run|status|merge|verify PLAN.toml``: see :mod:`generate`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .merge import merge, merged_units
 from .plan import Plan, WorkUnit, load_plan
 from .store import ShardStore
 from .units import MachineMismatchError, latency_reference
+from .verify import reproduced, verify
 
 WORK_ENV = "PLM_NASBENCH_WORK"
 
@@ -24,23 +25,30 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("plan", "list the plan's work units"), ("run", "run the pending units (resumes)"),
                        ("status", "count done, pending and corrupt units per study"),
-                       ("merge", "merge finished shards into data/ tables and the manifest")):
+                       ("merge", "merge finished shards into data/ tables and the manifest"),
+                       ("verify", "compute committed rows again and compare (reproducibility check)")):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("plan", help="plan file (TOML)")
         cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
                          help=f"folder of shards and locks (default ${WORK_ENV} or ./work)")
         cmd.add_argument("--study", action="append", help="only this study (repeatable)")
         cmd.add_argument("--task", action="append", help="only this task (repeatable)")
-        if name == "run":
+        if name in ("run", "verify"):
             cmd.add_argument("--data-dir", help="task data in the GLUE layout (default $PLM_NASBENCH_DATASETS, "
                                                 "else the Hugging Face Hub)")
             cmd.add_argument("--device", default="cpu", help="torch device for the local executor (cpu, cuda)")
+        if name == "run":
             cmd.add_argument("--executor", choices=["local", "ray"], default="local")
             cmd.add_argument("--unit-index", type=int, help="run only the unit with this index (SLURM arrays)")
             cmd.add_argument("--ray-address", help="address of a running Ray cluster (default: start one here)")
             cmd.add_argument("--cpus-per-unit", type=float, default=1.0)
             cmd.add_argument("--gpus-per-unit", type=float, default=0.0)
-        if name in ("run", "status", "merge"):
+        if name == "verify":
+            cmd.add_argument("--configs", type=int, default=5, help="configurations to compute again (default 5)")
+            cmd.add_argument("--seed", type=int, default=0, help="seed of the draw of configurations")
+            cmd.add_argument("--tolerance", type=float, default=0.0,
+                             help="largest absolute difference accepted (default 0: bit for bit)")
+        if name in ("run", "status", "merge", "verify"):
             cmd.add_argument("--data", default=None, help="tables folder (default: the package's data/); units whose "
                                                           "rows its tables hold count as done")
         if name == "merge":
@@ -99,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
         except MachineMismatchError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    elif args.command == "verify":
+        try:
+            report = verify(plan, units, data_root, args.data_dir, args.configs, args.device, args.seed)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(json.dumps(report, indent=2))
+        ok = reproduced(report, args.tolerance)
+        print("reproduced" if ok else f"NOT reproduced (tolerance {args.tolerance})")
+        return 0 if ok else 1
     else:
         report = merge(plan, store, data_root, args.partial)
         print(json.dumps(report, indent=2))

@@ -15,7 +15,8 @@ from generate.merge import merge, merged_units
 from generate.plan import parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
-from generate.units import latency_reference
+from generate.units import latency_reference, run_unit
+from generate.verify import compare, draw, reproduced, verify
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.metrics import constant_prediction_error
@@ -167,6 +168,20 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     assert prov["complete"] and [list(b["unit_seconds"]) for b in prov["batches"]] == [[ws0.unit_id], [ws1.unit_id]]
     assert prov["wall_seconds"] == pytest.approx(first.seconds(ws0) + second.seconds(ws1))
     assert second.status(plan.units).splitlines()[-1].split()[:5] == ["total", "1", "2", "0", "0"]
+
+    report = verify(plan, plan.units, data, str(glue), n=3)  # computed again, the rows come out the same
+    assert reproduced(report) and report["configs"] == 3 and report["columns"]["valid_error"]["equal"] == 3
+    assert len(report["supernetwork_ids"]["committed"]) == 1
+    assert report["supernetwork_ids"]["committed"] == report["supernetwork_ids"]["recomputed"]
+    cut, committed = draw(plan, plan.units, data, 3)
+    recomputed = pd.concat([run_unit(plan, u, str(glue)) for u in cut], ignore_index=True)
+    off = compare(committed.assign(valid_error=committed["valid_error"] + 1e-6), recomputed)
+    assert not reproduced(off) and reproduced(off, tolerance=1e-5)
+    assert off["columns"]["valid_error"]["max_abs_difference"] == pytest.approx(1e-6)
+    with pytest.raises(ValueError, match="latency is not verified"):
+        draw(plan, [lat], data, 3)
+    with pytest.raises(ValueError, match="--configs must be a positive"):
+        draw(plan, plan.units, data, 0)
 
     written = (data / relpath).read_bytes()
     assert merge(plan, second, data)["written"][relpath] == 4  # merging again changes nothing

@@ -1,0 +1,104 @@
+"""Computing committed rows again and comparing: does this machine and set-up reproduce the tables?
+
+``python -m generate verify PLAN --study S --task T --configs N`` draws ``N`` configurations from the
+committed rows of the selected weight-sharing or standalone units, computes them again exactly as
+``run`` would (same unit, same settings; a weight-sharing unit trains its super-network first unless
+it is cached), and compares every result column with the committed value. Latency is not verified:
+timings belong to the machine that measured them (``run`` checks the machine before it measures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from plm_nasbench.tables import Manifest
+
+from .merge import table_path
+from .plan import Plan, WorkUnit
+from .units import hardware, run_unit
+
+#: The columns a rerun must reproduce (timing columns measure the machine and are not compared).
+COMPARED = ("valid_metric", "valid_error", "test_metric", "test_error", "num_params", "params_fraction", "flops")
+_KEYS = ["unit_id", "config_id", "seed", "epoch"]
+
+
+def _config_ids(plan: Plan, unit: WorkUnit) -> list[str]:
+    from plm_nasbench.spaces import get_search_space
+
+    space = get_search_space(unit.space, plan.model, task=unit.task)
+    return [space.config_id(json.loads(c)) for c in unit.configs]
+
+
+def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed: int = 0
+         ) -> tuple[list[WorkUnit], pd.DataFrame]:
+    """Up to ``n`` configurations drawn at random (``seed``) from the committed rows of ``units``: those units
+    cut down to the drawn configurations, and the committed rows of the drawn configurations."""
+    if n < 1:
+        raise ValueError(f"--configs must be a positive number of configurations, got {n}")
+    checkable = [u for u in units if u.scheme in ("weight_sharing", "standalone")]
+    if not checkable:
+        raise ValueError("no weight-sharing or standalone unit selected (latency is not verified: timings belong "
+                         "to the machine that measured them)")
+    manifest = Manifest.load(data_root)
+    tables = [manifest.read(p) for p in sorted({table_path(plan, u.study, u.task) for u in checkable})
+              if p in manifest.tables]
+    if not tables:
+        raise ValueError("the tables hold no rows of the selected units yet: run and merge them first")
+    rows = pd.concat(tables, ignore_index=True)
+    held = set(zip(rows["unit_id"], rows["config_id"]))
+    candidates = [(unit, config) for unit in checkable
+                  for config, cid in zip(unit.configs, _config_ids(plan, unit)) if (unit.unit_id, cid) in held]
+    if not candidates:
+        raise ValueError("the tables hold no rows of the selected units yet: run and merge them first")
+    picked = np.sort(np.random.default_rng(seed).choice(len(candidates), min(n, len(candidates)), replace=False))
+    by_unit: dict[str, list[str]] = {}
+    for i in picked:
+        unit, config = candidates[i]
+        by_unit.setdefault(unit.unit_id, []).append(config)
+    cut = [dataclasses.replace(u, configs=tuple(by_unit[u.unit_id])) for u in checkable if u.unit_id in by_unit]
+    wanted = {(u.unit_id, cid) for u in cut for cid in _config_ids(plan, u)}
+    keep = [pair in wanted for pair in zip(rows["unit_id"], rows["config_id"])]
+    return cut, rows[keep].reset_index(drop=True)
+
+
+def compare(committed: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, Any]:
+    """Per compared column: rows, how many are equal, the largest absolute difference; and the super-network ids
+    on either side (weight sharing; the committed side is empty for rows made before ids were recorded)."""
+    joined = committed.merge(recomputed, on=_KEYS, suffixes=("_committed", "_recomputed"), validate="one_to_one")
+    if len(joined) != len(committed):
+        raise ValueError(f"the rerun gave {len(joined)} of the {len(committed)} committed rows")
+    columns = {}
+    for name in COMPARED:
+        old = joined[f"{name}_committed"].to_numpy(dtype=np.float64)
+        new = joined[f"{name}_recomputed"].to_numpy(dtype=np.float64)
+        both = np.isfinite(old) & np.isfinite(new)
+        same = (old == new) | (np.isnan(old) & np.isnan(new))
+        columns[name] = {"rows": int(len(joined)), "equal": int(same.sum()),
+                         "missing_on_one_side": int((np.isnan(old) != np.isnan(new)).sum()),
+                         "max_abs_difference": float(np.abs(old - new)[both].max()) if both.any() else 0.0}
+    ids = {side: sorted({str(v) for v in joined[f"supernetwork_id_{side}"].dropna()})
+           for side in ("committed", "recomputed")} if "supernetwork_id_committed" in joined else {}
+    return {"columns": columns, "supernetwork_ids": ids, "committed_hardware": sorted(set(joined["hardware_committed"]))}
+
+
+def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: str | None, n: int,
+           device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+    """Compute ``n`` committed configurations of ``units`` again (see :func:`draw`) and :func:`compare`."""
+    cut, committed = draw(plan, units, data_root, n, seed)
+    recomputed = pd.concat([run_unit(plan, unit, data_dir, device) for unit in cut], ignore_index=True)
+    report = compare(committed, recomputed)
+    report["hardware"] = hardware(device)
+    report["configs"] = sum(len(u.configs) for u in cut)
+    return report
+
+
+def reproduced(report: dict[str, Any], tolerance: float = 0.0) -> bool:
+    """Whether every compared column agrees within ``tolerance`` (absolute; 0: bit for bit)."""
+    return all(c["missing_on_one_side"] == 0 and c["max_abs_difference"] <= tolerance
+               and (tolerance > 0 or c["equal"] == c["rows"]) for c in report["columns"].values())
