@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--executor", choices=["local", "ray"], default="local")
             cmd.add_argument("--unit-index", type=int, help="run only the unit with this index (SLURM arrays)")
             cmd.add_argument("--ray-address", help="address of a running Ray cluster (default: start one here)")
+            cmd.add_argument("--stop-after", type=float, metavar="HOURS",
+                             help="local executor: start no unit after this many hours (the one in flight "
+                                  "finishes), to end cleanly before a session or job time limit")
             cmd.add_argument("--cpus-per-unit", type=float, default=1.0)
             cmd.add_argument("--gpus-per-unit", type=float, default=0.0)
         if name == "verify":
@@ -65,6 +68,12 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
             print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
             return 2
         units = [plan.units[args.unit_index]]
+    if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
+        print("error: --stop-after is for the local executor running several units", file=sys.stderr)
+        return 2
+    if args.stop_after is not None and not args.stop_after > 0:
+        print(f"error: --stop-after must be a positive number of hours, got {args.stop_after}", file=sys.stderr)
+        return 2
     reference = latency_reference(plan, data_root) if any(u.scheme == "latency" for u in units) else None
     if args.unit_index is not None:
         print(execute_unit(plan, store, units[0], args.data_dir, args.device, reference))
@@ -74,7 +83,8 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         print(counts)
         return 1 if counts["failed"] else 0
     else:
-        print(run_local(plan, store, units, args.data_dir, args.device, reference))
+        stop_after = None if args.stop_after is None else args.stop_after * 3600
+        print(run_local(plan, store, units, args.data_dir, args.device, reference, stop_after))
     return 0
 
 

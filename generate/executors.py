@@ -55,12 +55,22 @@ def _triage(store: ShardStore, units: Sequence[WorkUnit]) -> tuple[dict[str, int
 
 
 def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
-              device: str = "cpu", latency_reference: dict[str, dict[str, float]] | None = None) -> dict[str, int]:
-    """Run ``units`` one after another in this process, with a progress bar (rate and ETA)."""
+              device: str = "cpu", latency_reference: dict[str, dict[str, float]] | None = None,
+              stop_after: float | None = None) -> dict[str, int]:
+    """Run ``units`` one after another in this process, with a progress bar (rate and ETA). With ``stop_after``
+    (seconds), no unit starts once that much time has passed (the one in flight finishes); the units not
+    started are counted under ``left``."""
     from tqdm.auto import tqdm
 
+    if stop_after is not None and not stop_after > 0:
+        raise ValueError(f"stop_after must be a positive number of seconds, got {stop_after!r}")
     counts, pending = _triage(store, units)
+    counts["left"] = 0
+    start = time.perf_counter()
     for unit in tqdm(pending, desc=f"{plan.name} units", unit="unit"):
+        if stop_after is not None and time.perf_counter() - start >= stop_after:
+            counts["left"] += 1
+            continue
         counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
     return counts
 

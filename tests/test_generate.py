@@ -93,7 +93,7 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     with store.lock(first) as held:  # another run holds the unit: it is skipped, not run twice
         assert held and execute_unit(plan, store, first, str(glue), "cpu") == "busy"
     counts = run_local(plan, store, plan.units, str(glue))
-    assert counts == {"done": 1, "merged": 0, "ran": 3, "busy": 0}
+    assert counts == {"done": 1, "merged": 0, "ran": 3, "busy": 0, "left": 0}
     status = store.status(plan.units).splitlines()
     assert status[0].split() == ["study", "task", "done", "merged", "pending", "corrupt", "hours", "eta", "h"]
     assert status[-1].split()[:5] == ["total", "4", "0", "0", "0"]
@@ -156,7 +156,9 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     assert set(merged) == {ws0.unit_id, lat.unit_id} and min(merged.values()) > 0
     second = ShardStore(plan, tmp_path / "work2", merged)
     assert [second.state(u) for u in plan.units] == ["merged", "pending", "merged"]
-    assert run_local(plan, second, plan.units, str(glue)) == {"done": 0, "merged": 2, "ran": 1, "busy": 0}
+    assert run_local(plan, second, plan.units, str(glue), stop_after=1e-9) == {
+        "done": 0, "merged": 2, "ran": 0, "busy": 0, "left": 1}  # past its time: the pending unit is left for later
+    assert run_local(plan, second, plan.units, str(glue)) == {"done": 0, "merged": 2, "ran": 1, "busy": 0, "left": 0}
     report = merge(plan, second, data)
     assert report["written"][relpath] == 4 and not report["incomplete"] and not report["corrupt"]
     manifest = Manifest.load(data)
