@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .benchmark import Benchmark
+from .objectives import OBJECTIVES
 from .protocol import BEST_HYPERVOLUME, QuantileNormaliser, hypervolume_trajectory
 
 METHODS = ("rs", "ls", "morea", "nsga2", "ehvi", "moasha")
@@ -79,6 +80,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
         spent = 0.0
         for epoch in epochs:
             result = bench.query(config, epoch=epoch)
+            _check_values(bench, config, result, metrics)
             clock += result["runtime"] - spent  # runtime is cumulative over epochs
             spent = result["runtime"]
             record = {m: result[m] for m in metrics}
@@ -91,6 +93,16 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
                 scheduler.on_trial_complete(trial, record)
                 break
     return pd.DataFrame(rows)
+
+
+def _check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[str, Any], metrics: list[str]) -> None:
+    """ValueError naming the objective when ``result`` has no value for one of ``metrics`` (or for ``runtime``,
+    the simulated clock), and listing the objectives it has values for."""
+    missing = [m for m in (*metrics, "runtime") if not np.isfinite(result[m])]
+    if missing:
+        present = [name for name in OBJECTIVES if np.isfinite(result.get(name, np.nan))]
+        raise ValueError(f"objective {missing[0]!r} has no value for {dict(config)} in {bench!r} (answered by the "
+                         f"{result['source']}); objectives with values there: {', '.join(present)}")
 
 
 def _start_time(bench: Benchmark) -> float:

@@ -241,6 +241,45 @@ def test_auto_backend_falls_back_to_the_surrogate(tables):
     assert mixed["source"].tolist() == ["table", "surrogate"]
 
 
+def test_standalone_latency_comes_from_the_grid_latency_table(tables, tmp_path):
+    """Standalone configurations without timings: the surrogate learns latency from the grid's latency table, and
+    ``auto`` fills the table's gaps with it (``table+surrogate``); ``table`` leaves them empty."""
+    import shutil
+
+    from plm_nasbench.surrogates.build import build
+    from plm_nasbench.tables import LATENCY_COLUMNS, conform
+
+    root, _, _, grid, holdout = tables
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    manifest = Manifest.load(data)
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    measured = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet").drop_duplicates("config_id")
+    measured = measured.assign(latency_device="cpu", latency_dtype="float32", latency_threads=1)
+    latency = conform(measured[[c for c in measured.columns if c in LATENCY_COLUMNS]], "latency", LATENCY_COLUMNS)
+    relpath = "minilm-l6-h384/latency-small-grid/latency.parquet"
+    manifest.record(relpath, latency, write_parquet(latency, data / relpath),
+                    {"study": "latency-small-grid", "model": "minilm-l6-h384", "scheme": "latency"})
+    standalone = "minilm-l6-h384/standalone-small/rte.parquet"
+    curves = manifest.read(standalone).assign(latency_b1_median=np.nan)  # never timed
+    manifest.record(standalone, curves, write_parquet(curves, data / standalone), {"study": "standalone-small"})
+    manifest.save()
+    report = build(data, tmp_path / "surrogates", n_members=1)
+    entry = next(e for e in report["surrogates"] if e["scheme"] == "standalone")
+    assert entry["latency_from"] == "latency-small-grid"
+    auto = Benchmark("rte", scheme="standalone", data=data, surrogates=tmp_path / "surrogates")
+    answer = auto.query(holdout[0])
+    assert answer["source"] == "table+surrogate" and answer["latency"] > 0
+    assert answer["valid_error"] == Benchmark("rte", scheme="standalone", backend="table", data=data).query(
+        holdout[0])["valid_error"]
+    expected = 0.001 + 0.01 * space.params_fraction(holdout[0])  # the synthetic latency of the grid
+    assert answer["latency"] == pytest.approx(expected, abs=0.002)
+    frame = auto.query_many([holdout[0], holdout[1], {"num_layers": 3, "num_heads": 4, "num_units": 100}])
+    assert frame["source"].tolist() == ["table+surrogate", "table+surrogate", "surrogate"]
+    assert frame["latency"].notna().all() and frame.loc[0, "latency"] == pytest.approx(answer["latency"])
+    assert np.isnan(Benchmark("rte", scheme="standalone", backend="table", data=data).query(holdout[0])["latency"])
+
+
 def test_pareto_front_is_non_dominated(tables):
     bench = Benchmark("rte", backend="table", data=tables[0])
     front = bench.pareto_front(("valid_error", "params_fraction"))

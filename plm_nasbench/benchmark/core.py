@@ -56,7 +56,8 @@ class Benchmark:
 
     ``backend``: ``table`` (exact lookups), ``surrogate`` (``small`` space only: any configuration, with
     uncertainty), ``live`` (the real evaluator; needs the task data and takes minutes), or ``auto`` (the
-    table, else the surrogate). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
+    table, else the surrogate; objectives a table row lacks, such as the latency of standalone configurations
+    not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
     answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
     by the space whose sampler trained it (edition 1 trains on ``small`` and evaluates every space on it;
@@ -238,10 +239,18 @@ class Benchmark:
             return self._live_query(config, epoch, seed)
         if self._index is not None:
             try:
-                return self._index.lookup(config, epoch, seed)
+                result = self._index.lookup(config, epoch, seed)
             except ConfigNotInTableError as err:
                 if self.backend == "table" or self._surrogate is None:
                     raise ConfigNotInTableError(f"{err}; {self._off_table_hint()}") from None
+            else:
+                gaps = [name for name in self._fillable() if result[name] != result[name]]  # NaN in the table
+                if gaps:
+                    predicted = self._surrogate.predict(self._fields([config]), result["epoch"])
+                    filled = {name: float(predicted[name][0]) for name in gaps if np.isfinite(predicted[name][0])}
+                    if filled:
+                        result.update(filled, source="table+surrogate")
+                return result
         predicted = self._surrogate_predict(self._fields([config]), epoch, seed)
         return {name: values[:1].tolist()[0] for name, values in predicted.items()}  # Python scalars
 
@@ -258,6 +267,20 @@ class Benchmark:
         frame = pd.DataFrame(values, columns=list(OBJECTIVES))
         frame["num_params"] = frame["num_params"].astype("Int64")
         frame["source"] = np.where(found, "table", "")
+        fillable = self._fillable()
+        gaps = found & frame[fillable].isna().any(axis=1).to_numpy()
+        if gaps.any():
+            rows = np.flatnonzero(gaps)
+            records = configs.iloc[rows] if isinstance(configs, pd.DataFrame) else [configs[i] for i in rows]
+            predicted = self._surrogate.predict(self._fields(records), epoch)
+            filled = np.zeros(len(rows), dtype=bool)
+            for name in fillable:
+                column = frame[name].to_numpy(dtype=np.float64)[rows]
+                fill = np.isnan(column) & np.isfinite(predicted[name])
+                if fill.any():
+                    frame.loc[rows, name] = np.where(fill, predicted[name], column)
+                    filled |= fill
+            frame.loc[rows[filled], "source"] = "table+surrogate"
         if not found.all():
             missing = np.flatnonzero(~found)
             if self.backend == "table" or self._surrogate is None:
@@ -268,6 +291,10 @@ class Benchmark:
             predicted = self._surrogate_frame(records, epoch, seed)
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()
         return frame
+
+    def _fillable(self) -> list[str]:
+        """The objectives that ``auto`` predicts where a table row lacks them: those its surrogate learned."""
+        return list(self._surrogate.learned) if self.backend == "auto" and self._surrogate is not None else []
 
     def _fields(self, configs: Any) -> np.ndarray:
         """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""

@@ -31,6 +31,7 @@ from ..tables import Manifest
 from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate
 
 TRAIN_STUDY, HOLDOUT_STUDY = "ws-small-grid", "ws-small-holdout"
+LATENCY_STUDY = "latency-small-grid"  # the latency of the grid's configurations, which the grid table carries too
 STANDALONE_STUDY = "standalone-small"
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
@@ -92,6 +93,18 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
             "flops_max_relative_error": float(np.max(np.abs(predicted["flops"] - flops) / flops))}
 
 
+def grid_latency(manifest: Manifest, model: str) -> pd.DataFrame | None:
+    """The latency table of the grid's configurations (``LATENCY_STUDY``) with the ``small`` space's fields as
+    columns, or None when it has no table. Standalone surrogates learn their latency objectives from it: the
+    configurations of a standalone table are not all timed, and latency does not depend on the training."""
+    found = manifest.find(study=LATENCY_STUDY, model=model)
+    if not found:
+        return None
+    table = manifest.read(found[0]).reset_index(drop=True)
+    fields = pd.DataFrame([json.loads(c) for c in table["config"]], columns=list(FIELDS))
+    return pd.concat([table, fields], axis=1)
+
+
 def _split_configs(table: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of a random ``1 - share`` of the configurations, and the rows of the rest."""
     ids = np.sort(table["config_id"].unique())
@@ -108,7 +121,8 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
 
     Weight sharing: fitted on the grid (``ws-small-grid``), scored on the full-resolution hold-out
     (``ws-small-holdout``). Standalone: scored after fitting on 80% of the ``standalone-small``
-    configurations (at the last epoch, on the other 20%), then refitted on all of them. Returns the report.
+    configurations (at the last epoch, on the other 20%), then refitted on all of them; its latency objectives
+    are learned from the grid's latency table (:func:`grid_latency`). Returns the report.
     """
     manifest = Manifest.load(data_root)
     report: dict[str, Any] = {"created": now(), "environment": environment(), "model": model, "surrogates": []}
@@ -135,11 +149,15 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                     report["surrogates"].append(entry)
                     continue
                 else:
+                    latency = grid_latency(manifest, model)
                     fitted, held = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
                     entry |= {"holdout": f"{held['config_id'].nunique()} of the table's configurations, "
                                          "last epoch, fitted without them",
-                              **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members), held)}
-                    surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members)
+                              **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members, latency=latency),
+                                      held)}
+                    surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency)
+                    if latency is not None:
+                        entry["latency_from"] = LATENCY_STUDY
                 entry["skipped"] = surrogate.metadata["skipped"]
                 surrogate.metadata.update(train_table=relpath, train_sha256=entry["train_sha256"])
                 surrogate.save(surrogate_folder(out_root, model, scheme, strategy, task))
@@ -158,7 +176,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         "ensemble of XGBoost regressors per learned objective. Weight sharing: fitted on the `small` grid table "
         f"(`{TRAIN_STUDY}`) and scored on the full-resolution hold-out configurations (`{HOLDOUT_STUDY}`), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
-        f"`{STANDALONE_STUDY}` configurations after fitting on the rest, then refitted on all. "
+        f"`{STANDALONE_STUDY}` configurations after fitting on the rest, then refitted on all; its latency and "
+        f"memory objectives are learned from the grid's latency table (`{LATENCY_STUDY}`), as the weight-sharing "
+        "surrogate's are (latency depends on the architecture and the machine, not on the training), so they "
+        "have no standalone score here. "
         f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. "
         "Rebuild with `python -m plm_nasbench.surrogates`.",
         "",

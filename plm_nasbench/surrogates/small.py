@@ -37,6 +37,7 @@ import pandas as pd
 from ..atomic import write_atomic
 from ..objectives import OBJECTIVES
 from ..spaces import SmallSpace
+from ..tables import LATENCY_FIELDS
 from .ensemble import EnsembleRegressor
 
 LEARNED = tuple(name for name, o in OBJECTIVES.items() if o.kind == "learned")
@@ -68,6 +69,7 @@ class SmallSpaceSurrogate:
         benchmark that never asks its surrogate never imports XGBoost)."""
         self.space, self.metadata = space, metadata
         self._ensembles = ensembles
+        self._learned_names = tuple(name for name in LEARNED if name in ensembles)
         self.train_x, self.flops_moments, self.max_epoch = train_x, flops_moments, max_epoch
         a = space.architecture
         self._attention = np.array([a.attention_parameters(h) for h in range(a.num_heads + 1)], dtype=np.int64)
@@ -79,28 +81,40 @@ class SmallSpaceSurrogate:
     # -- construction ----------------------------------------------------------------------------
     @classmethod
     def fit(cls, space: SmallSpace, table: pd.DataFrame, objectives: tuple[str, ...] = LEARNED,
-            n_members: int = 3, seed: int = 0, member_factory: Any = None) -> SmallSpaceSurrogate:
-        """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table)."""
+            n_members: int = 3, seed: int = 0, member_factory: Any = None,
+            latency: pd.DataFrame | None = None) -> SmallSpaceSurrogate:
+        """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table).
+
+        ``latency``: rows of a latency table of the ``small`` space (fields and latency columns, one row per
+        configuration). When given, the latency objectives are learned from it instead of ``table``: they
+        depend on the architecture and the machine, not on the task or the training (a standalone table whose
+        configurations were never timed still gets them)."""
         if not isinstance(space, SmallSpace):
             raise TypeError(f"SmallSpaceSurrogate needs the small space, got {type(space).__name__}")
         epochs = sorted(table["epoch"].unique())
         max_epoch = int(epochs[-1]) if len(epochs) > 1 else None
         x = cls._features(space, table[list(FIELDS)].to_numpy(), table["epoch"].to_numpy(), max_epoch)
-        ensembles, skipped, plateaus = {}, {}, {}
+        sources = {"table": (table, x)}
+        if latency is not None:
+            sources["latency"] = (latency, cls._features(space, latency[list(FIELDS)].to_numpy(),
+                                                         np.full(len(latency), max_epoch or 0), max_epoch))
+        ensembles, skipped, plateaus, learned_from = {}, {}, {}, {}
         for name in objectives:
-            y = table[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
+            learned_from[name] = "latency" if latency is not None and OBJECTIVES[name].column in LATENCY_FIELDS else "table"
+            rows, x_rows = sources[learned_from[name]]
+            y = rows[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
             keep = np.isfinite(y)
-            configs = len(table.loc[keep, list(FIELDS)].drop_duplicates())
+            configs = len(rows.loc[keep, list(FIELDS)].drop_duplicates())
             if configs < MIN_CONFIGS:  # e.g. latency measured only for the unpruned model so far
                 skipped[name] = f"only {configs} configurations with values ({int(keep.sum())} rows)"
                 continue
-            ensembles[name] = EnsembleRegressor(n_members, member_factory, seed).fit(x[keep], y[keep])
+            ensembles[name] = EnsembleRegressor(n_members, member_factory, seed).fit(x_rows[keep], y[keep])
             values, counts = np.unique(y[keep], return_counts=True)
             if counts.max() >= PLATEAU_SHARE * keep.sum():
                 plateaus[name] = float(values[counts.argmax()])
                 on_plateau = (y[keep] == plateaus[name]).astype(np.float64)
                 ensembles[name + PLATEAU_SUFFIX] = EnsembleRegressor(1, member_factory, seed, bootstrap=False).fit(
-                    x[keep], on_plateau)  # a decision, not an uncertainty: one member on every row
+                    x_rows[keep], on_plateau)  # a decision, not an uncertainty: one member on every row
         if not ensembles:
             raise ValueError(f"nothing to learn: no objective has values for {MIN_CONFIGS} configurations or more "
                              f"({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
@@ -111,9 +125,15 @@ class SmallSpaceSurrogate:
         split_values = None if any(s is None for s in splits) else [
             np.unique(np.concatenate(per_field)).tolist() for per_field in zip(*splits)]
         metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
+                    "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x),
                     "split_values": split_values}
         return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
+
+    @property
+    def learned(self) -> tuple[str, ...]:
+        """The learned objectives this surrogate predicts (without loading its ensembles)."""
+        return self._learned_names
 
     @property
     def ensembles(self) -> dict[str, EnsembleRegressor]:
