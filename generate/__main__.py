@@ -20,6 +20,17 @@ from .verify import reproduced, verify
 WORK_ENV = "PLM_NASBENCH_WORK"
 
 
+def _positive_hours(text: str) -> float:
+    """``--stop-after``: a positive number of hours."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = float("nan")
+    if not hours > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of hours, got {text!r}")
+    return hours
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m generate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--executor", choices=["local", "ray"], default="local")
             cmd.add_argument("--unit-index", type=int, help="run only the unit with this index (SLURM arrays)")
             cmd.add_argument("--ray-address", help="address of a running Ray cluster (default: start one here)")
-            cmd.add_argument("--stop-after", type=float, metavar="HOURS",
+            cmd.add_argument("--stop-after", type=_positive_hours, metavar="HOURS",
                              help="local executor: start no unit after this many hours (the one in flight "
                                   "finishes), to end cleanly before a session or job time limit")
             cmd.add_argument("--cpus-per-unit", type=float, default=1.0)
@@ -70,9 +81,6 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         units = [plan.units[args.unit_index]]
     if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
         print("error: --stop-after is for the local executor running several units", file=sys.stderr)
-        return 2
-    if args.stop_after is not None and not args.stop_after > 0:
-        print(f"error: --stop-after must be a positive number of hours, got {args.stop_after}", file=sys.stderr)
         return 2
     reference = latency_reference(plan, data_root) if any(u.scheme == "latency" for u in units) else None
     if args.unit_index is not None:

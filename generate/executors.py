@@ -67,10 +67,11 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
     counts, pending = _triage(store, units)
     counts["left"] = 0
     start = time.perf_counter()
-    for unit in tqdm(pending, desc=f"{plan.name} units", unit="unit"):
+    for i, unit in enumerate(tqdm(pending, desc=f"{plan.name} units", unit="unit")):
         if stop_after is not None and time.perf_counter() - start >= stop_after:
-            counts["left"] += 1
-            continue
+            counts["left"] = len(pending) - i
+            print(f"stopped after {stop_after / 3600:.2f} h: {counts['left']} unit(s) left for the next run")
+            break
         counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
     return counts
 

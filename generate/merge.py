@@ -13,9 +13,9 @@ of its study and task is done (``partial=True`` writes what there is); corrupt s
 reported, and left for the next ``run`` to redo. Nothing committed is dropped silently: a table
 holding rows of units the plan does not have (the plan changed) is left as it is and reported
 *stale*, a table whose rows would lose their latency columns is left as it is and reported *held*, and
-a weight-sharing table whose rows of one (strategy, seed) would come from two different super-networks
-(one was trained again, say after its cache was lost, and came out different) is left as it is and
-reported *mixed*.
+a weight-sharing table whose rows of one (strategy, seed, super-network space) would come from two
+different super-networks (one was trained again, say after its cache was lost, and came out different,
+or old rows carry no id) is left as it is and reported *mixed*.
 """
 
 from __future__ import annotations
@@ -146,22 +146,24 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
 
 
 def _mixed_supernetworks(table: pd.DataFrame) -> str | None:
-    """What is wrong when rows of one (strategy, seed, super-network space) of ``table`` carry several
-    super-network ids (rows without an id, from before ids were recorded, are not counted); None when nothing is."""
+    """What is wrong when rows of one (strategy, seed, super-network space) of ``table`` come from several
+    super-networks; None when nothing is. Rows without an id (made before ids were recorded) count as one
+    super-network of their own, as :class:`plm_nasbench.Benchmark` counts them: nothing shows they match."""
     if "supernetwork_id" not in table or table["supernetwork_id"].isna().all():
         return None
     keys = ["strategy", "seed", "supernetwork_space"]
-    known = table[table["supernetwork_id"].notna()].astype({k: str for k in keys})
-    counts = known.groupby(keys)["supernetwork_id"].unique()
+    ids = table[keys].astype(str).assign(supernetwork_id=table["supernetwork_id"].astype("string").fillna("none recorded"))
+    counts = ids.groupby(keys)["supernetwork_id"].unique()
     mixed = counts[counts.map(len) > 1]
     if mixed.empty:
         return None
-    (strategy, seed, space), ids = next(iter(mixed.items()))
+    (strategy, seed, space), found = next(iter(mixed.items()))
     return (f"its rows of strategy {strategy}, seed {seed} (super-network trained on {space}) would come from "
-            f"{len(ids)} different super-networks ({', '.join(sorted(ids))}); left as it is. A super-network trained "
-            "again, after its cache was lost, came out different: to keep one super-network per table, delete the "
-            "shards of the units that ran on the other one and run them again while its cache exists, or delete "
-            "the table and its manifest entry and run every unit of it again")
+            f"{len(found)} different super-networks ({', '.join(sorted(found))}); left as it is. A super-network "
+            "trained again, after its cache was lost, can come out different (another machine), and rows made "
+            "before ids were recorded cannot be matched: to keep one super-network per table, delete the shards of "
+            "the units that ran on the other one and run them again while its cache exists, or delete the table "
+            "and its manifest entry and run every unit of it again")
 
 
 def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -257,6 +259,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
         mixed = _mixed_supernetworks(table)
         if mixed:
             report["mixed"][relpath] = mixed
+            report["replaced"].pop(relpath, None)  # nothing was replaced: the table is left as it is
             continue
         provenance["latency"] = _latency_provenance(table, latency_studies)
         write(study, task, table.drop(columns=["latency_study"], errors="ignore"), COLUMNS,

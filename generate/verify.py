@@ -99,6 +99,9 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
 
 
 def reproduced(report: dict[str, Any], tolerance: float = 0.0) -> bool:
-    """Whether every compared column agrees within ``tolerance`` (absolute; 0: bit for bit)."""
-    return all(c["missing_on_one_side"] == 0 and c["max_abs_difference"] <= tolerance
-               and (tolerance > 0 or c["equal"] == c["rows"]) for c in report["columns"].values())
+    """Whether every compared column agrees within ``tolerance`` (absolute; 0: bit for bit) and, where the
+    committed rows record super-network ids, the rerun's super-network is the same."""
+    ids = report["supernetwork_ids"]
+    same_network = not ids.get("committed") or ids["committed"] == ids["recomputed"]
+    return same_network and all(c["missing_on_one_side"] == 0 and c["max_abs_difference"] <= tolerance
+                                and (tolerance > 0 or c["equal"] == c["rows"]) for c in report["columns"].values())

@@ -126,7 +126,7 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     assert set(entries) == {("weight_sharing", "rte"), ("standalone", "rte")}
     quality = entries["weight_sharing", "rte"]["objectives"]["valid_error"]
     assert quality["kendall_tau"] > 0.8 and quality["n"] == 120
-    assert -1 <= quality["reference"]["kendall_tau"] <= 1 and quality["reference"]["n"] == 120
+    assert quality["reference"]["kendall_tau"] > 0.8 and quality["reference"]["n"] == 120  # smooth synthetic errors
     assert entries["weight_sharing", "rte"]["flops_max_relative_error"] < 1e-9
     standalone = entries["standalone", "rte"]
     assert standalone["train_configs"] == 60 and standalone["objectives"]["valid_error"]["n"] == 12  # a fifth, last epoch

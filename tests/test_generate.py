@@ -11,7 +11,7 @@ import torch
 from generate.__main__ import main as generate_main
 from generate.configs import select_configs
 from generate.executors import execute_unit, run_local
-from generate.merge import merge, merged_units
+from generate.merge import _mixed_supernetworks, merge, merged_units
 from generate.plan import parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
@@ -120,6 +120,9 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert len(measured) == 4 and lat_entry["scheme"] == "latency" and lat_entry["model"] == "minilm-l6-h384"
     assert set(measured["config_id"]) == set(ws["config_id"]) and measured["latency_b1_median"].gt(0).all()
 
+    rerun = verify(plan, [plan.units[2]], tmp_path / "data", str(glue), n=1)  # a standalone curve computed again
+    assert reproduced(rerun) and rerun["columns"]["valid_error"]["rows"] == 2 and rerun["supernetwork_ids"] == {}
+
     shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
     shard.write_bytes(shard.read_bytes()[:100])
     assert store.state(plan.units[1]) == "corrupt"
@@ -136,6 +139,14 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     table.write_bytes(table.read_bytes() + b"x")
     with pytest.raises(ChecksumError, match="sa/rte.parquet"):
         Manifest.load(tmp_path / "data").read("minilm-l6-h384/sa/rte.parquet")
+
+
+def test_rows_without_a_supernetwork_id_do_not_mix_with_rows_that_have_one():
+    rows = pd.DataFrame({"strategy": "full", "seed": 0, "supernetwork_space": "small",
+                         "supernetwork_id": pd.array([None, None, "ab" * 8], dtype="string")})
+    assert "2 different super-networks (abababababababab, none recorded)" in _mixed_supernetworks(rows)
+    assert _mixed_supernetworks(rows.iloc[:2]) is None and _mixed_supernetworks(rows.iloc[2:]) is None
+    assert _mixed_supernetworks(rows.assign(seed=[0, 0, 1])) is None  # another seed may have its own
 
 
 def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path, monkeypatch):

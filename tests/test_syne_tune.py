@@ -122,6 +122,9 @@ def test_simulation_runs_and_regret(tables):
         simulate({"moasha": bench}, seeds=[0], max_evaluations=3)
     with pytest.raises(ValueError, match="unknown method"):
         simulate({"bo": bench}, seeds=[0])
+    with pytest.raises(ValueError, match="objective 'memory_b32' has no value .* objectives with values there: "
+                                         "valid_error, test_error"):  # the synthetic tables time no memory
+        simulate({"rs": bench}, seeds=[0], max_evaluations=3, objectives=("valid_error", "memory_b32"))
 
 
 def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):

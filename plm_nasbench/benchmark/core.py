@@ -244,12 +244,11 @@ class Benchmark:
                 if self.backend == "table" or self._surrogate is None:
                     raise ConfigNotInTableError(f"{err}; {self._off_table_hint()}") from None
             else:
-                gaps = [name for name in self._fillable() if result[name] != result[name]]  # NaN in the table
-                if gaps:
-                    predicted = self._surrogate.predict(self._fields([config]), result["epoch"])
-                    filled = {name: float(predicted[name][0]) for name in gaps if np.isfinite(predicted[name][0])}
-                    if filled:
-                        result.update(filled, source="table+surrogate")
+                fillable = self._fillable()
+                if any(result[name] != result[name] for name in fillable):  # NaN: the table lacks it
+                    values = {name: np.array([result[name]], dtype=np.float64) for name in fillable}
+                    if self._fill_from_surrogate([config], result["epoch"], values)[0]:
+                        result.update({name: float(v[0]) for name, v in values.items()}, source="table+surrogate")
                 return result
         predicted = self._surrogate_predict(self._fields([config]), epoch, seed)
         return {name: values[:1].tolist()[0] for name, values in predicted.items()}  # Python scalars
@@ -268,18 +267,13 @@ class Benchmark:
         frame["num_params"] = frame["num_params"].astype("Int64")
         frame["source"] = np.where(found, "table", "")
         fillable = self._fillable()
-        gaps = found & frame[fillable].isna().any(axis=1).to_numpy()
-        if gaps.any():
-            rows = np.flatnonzero(gaps)
+        rows = np.flatnonzero(found & frame[fillable].isna().any(axis=1).to_numpy())
+        if len(rows):
             records = configs.iloc[rows] if isinstance(configs, pd.DataFrame) else [configs[i] for i in rows]
-            predicted = self._surrogate.predict(self._fields(records), epoch)
-            filled = np.zeros(len(rows), dtype=bool)
-            for name in fillable:
-                column = frame[name].to_numpy(dtype=np.float64)[rows]
-                fill = np.isnan(column) & np.isfinite(predicted[name])
-                if fill.any():
-                    frame.loc[rows, name] = np.where(fill, predicted[name], column)
-                    filled |= fill
+            values = {name: frame[name].to_numpy(dtype=np.float64)[rows] for name in fillable}
+            filled = self._fill_from_surrogate(records, epoch, values)
+            for name, column in values.items():
+                frame.loc[rows, name] = column
             frame.loc[rows[filled], "source"] = "table+surrogate"
         if not found.all():
             missing = np.flatnonzero(~found)
@@ -295,6 +289,21 @@ class Benchmark:
     def _fillable(self) -> list[str]:
         """The objectives that ``auto`` predicts where a table row lacks them: those its surrogate learned."""
         return list(self._surrogate.learned) if self.backend == "auto" and self._surrogate is not None else []
+
+    def _fill_from_surrogate(self, configs: Any, epoch: int | None, values: dict[str, np.ndarray]) -> np.ndarray:
+        """Replace the NaN entries of ``values`` (objective -> one value per configuration of ``configs``) by the
+        surrogate's predictions at ``epoch`` (the surrogate's nearest epoch), in place; returns which
+        configurations got any."""
+        surrogate = self._surrogate
+        if surrogate.max_epoch is not None and epoch is not None:
+            epoch = min(max(int(epoch), 1), surrogate.max_epoch)
+        predicted = surrogate.predict(self._fields(configs), epoch)
+        filled = np.zeros(len(predicted["num_params"]), dtype=bool)
+        for name, column in values.items():
+            fill = np.isnan(column) & np.isfinite(predicted[name])
+            values[name] = np.where(fill, predicted[name], column)
+            filled |= fill
+        return filled
 
     def _fields(self, configs: Any) -> np.ndarray:
         """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""

@@ -49,11 +49,14 @@ def quality(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 def grid_interpolation(grid: pd.DataFrame, fields: np.ndarray, column: str) -> np.ndarray:
     """The value of ``column`` at each row of (num_layers, num_heads, num_units) ``fields``, interpolated linearly
-    in ``num_units`` between the ``grid`` rows of the same layers and heads (NaN where the grid has none).
+    in ``num_units`` between the ``grid`` rows (at its last epoch) of the same layers and heads (NaN where the
+    grid has none; beyond the grid's ends, its end value).
 
     A reference for the surrogates: how well the grid's own values, without any model, rank the hold-out."""
     fields = np.asarray(fields, dtype=np.float64)
     out = np.full(len(fields), np.nan)
+    if "epoch" in grid:
+        grid = grid[grid["epoch"] == grid["epoch"].max()]
     keep = np.isfinite(grid[column].to_numpy(dtype=np.float64))
     for (layers, heads), rows in grid[keep].groupby(["num_layers", "num_heads"]):
         rows = rows.groupby("num_units")[column].mean()
@@ -93,16 +96,17 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
             "flops_max_relative_error": float(np.max(np.abs(predicted["flops"] - flops) / flops))}
 
 
-def grid_latency(manifest: Manifest, model: str) -> pd.DataFrame | None:
-    """The latency table of the grid's configurations (``LATENCY_STUDY``) with the ``small`` space's fields as
-    columns, or None when it has no table. Standalone surrogates learn their latency objectives from it: the
-    configurations of a standalone table are not all timed, and latency does not depend on the training."""
+def grid_latency(manifest: Manifest, model: str) -> tuple[str, pd.DataFrame] | None:
+    """The latency table of the grid's configurations (``LATENCY_STUDY``): its path and its rows with the
+    ``small`` space's fields as columns; None when there is none. Standalone surrogates learn their latency
+    objectives from it: the configurations of a standalone table are not all timed, and latency does not
+    depend on the training."""
     found = manifest.find(study=LATENCY_STUDY, model=model)
     if not found:
         return None
     table = manifest.read(found[0]).reset_index(drop=True)
     fields = pd.DataFrame([json.loads(c) for c in table["config"]], columns=list(FIELDS))
-    return pd.concat([table, fields], axis=1)
+    return found[0], pd.concat([table, fields], axis=1)
 
 
 def _split_configs(table: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -126,6 +130,8 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     """
     manifest = Manifest.load(data_root)
     report: dict[str, Any] = {"created": now(), "environment": environment(), "model": model, "surrogates": []}
+    timed = grid_latency(manifest, model)
+    latency = timed[1] if timed else None
     for study in (TRAIN_STUDY, STANDALONE_STUDY):
         for relpath in manifest.find(study=study, model=model):
             train = manifest.read(relpath)
@@ -149,15 +155,16 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                     report["surrogates"].append(entry)
                     continue
                 else:
-                    latency = grid_latency(manifest, model)
                     fitted, held = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
                     entry |= {"holdout": f"{held['config_id'].nunique()} of the table's configurations, "
                                          "last epoch, fitted without them",
                               **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members, latency=latency),
                                       held)}
                     surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency)
-                    if latency is not None:
+                    if timed:
                         entry["latency_from"] = LATENCY_STUDY
+                        surrogate.metadata.update(latency_table=timed[0],
+                                                  latency_sha256=manifest.tables[timed[0]]["sha256"])
                 entry["skipped"] = surrogate.metadata["skipped"]
                 surrogate.metadata.update(train_table=relpath, train_sha256=entry["train_sha256"])
                 surrogate.save(surrogate_folder(out_root, model, scheme, strategy, task))
@@ -183,12 +190,11 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. "
         "Rebuild with `python -m plm_nasbench.surrogates`.",
         "",
-        "The last column is a reference, not a surrogate: the hold-out configuration's value interpolated "
-        "linearly in `num_units` between the two grid configurations with its layers and heads (the grid's steps "
-        "are 64 units). It uses no model and the grid's measured values at their nearest points, so where the "
-        "surrogate's Kendall tau falls short of the target and the reference's does too, the hold-out's order "
-        "at 1-unit resolution is not something the grid determines (evaluation noise, and ties on the "
-        "constant-predictor plateau, see the README).",
+        "The last column is a model-free baseline, not a surrogate: the hold-out configuration's value "
+        "interpolated linearly in `num_units` between the two grid configurations with its layers and heads (the "
+        "grid's steps are 64 units). It uses the grid's measured values nearest to each hold-out configuration; "
+        "where it falls short of the target too, the hold-out's order at 1-unit resolution is largely not fixed "
+        "by the grid (evaluation noise, and ties on the constant-predictor plateau, see the README).",
         f"Created {report['created']} (plm_nasbench {report['environment']['plm_nasbench_version']}, "
         f"commit {report['environment']['git_commit']}).",
         "",
