@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import replace_block
+from .benchmark.core import STRATEGIES
 from .paths import data_dir as default_data_dir
 from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
@@ -36,7 +37,6 @@ from .tables import Manifest
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 OBJECTIVES = ("valid_error", "params_fraction")
-STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 #: Tables of sampler-drawn configurations per space (the small grid is not a random sample of the space): on one
 #: super-network per task trained by sampling the small space, and on super-networks trained on each space.
 #: tag -> (description, space -> study).
@@ -105,6 +105,10 @@ def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.
         for strategy, (volume,) in _hypervolumes(sets).items():
             rows.setdefault(strategy, {"strategy": strategy, "configs": len(common)})[f"hypervolume_{split[:-6]}"] = volume
     summary = pd.DataFrame(list(rows.values())).sort_values("hypervolume_valid", ascending=False, ignore_index=True)
+    missing = [{"strategy": s, "configs": 0, "hypervolume_valid": "not run yet", "hypervolume_test": "not run yet"}
+               for s in STRATEGIES if s not in rows]
+    if missing:  # a partial ablation says which strategies it lacks
+        summary = pd.concat([summary.astype(object), pd.DataFrame(missing)], ignore_index=True)
     return summary, table.rename(columns={"strategy": "method"})
 
 

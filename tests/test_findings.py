@@ -52,8 +52,11 @@ def test_space_and_strategy_comparisons(findings_data):
     assert summary["hypervolume_mean"].between(0, 4).all()
     assert summary.set_index("space").loc["layer", "hypervolume_std"] == 0  # all 64 every draw
     strategies, _ = compare_strategies(findings_data, "rte")
-    assert strategies["strategy"].tolist() == ["full", "random", "standard"]  # lower errors, larger hypervolume
-    assert (strategies["configs"] == 40).all()
+    assert strategies["strategy"].tolist()[:3] == ["full", "random", "standard"]  # lower errors, larger hypervolume
+    assert (strategies["configs"][:3] == 40).all()
+    missing = strategies.iloc[3:]  # a partial ablation names the strategies it lacks
+    assert missing["strategy"].tolist() == ["random-linear", "sandwich", "kd"]
+    assert (missing["hypervolume_valid"] == "not run yet").all()
     own_summary, _ = compare_spaces(findings_data, "rte", own, n=100, draws=4)
     assert set(own_summary["space"]) == {"small", "layer"}
     assert compare_spaces(findings_data, "mrpc", shared) is None and compare_strategies(findings_data, "mrpc") is None

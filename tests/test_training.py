@@ -157,3 +157,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="training state of another run"):
         finetune(fresh()[0], spec, data, TrainingSettings(**{**FAST, "epochs": 4}), space, strategy,
                  resume_file=resume_file)
+
+
+def test_the_query_path_names_the_same_strategies():
+    from plm_nasbench.benchmark.core import STRATEGIES as QUERY_STRATEGIES
+
+    assert QUERY_STRATEGIES == STRATEGIES

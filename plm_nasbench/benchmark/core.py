@@ -22,6 +22,8 @@ from ..tables import SCHEMES, Manifest
 from .table import ConfigNotInTableError, TableIndex
 
 BACKENDS = ("auto", "table", "surrogate", "live")
+#: The super-network strategies of :mod:`plm_nasbench.training.strategies`, named here so that the query path
+#: does not import torch (a test checks that the two agree).
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 
 
