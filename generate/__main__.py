@@ -1,4 +1,4 @@
-"""``python -m generate plan|run|status|merge|verify PLAN.toml``: see :mod:`generate`."""
+"""``python -m generate plan|run|status|merge|verify PLAN.toml`` and ``python -m generate cache``: see :mod:`generate`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from plm_nasbench.paths import data_dir as default_data_dir
 
+from .cache import cache_report
 from .executors import execute_unit, run_local, run_ray
 from .merge import merge, merged_units
 from .plan import Plan, WorkUnit, load_plan
@@ -67,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
                                                           "rows its tables hold count as done")
         if name == "merge":
             cmd.add_argument("--partial", action="store_true", help="also write tables whose units are not all done")
+    text = "list the super-networks cached on this machine and the table rows each made"
+    cache = sub.add_parser("cache", help=text, description=text)
+    cache.add_argument("--data", default=None, help="tables folder (default: the package's data/)")
+    cache.add_argument("--cache-dir", default=None, help="cache folder (default $PLM_NASBENCH_CACHE or the user cache)")
     return parser
 
 
@@ -98,6 +103,10 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "cache":
+        frame = cache_report(args.data or default_data_dir(), args.cache_dir)
+        print(frame.drop(columns="folder").to_string(index=False) if len(frame) else "no super-network is cached here")
+        return 0
     try:
         plan = load_plan(args.plan)
     except (ValueError, FileNotFoundError) as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
 from plm_nasbench.evaluation.latency import measure_latency
 from plm_nasbench.evaluation.memory import cpu_peak_supported
 from plm_nasbench.models import architecture_of, extract_subnetwork, load_checkpoint, save_checkpoint
-from plm_nasbench.models.checkpoints import WEIGHTS_FILE
+from plm_nasbench.locking import exclusive_lock
+from plm_nasbench.models.checkpoints import WEIGHTS_FILE, cached_checkpoints
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import get_task_spec, load_task
 from plm_nasbench.tasks.batching import encode_task
@@ -86,6 +88,18 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
     _, other = train_supernetwork("minilm-l6-h384", data, "small", StrategySettings("sandwich"), settings,
                                   max_length=32, cache_root=tmp_path / "cache")
     assert other["checkpoint"] != first["checkpoint"]
+
+    checkpoint = Path(first["checkpoint"])  # what the cache holds: two trained, one interrupted, one training
+    interrupted = checkpoint.with_name("kd-seed3-0123456789abcdef.resume.pt")
+    interrupted.write_bytes(b"state")
+    busy = checkpoint.with_name("random-seed1-fedcba9876543210")
+    busy.with_name(busy.name + ".resume.pt").write_bytes(b"state")
+    with exclusive_lock(busy.with_name(busy.name + ".lock")):
+        records = {(r["strategy"], r["seed"]): r for r in cached_checkpoints(tmp_path / "cache")}
+    assert set(records) == {("full", 3), ("sandwich", 3), ("kd", 3), ("random", 1)}
+    assert records["full", 3]["state"] == "trained" and records["full", 3]["supernetwork_space"] == "small"
+    assert records["full", 3]["supernetwork_id"] == first["weights_sha256"][:16]
+    assert records["kd", 3]["state"] == "interrupted" and records["random", 1]["state"] == "training"
 
 
 @pytest.mark.integration

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from generate.__main__ import main as generate_main
+from generate.cache import cache_report
 from generate.configs import select_configs
 from generate.executors import execute_unit, run_local
 from generate.merge import _mixed_supernetworks, merge, merged_units
@@ -182,6 +183,9 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     assert prov["wall_seconds"] == pytest.approx(first.seconds(ws0) + second.seconds(ws1))
     assert second.status(plan.units).splitlines()[-1].split()[:5] == ["total", "1", "2", "0", "0"]
 
+    cached = cache_report(data, tmp_path / "cache")  # the super-network that made the table's 4 rows
+    assert cached[["strategy", "state", "table_rows"]].values.tolist() == [["full", "trained", 4]]
+    assert generate_main(["cache", "--data", str(data), "--cache-dir", str(tmp_path / "cache")]) == 0
     report = verify(plan, plan.units, data, str(glue), n=3)  # computed again, the rows come out the same
     assert reproduced(report) and report["configs"] == 3 and report["columns"]["valid_error"]["equal"] == 3
     assert len(report["supernetwork_ids"]["committed"]) == 1

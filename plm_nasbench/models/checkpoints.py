@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_directory
+from ..locking import exclusive_lock
 from ..paths import cache_dir
 from ..provenance import sha256_file
 
@@ -51,6 +52,35 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise FileNotFoundError(f"{file} does not exist: {path} is not a plm_nasbench checkpoint")
     return json.loads(file.read_text())
+
+
+def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every super-network in the cache (``root``, default the package's cache folder), one record each: model,
+    task, strategy, training seed, the space whose sampler trained it, ``supernetwork_id`` (the weights'
+    SHA-256, first 16 hex digits, as in the tables), training seconds and finish date; and every training
+    under way (``state``: ``training``) or interrupted (``interrupted``: its per-epoch state is saved and the
+    next call resumes it)."""
+    base = (Path(root) if root is not None else cache_dir()) / "supernetworks"
+    records = []
+    for folder in sorted(base.glob("*/*/*")):
+        model, task, name = folder.relative_to(base).parts
+        if folder.is_dir() and (folder / PROVENANCE_FILE).is_file():
+            provenance = read_provenance(folder)
+            description = provenance["description"]
+            records.append({"model": model, "task": task, "strategy": description["strategy"]["name"],
+                            "seed": description["training"]["seed"], "supernetwork_space": description["search_space"],
+                            "supernetwork_id": provenance["weights_sha256"][:16], "state": "trained",
+                            "training_seconds": provenance.get("training_seconds"),
+                            "finished": provenance.get("finished"), "folder": str(folder)})
+        elif name.endswith(".resume.pt") and not folder.with_name(name[:-len(".resume.pt")]).is_dir():
+            checkpoint = name[:-len(".resume.pt")]
+            strategy, _, seed = checkpoint.rsplit("-", 1)[0].rpartition("-seed")
+            with exclusive_lock(folder.with_name(checkpoint + ".lock"), blocking=False) as free:
+                state = "interrupted" if free else "training"  # a trainer holds the lock while it trains
+            records.append({"model": model, "task": task, "strategy": strategy, "seed": int(seed),
+                            "supernetwork_space": None, "supernetwork_id": None, "state": state,
+                            "training_seconds": None, "finished": None, "folder": str(folder)})
+    return records
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
