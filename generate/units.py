@@ -151,8 +151,7 @@ def latency_reference(plan: Plan, data_root: str | Path) -> dict[str, dict[str, 
     from plm_nasbench.tables import Manifest
 
     manifest = Manifest.load(data_root)
-    small = get_search_space("small", plan.model, task="rte")
-    config_id = small.config_id(small.largest())  # the reference_config
+    config_id = get_search_space("small", plan.model, task="rte").config_id(reference_config(plan))
     columns = [f"latency_b{b}_median" for b in plan.latency_batch_sizes]
     found: dict[str, dict[str, float]] = {}
     for relpath in manifest.find(model=plan.model, scheme="latency"):

@@ -48,21 +48,19 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
     manifest = Manifest.load(data_root)
     tables = [manifest.read(p) for p in sorted({table_path(plan, u.study, u.task) for u in checkable})
               if p in manifest.tables]
-    if not tables:
-        raise ValueError("the tables hold no rows of the selected units yet: run and merge them first")
-    rows = pd.concat(tables, ignore_index=True)
-    held = set(zip(rows["unit_id"], rows["config_id"]))
-    candidates = [(unit, config) for unit in checkable
+    held = {pair for table in tables for pair in zip(table["unit_id"], table["config_id"])}
+    candidates = [(unit, config, cid) for unit in checkable
                   for config, cid in zip(unit.configs, _config_ids(plan, unit)) if (unit.unit_id, cid) in held]
     if not candidates:
         raise ValueError("the tables hold no rows of the selected units yet: run and merge them first")
-    picked = np.sort(np.random.default_rng(seed).choice(len(candidates), min(n, len(candidates)), replace=False))
+    picked = [candidates[i] for i in
+              np.sort(np.random.default_rng(seed).choice(len(candidates), min(n, len(candidates)), replace=False))]
     by_unit: dict[str, list[str]] = {}
-    for i in picked:
-        unit, config = candidates[i]
+    for unit, config, _ in picked:
         by_unit.setdefault(unit.unit_id, []).append(config)
     cut = [dataclasses.replace(u, configs=tuple(by_unit[u.unit_id])) for u in checkable if u.unit_id in by_unit]
-    wanted = {(u.unit_id, cid) for u in cut for cid in _config_ids(plan, u)}
+    wanted = {(unit.unit_id, cid) for unit, _, cid in picked}
+    rows = pd.concat(tables, ignore_index=True)
     keep = [pair in wanted for pair in zip(rows["unit_id"], rows["config_id"])]
     return cut, rows[keep].reset_index(drop=True)
 
