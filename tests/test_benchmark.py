@@ -157,24 +157,39 @@ def _every_config(surrogate: SmallSpaceSurrogate) -> np.ndarray:
     return np.stack(np.unravel_index(np.arange(surrogate.space.num_configs), surrogate._shape()), axis=1)
 
 
-def test_surrogate_answers_the_whole_space_from_cells_exactly_as_its_ensembles_do(tables):
-    root, surrogates, _, _, _ = tables
-    space = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates).space
-    fitted = SmallSpaceSurrogate.load(surrogates / "minilm-l6-h384/weight_sharing/full/rte", space)
-    splits = fitted.metadata["split_values"]
-    assert 0 < len(splits[2]) <= 12  # the grid's units step by 128: 13 values, at most 12 thresholds between them
+def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
+    """At the training configurations' num_units the answers are the ensembles' own; between two of them,
+    on the straight line between those two answers."""
     every = _every_config(fitted)
     answers = fitted.predict(every)  # the first question predicts the space once
     assert list(fitted._materialised) == [0] and len(fitted._materialised[0]["valid_error"]) == len(every)
-    direct = fitted._learned(every, None)  # every configuration through the ensembles themselves
+    knots = fitted.units_knots
+    at_knots = np.isin(every[:, 2], knots)
+    direct = fitted._learned(every[at_knots], None)  # through the ensembles themselves
     for name, values in direct.items():
-        np.testing.assert_array_equal(answers[name], values, err_msg=name)
-    assert len(np.unique(direct["valid_error"])) > 100  # the cells do not flatten the answers
+        np.testing.assert_array_equal(answers[name][at_knots], values, err_msg=name)
+    lower, upper = knots[3], knots[4]
+    middle = (lower + upper) // 2
+    weight = (middle - lower) / (upper - lower)
+    for layers, heads in ((2, 3), (6, 12)):
+        below, above, between = (fitted.predict(np.array([[layers, heads, u]]))["valid_error"][0]
+                                 for u in (lower, upper, middle))
+        assert between == pytest.approx(below + weight * (above - below), abs=1e-12)
+
+
+def test_surrogate_answers_the_ensembles_at_knots_and_interpolates_between_them(tables):
+    root, surrogates, _, _, _ = tables
+    space = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates).space
+    fitted = SmallSpaceSurrogate.load(surrogates / "minilm-l6-h384/weight_sharing/full/rte", space)
+    assert fitted.units_knots.tolist() == list(range(0, 1537, 128))  # the test grid steps by 128 units
+    _assert_interpolates_between_knots(fitted)
+    values = fitted.predict(np.array([[4, 6, u] for u in range(0, 1537)]))["valid_error"]
+    assert len(np.unique(values)) > 13  # answers change between knots, not only at them
     with pytest.raises(ValueError, match=r"num_units must be in \[0, 1536\], got 1537"):
         fitted.predict(np.array([[2, 3, 1537]]))
 
 
-def test_a_surrogate_without_split_values_predicts_every_configuration(tables):
+def test_a_surrogate_with_scikit_learn_members_predicts_every_configuration(tables):
     from sklearn.tree import DecisionTreeRegressor
 
     root, _, _, _, _ = tables
@@ -182,11 +197,7 @@ def test_a_surrogate_without_split_values_predicts_every_configuration(tables):
     frame = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
     fitted = SmallSpaceSurrogate.fit(space, frame, objectives=("valid_error",), n_members=2,
                                      member_factory=lambda seed: DecisionTreeRegressor(random_state=seed))
-    assert fitted.metadata["split_values"] is None  # scikit-learn members: no thresholds to read
-    every = _every_config(fitted)
-    rows = np.random.default_rng(0).integers(0, len(every), 2000)
-    answers = fitted.predict(every[rows])
-    np.testing.assert_array_equal(answers["valid_error"], fitted._learned(every[rows], None)["valid_error"])
+    _assert_interpolates_between_knots(fitted)
 
 
 def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, tmp_path):

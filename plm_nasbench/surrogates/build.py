@@ -180,7 +180,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "# Surrogate quality",
         "",
         f"Model `{report['model']}` (all numbers here come from it, not from BERT-base). Each surrogate is an "
-        "ensemble of XGBoost regressors per learned objective. Weight sharing: fitted on the `small` grid table "
+        "ensemble of XGBoost regressors per learned objective, asked at the `num_units` values of its training "
+        "configurations and interpolated linearly in `num_units` between them. Weight sharing: fitted on the `small` grid table "
         f"(`{TRAIN_STUDY}`) and scored on the full-resolution hold-out configurations (`{HOLDOUT_STUDY}`), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
         f"`{STANDALONE_STUDY}` configurations after fitting on the rest, then refitted on all; its latency and "

@@ -93,23 +93,6 @@ class EnsembleRegressor:
         predictions = self._predictions(X)
         return predictions.mean(axis=0), predictions.std(axis=0)
 
-    def split_values(self, n_features: int) -> list[np.ndarray] | None:
-        """For each of the first ``n_features`` features, the sorted distinct float32 thresholds that the
-        members' trees compare it against (a row goes left where ``value < threshold``); None when a member
-        is not an XGBoost model. Two rows on the same side of every threshold get the same prediction."""
-        if not self.members or not all(hasattr(m, "get_booster") for m in self.members):
-            return None
-        found: list[list[np.ndarray]] = [[] for _ in range(n_features)]
-        for member in self.members:
-            model = json.loads(bytes(member.get_booster().save_raw(raw_format="json")))
-            for tree in model["learner"]["gradient_booster"]["model"]["trees"]:
-                inner = np.asarray(tree["left_children"]) != -1
-                feature = np.asarray(tree["split_indices"])
-                condition = np.asarray(tree["split_conditions"], dtype=np.float32)
-                for f in range(n_features):
-                    found[f].append(condition[inner & (feature == f)])
-        return [np.unique(np.concatenate(values)) for values in found]
-
     def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
         """Write the members as gzip-compressed XGBoost UBJSON files plus ``ensemble.json`` (XGBoost members only)."""
         if not self.members or not all(hasattr(m, "get_booster") for m in self.members):

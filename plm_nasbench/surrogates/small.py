@@ -14,14 +14,17 @@ where it predicts at least 0.5 the surrogate answers the plateau value itself. W
 for tied configurations would order at random, and on RTE (81% of the hold-out on the plateau) Kendall's
 tau could not exceed about 0.6.
 
+Between training configurations: trees answer piecewise-constant, so a configuration whose ``num_units``
+lies between two values the training configurations have (the knots; the grid's step by 64) would take
+one side's answer. The surrogate therefore asks the ensembles only at the knots and interpolates every
+learned objective (and its standard deviation) linearly in ``num_units`` between the two knots around it
+(beyond the outer knots: the outer knot's answer). At a knot the answer is the ensembles' own. On the
+hold-out this lifts valid_error Kendall tau on every task with a grid (``benchmarks/surrogate_variants.py``).
+
 Materialisation: the ``small`` space is finite (139,867 configurations for MiniLM), so the first
-question for an epoch is answered by predicting every configuration of the space at that epoch once;
-every later answer is an array lookup. Trees only compare a feature against their split thresholds, so
-configurations on the same side of every threshold of every ensemble share all learned predictions: the
-ensembles are asked once per such cell (at most 7 x 13 x 25 = 2,275 cells for a surrogate fitted on the
-grid, whose ``num_units`` take 25 values) and the answers are spread over the cell. The answers are the
-ones the ensembles give for each configuration, exactly; the thresholds are read from the fitted trees
-(``split_values`` in ``surrogate.json``).
+question for an epoch is answered by asking the ensembles at every (num_layers, num_heads, knot) once
+(7 x 13 x 25 = 2,275 points for a surrogate fitted on the grid) and interpolating the whole space from
+them; every later answer is an array lookup.
 """
 
 from __future__ import annotations
@@ -121,13 +124,9 @@ class SmallSpaceSurrogate:
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         unique_x = np.unique(x, axis=0)
-        splits = [e.split_values(len(FIELDS)) for e in ensembles.values()]
-        split_values = None if any(s is None for s in splits) else [
-            np.unique(np.concatenate(per_field)).tolist() for per_field in zip(*splits)]
         metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
-                    "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x),
-                    "split_values": split_values}
+                    "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
         return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
 
     @property
@@ -184,30 +183,25 @@ class SmallSpaceSurrogate:
         """The number of values of each field (every field starts at 0)."""
         return tuple(high + 1 for _, high in self.space.bounds.values())
 
+    @property
+    def units_knots(self) -> np.ndarray:
+        """The distinct ``num_units`` of the training configurations, sorted: where the ensembles are asked."""
+        high = self.space.bounds["num_units"][1]
+        return np.unique(np.rint(self.train_x[:, FIELDS.index("num_units")] * high)).astype(np.int64)
+
     def _predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
         """Every objective for every configuration of the space (in ``np.ravel_multi_index`` order over
-        :meth:`_shape`), the learned ones asked of the ensembles once per cell of equal predictions."""
+        :meth:`_shape`): the learned ones asked of the ensembles at every (layers, heads, knot) and
+        interpolated linearly in ``num_units`` between knots."""
         shape = self._shape()
-        splits = self.metadata.get("split_values")
-        representatives, cell_of_value = [], []
-        for f, n in enumerate(shape):
-            values = np.arange(n)
-            if splits is None:  # members that are not XGBoost: every value is a cell of its own
-                representatives.append(values)
-                cell_of_value.append(values)
-                continue
-            column = np.zeros((n, len(shape)), dtype=np.int64)
-            column[:, f] = values
-            x = self._features(self.space, column, None, None)[:, f].astype(np.float32)  # as the trees see it
-            cells = np.searchsorted(np.asarray(splits[f], dtype=np.float32), x, side="right")
-            _, first, inverse = np.unique(cells, return_index=True, return_inverse=True)
-            representatives.append(values[first])
-            cell_of_value.append(inverse)
-        cell_fields = np.stack([g.ravel() for g in np.meshgrid(*representatives, indexing="ij")], axis=1)
-        learned = self._learned(cell_fields, epoch)
-        cell_index = np.ravel_multi_index(np.meshgrid(*cell_of_value, indexing="ij"),
-                                          tuple(len(r) for r in representatives)).ravel()
-        out = {name: values[cell_index] for name, values in learned.items()}
+        knots = self.units_knots
+        pairs = np.stack(np.unravel_index(np.arange(shape[0] * shape[1]), shape[:2]), axis=1)
+        at_knots = np.column_stack([np.repeat(pairs, len(knots), axis=0), np.tile(knots, len(pairs))])
+        units = np.arange(shape[2])
+        out = {}
+        for name, values in self._learned(at_knots, epoch).items():
+            rows = values.reshape(len(pairs), len(knots))
+            out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
         every = np.stack(np.unravel_index(np.arange(self.space.num_configs), shape), axis=1)
         out |= self._analytic(every)
         out["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
@@ -220,7 +214,8 @@ class SmallSpaceSurrogate:
         out: dict[str, np.ndarray] = {}
         for name in LEARNED:
             if name in self.ensembles:
-                out[name], out[f"{name}_std"] = self.ensembles[name].predict_with_std(x)
+                mean, std = self.ensembles[name].predict_with_std(x)
+                out[name], out[f"{name}_std"] = mean.astype(np.float64), std.astype(np.float64)
                 if name + PLATEAU_SUFFIX in self.ensembles:
                     on_plateau = self.ensembles[name + PLATEAU_SUFFIX].predict(x) >= 0.5
                     out[name] = np.where(on_plateau, self.metadata["plateaus"][name], out[name])
