@@ -8,7 +8,9 @@ Four comparisons, each on every task whose tables hold it (a task without them i
     space's weight-sharing table of sampler-drawn configurations; the ``layer`` space has 64 in all),
     hypervolume of validation error against parameter fraction; once on one super-network per task
     trained on the ``small`` space, once on each space's own super-network where those tables exist;
-(b) super-network strategies: the same 100 ``small`` configurations on each strategy's super-network;
+(b) super-network strategies: the same 100 ``small`` configurations on each strategy's super-network, and
+    the strategies' average ranks over the tasks that have all six (1,000 bootstrap resamples of the
+    configurations);
 (c) RS, LS, MO-REA and EHVI in weight sharing: average ranks over seeds and tasks (1,000 bootstrap draws);
 (d) MO-ASHA against RS in standalone fine-tuning: regret over simulated time.
 
@@ -112,6 +114,34 @@ def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.
     return summary, table.rename(columns={"strategy": "method"})
 
 
+def rank_strategies(manifest: Manifest, tasks: Sequence[str], draws: int = 1000,
+                    seed: int = 0) -> tuple[list[str], dict[str, tuple[float, float]]] | None:
+    """(b) across tasks: the tasks whose ablation has every strategy, and each strategy's rank by valid-error
+    hypervolume averaged over them (1 = best), as (mean, standard deviation) over ``draws`` bootstrap resamples
+    of the ablation's common configurations (per draw and task one resample, shared by every strategy: the
+    comparison stays paired). None when no task has all strategies."""
+    from scipy.stats import rankdata
+
+    points = {}
+    for task in tasks:
+        result = compare_strategies(manifest, task)
+        if result is not None and set(result[1]["method"]) == set(STRATEGIES):
+            table = result[1].sort_values(["method", "config_id"])
+            points[task] = {s: g[list(OBJECTIVES)].to_numpy() for s, g in table.groupby("method")}
+    if not points:
+        return None
+    rng = np.random.default_rng(seed)
+    ranks = np.zeros((draws, len(STRATEGIES)))
+    for d in range(draws):
+        per_task = []
+        for sets in points.values():
+            rows = rng.integers(0, len(sets[STRATEGIES[0]]), len(sets[STRATEGIES[0]]))
+            volumes = _hypervolumes({s: [sets[s][rows]] for s in STRATEGIES})
+            per_task.append(rankdata([-volumes[s][0] for s in STRATEGIES]))
+        ranks[d] = np.mean(per_task, axis=0)
+    return sorted(points), {s: (float(ranks[:, i].mean()), float(ranks[:, i].std())) for i, s in enumerate(STRATEGIES)}
+
+
 def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str, seeds: int, evaluations: int,
                        data: Path | None, surrogates: Path | None, workers: int,
                        backend: str = "auto") -> dict[str, pd.DataFrame]:
@@ -162,6 +192,14 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
             blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
+        if tag == "strategy" and (ranked := rank_strategies(manifest, tasks)) is not None:
+            complete, ranks = ranked
+            path = plot_ranks(ranks, plots / "findings-ranks-strategy.png", f"average ranks, strategies: {', '.join(complete)}")
+            table = pd.DataFrame([{"strategy": s, "average_rank": r[0], "rank_std": r[1]}
+                                  for s, r in sorted(ranks.items(), key=lambda item: item[1][0])])
+            blocks += [f"Average rank by valid-error hypervolume over the tasks with all six strategies "
+                       f"({', '.join(complete)}), mean and standard deviation over 1,000 bootstrap resamples of the "
+                       f"configurations ([plot]({path.as_posix()})):", "", _markdown(table), ""]
     for title, methods, scheme, tag, backend in (
             ("(c) RS, LS, MO-REA, EHVI in weight sharing", WS_METHODS, "weight_sharing", "ws", "auto"),
             ("(d) MO-ASHA against RS in standalone fine-tuning (the standalone surrogate answers configurations "

@@ -62,6 +62,26 @@ def test_space_and_strategy_comparisons(findings_data):
     assert compare_spaces(findings_data, "mrpc", shared) is None and compare_strategies(findings_data, "mrpc") is None
 
 
+def test_strategy_ranks_over_tasks_with_every_strategy(findings_data, tables, tmp_path):
+    from plm_nasbench.benchmark.core import STRATEGIES
+    from plm_nasbench.findings import rank_strategies
+
+    assert rank_strategies(findings_data, ["rte", "mrpc"]) is None  # rte's ablation has 3 strategies
+    root = tmp_path / "data"
+    shutil.copytree(findings_data.root, root)
+    manifest = Manifest.load(root)
+    rows = synthetic_rows(get_search_space("small", "minilm-l6-h384", task="rte"), tables[4][:40], "ws-strategy-ablation")
+    shifts = dict(zip(STRATEGIES, (0.25, 0.2, 0.15, 0.1, 0.05, 0.0)))  # `full` lowest errors: rank 1 in every draw
+    ablation = conform(pd.concat([rows.assign(strategy=s, valid_error=rows["valid_error"] + shift)
+                                  for s, shift in shifts.items()]), "ablation")
+    relpath = "minilm-l6-h384/ws-strategy-ablation/rte.parquet"
+    manifest.record(relpath, ablation, write_parquet(ablation, root / relpath), {"study": "ws-strategy-ablation"})
+    manifest.save()
+    complete, ranks = rank_strategies(Manifest.load(root), ["rte", "mrpc"], draws=20)
+    assert complete == ["rte"]
+    assert ranks == {s: (float(rank), 0.0) for rank, s in enumerate(reversed(STRATEGIES), start=1)}
+
+
 def test_findings_block_and_plots(findings_data, tables, tmp_path):
     from plm_nasbench.findings import END, START, main
 
