@@ -126,8 +126,9 @@ def rank_strategies(manifest: Manifest, tasks: Sequence[str], draws: int = 1000,
     for task in tasks:
         result = compare_strategies(manifest, task)
         if result is not None and set(result[1]["method"]) == set(STRATEGIES):
-            table = result[1].sort_values(["method", "config_id"])
-            points[task] = {s: g[list(OBJECTIVES)].to_numpy() for s, g in table.groupby("method")}
+            per_config = result[1].groupby(["method", "config_id"])[list(OBJECTIVES)].mean()  # seeds averaged
+            configs = sorted(per_config.index.unique("config_id"))
+            points[task] = {s: per_config.loc[s].reindex(configs).to_numpy() for s in STRATEGIES}
     if not points:
         return None
     rng = np.random.default_rng(seed)

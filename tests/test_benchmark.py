@@ -174,7 +174,7 @@ def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
     for layers, heads in ((2, 3), (6, 12)):
         below, above, between = (fitted.predict(np.array([[layers, heads, u]]))["valid_error"][0]
                                  for u in (lower, upper, middle))
-        assert between == pytest.approx(below + weight * (above - below), abs=1e-12)
+        assert below != above and between == pytest.approx(below + weight * (above - below), abs=1e-12)
 
 
 def test_surrogate_answers_the_ensembles_at_knots_and_interpolates_between_them(tables):
@@ -289,6 +289,10 @@ def test_standalone_latency_comes_from_the_grid_latency_table(tables, tmp_path):
     assert frame["source"].tolist() == ["table+surrogate", "table+surrogate", "surrogate"]
     assert frame["latency"].notna().all() and frame.loc[0, "latency"] == pytest.approx(answer["latency"])
     assert np.isnan(Benchmark("rte", scheme="standalone", backend="table", data=data).query(holdout[0])["latency"])
+    fitted = SmallSpaceSurrogate.load(tmp_path / "surrogates/minilm-l6-h384/standalone/none/rte", space)
+    assert set(measured["num_units"]) <= set(fitted.units_knots)  # asked where the latency table was measured
+    largest = np.array([[6, 12, 1536]])  # beyond the curves' num_units, within the latency table's
+    assert fitted.predict(largest)["latency"][0] == fitted._learned(largest, fitted.max_epoch)["latency"][0]
 
 
 def test_pareto_front_is_non_dominated(tables):

@@ -72,13 +72,15 @@ def test_strategy_ranks_over_tasks_with_every_strategy(findings_data, tables, tm
     manifest = Manifest.load(root)
     rows = synthetic_rows(get_search_space("small", "minilm-l6-h384", task="rte"), tables[4][:40], "ws-strategy-ablation")
     shifts = dict(zip(STRATEGIES, (0.25, 0.2, 0.15, 0.1, 0.05, 0.0)))  # `full` lowest errors: rank 1 in every draw
-    ablation = conform(pd.concat([rows.assign(strategy=s, valid_error=rows["valid_error"] + shift)
-                                  for s, shift in shifts.items()]), "ablation")
-    relpath = "minilm-l6-h384/ws-strategy-ablation/rte.parquet"
-    manifest.record(relpath, ablation, write_parquet(ablation, root / relpath), {"study": "ws-strategy-ablation"})
+    for k, task in enumerate(("rte", "mrpc")):  # each strategy's rows in another order
+        ablation = conform(pd.concat([rows.assign(strategy=s, task=task, valid_error=rows["valid_error"] + shift)
+                                      .sample(frac=1.0, random_state=k * 10 + i)
+                                      for i, (s, shift) in enumerate(shifts.items())]), "ablation")
+        relpath = f"minilm-l6-h384/ws-strategy-ablation/{task}.parquet"
+        manifest.record(relpath, ablation, write_parquet(ablation, root / relpath), {"study": "ws-strategy-ablation"})
     manifest.save()
-    complete, ranks = rank_strategies(Manifest.load(root), ["rte", "mrpc"], draws=20)
-    assert complete == ["rte"]
+    complete, ranks = rank_strategies(Manifest.load(root), ["rte", "mrpc", "stsb"], draws=20)
+    assert complete == ["mrpc", "rte"]
     assert ranks == {s: (float(rank), 0.0) for rank, s in enumerate(reversed(STRATEGIES), start=1)}
 
 

@@ -10,13 +10,14 @@ farther from all training configurations than any training configuration is from
 Plateaus: a learned objective whose training values repeat one value exactly in at least
 ``PLATEAU_SHARE`` of the rows (sub-networks that predict one class for every input all have the
 class-prior error) also gets a second model (one XGBoost member fitted on every row) on the 0/1 indicator of that value;
-where it predicts at least 0.5 the surrogate answers the plateau value itself. Without it, near-equal predictions
+where it predicts at least 0.5 the ensembles' answer is the plateau value itself (exactly at the knots below;
+between a knot on the plateau and one off it, the interpolation between the two answers). Without it, near-equal predictions
 for tied configurations would order at random, and on RTE (81% of the hold-out on the plateau) Kendall's
 tau could not exceed about 0.6.
 
 Between training configurations: trees answer piecewise-constant, so a configuration whose ``num_units``
-lies between two values the training configurations have (the knots; the grid's step by 64) would take
-one side's answer. The surrogate therefore asks the ensembles only at the knots and interpolates every
+lies between two values the training rows have (the knots, with 0 and the largest; the grid's step by 64)
+would take one side's answer. The surrogate therefore asks the ensembles only at the knots and interpolates every
 learned objective (and its standard deviation) linearly in ``num_units`` between the two knots around it
 (beyond the outer knots: the outer knot's answer). At a knot the answer is the ensembles' own. On the
 hold-out this lifts valid_error Kendall tau on every task with a grid (``benchmarks/surrogate_variants.py``).
@@ -124,7 +125,10 @@ class SmallSpaceSurrogate:
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         unique_x = np.unique(x, axis=0)
+        knots = np.unique(np.concatenate([[0, space.bounds["num_units"][1]],
+                                          *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
         metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
+                    "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
         return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
@@ -185,9 +189,9 @@ class SmallSpaceSurrogate:
 
     @property
     def units_knots(self) -> np.ndarray:
-        """The distinct ``num_units`` of the training configurations, sorted: where the ensembles are asked."""
-        high = self.space.bounds["num_units"][1]
-        return np.unique(np.rint(self.train_x[:, FIELDS.index("num_units")] * high)).astype(np.int64)
+        """Where the ensembles are asked, sorted: every ``num_units`` of the rows they were fitted on (the table's
+        and, where latency is learned from a latency table, that table's), plus 0 and the largest."""
+        return np.asarray(self.metadata["units_knots"], dtype=np.int64)
 
     def _predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
         """Every objective for every configuration of the space (in ``np.ravel_multi_index`` order over
