@@ -209,6 +209,10 @@ def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, t
     (copy / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz").unlink()
     with pytest.raises(FileNotFoundError, match=r"test_error lacks member1.ubj.gz"):
         Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+    meta = copy / "minilm-l6-h384/weight_sharing/full/rte/surrogate.json"
+    meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "units_knots"}))
+    with pytest.raises(ValueError, match=r"built by an older plm_nasbench .* rebuild it with python -m plm_nasbench.surrogates"):
+        Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
 
 
 def test_a_table_too_small_to_learn_from_gets_no_surrogate(tables, tmp_path):

@@ -267,6 +267,9 @@ class SmallSpaceSurrogate:
         if not meta_file.is_file():
             raise FileNotFoundError(f"{meta_file} does not exist: no surrogate saved in {folder}")
         record = json.loads(meta_file.read_text())
+        if "units_knots" not in record:
+            raise ValueError(f"the surrogate in {folder} was built by an older plm_nasbench (no units_knots in "
+                             f"{meta_file.name}): rebuild it with python -m plm_nasbench.surrogates")
         if record["architecture"] != space.architecture.to_dict():
             raise ValueError(f"the surrogate in {folder} was fitted for another architecture than {space!r}")
         ensembles = {name: folder / name for name in record["objectives"]}
