@@ -114,19 +114,19 @@ def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.
     return summary, table.rename(columns={"strategy": "method"})
 
 
-def rank_strategies(manifest: Manifest, tasks: Sequence[str], draws: int = 1000,
+def rank_strategies(compared: dict[str, pd.DataFrame], draws: int = 1000,
                     seed: int = 0) -> tuple[list[str], dict[str, tuple[float, float]]] | None:
-    """(b) across tasks: the tasks whose ablation has every strategy, and each strategy's rank by valid-error
-    hypervolume averaged over them (1 = best), as (mean, standard deviation) over ``draws`` bootstrap resamples
-    of the ablation's common configurations (per draw and task one resample, shared by every strategy: the
-    comparison stays paired). None when no task has all strategies."""
+    """(b) across tasks, from :func:`compare_strategies`' points per task: the tasks whose ablation has every
+    strategy, and each strategy's rank by valid-error hypervolume averaged over them (1 = best), as (mean,
+    standard deviation) over ``draws`` bootstrap resamples of the ablation's common configurations (per draw and
+    task one resample, shared by every strategy: the comparison stays paired). None when no task has all
+    strategies."""
     from scipy.stats import rankdata
 
     points = {}
-    for task in tasks:
-        result = compare_strategies(manifest, task)
-        if result is not None and set(result[1]["method"]) == set(STRATEGIES):
-            per_config = result[1].groupby(["method", "config_id"])[list(OBJECTIVES)].mean()  # seeds averaged
+    for task, table in compared.items():
+        if set(table["method"]) == set(STRATEGIES):
+            per_config = table.groupby(["method", "config_id"])[list(OBJECTIVES)].mean()  # seeds averaged
             configs = sorted(per_config.index.unique("config_id"))
             points[task] = {s: per_config.loc[s].reindex(configs).to_numpy() for s in STRATEGIES}
     if not points:
@@ -181,19 +181,19 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
                         compare_strategies, "strategy", "per strategy"))
     for title, compare, tag, what in comparisons:
         blocks.append(f"#### {title}")
-        done = []
+        done: dict[str, pd.DataFrame] = {}
         for task in tasks:
             result = compare(manifest, task)
             if result is None:
                 continue
             summary, points = result
-            done.append(task)
+            done[task] = points
             path = plot_fronts(points, OBJECTIVES, plots / f"findings-{tag}-{task}.png",
                                f"{task}: Pareto fronts, {what} (weight sharing)", scatter=True)
             blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
-        if tag == "strategy" and (ranked := rank_strategies(manifest, tasks)) is not None:
+        if tag == "strategy" and (ranked := rank_strategies(done)) is not None:
             complete, ranks = ranked
             path = plot_ranks(ranks, plots / "findings-ranks-strategy.png", f"average ranks, strategies: {', '.join(complete)}")
             table = pd.DataFrame([{"strategy": s, "average_rank": r[0], "rank_std": r[1]}
