@@ -111,6 +111,20 @@ def test_hub_code_path(monkeypatch):
     assert data.provenance["source"] == "hub" and len(data.train) == 21 and len(data.test) == 30
 
 
+def test_unreachable_hub_says_how_to_use_local_data(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+
+    def offline(path, name, split):
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.delenv("PLM_NASBENCH_DATASETS", raising=False)
+    with pytest.raises(ConnectionError, match=r"task rte: no data folder.*nyu-mll/glue.*couldn't connect.*--data-dir"
+                                              r".*PLM_NASBENCH_DATASETS") as caught:
+        load_task("rte")
+    assert isinstance(caught.value.__cause__, OSError)
+
+
 def test_batches_pad_dynamically_and_keep_order():
     tokenizer = toy_tokenizer()
     texts, labels = toy_sentences(50)
