@@ -15,7 +15,7 @@ from .executors import execute_unit, run_local, run_ray
 from .merge import merge, merged_units
 from .plan import Plan, WorkUnit, load_plan
 from .store import ShardStore
-from .units import MachineMismatchError, latency_reference
+from .units import DeviceError, MachineMismatchError, check_device, latency_reference
 from .verify import reproduced, verify
 
 WORK_ENV = "PLM_NASBENCH_WORK"
@@ -87,6 +87,16 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
         print("error: --stop-after is for the local executor running several units", file=sys.stderr)
         return 2
+    if args.executor == "ray" and args.device != "cpu":
+        print("error: with --executor ray each unit's device follows --gpus-per-unit (0: cpu, more: cuda); "
+              "leave --device out", file=sys.stderr)
+        return 2
+    if args.executor == "ray" and 0 < args.gpus_per_unit < 1 and any(u.scheme == "latency" for u in units):
+        print("error: latency units time a whole GPU: give them --gpus-per-unit 1 (or run them apart with "
+              "--study), not a shared fraction", file=sys.stderr)
+        return 2
+    if args.executor == "local":
+        check_device(args.device, {u.dtype for u in units})
     reference = latency_reference(plan, data_root) if any(u.scheme == "latency" for u in units) else None
     if args.unit_index is not None:
         print(execute_unit(plan, store, units[0], args.data_dir, args.device, reference))
@@ -131,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "run":
         try:
             return _run(args, plan, store, units, data_root)
-        except MachineMismatchError as err:
+        except (DeviceError, MachineMismatchError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
     elif args.command == "verify":
         try:
+            check_device(args.device, {u.dtype for u in units})
             report = verify(plan, units, data_root, args.data_dir, args.configs, args.device, args.seed)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)

@@ -25,7 +25,7 @@ def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
 
 
 def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str,
-                 latency_reference: dict[str, dict[str, float]] | None = None) -> str:
+                 latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> str:
     """Run ``unit`` unless it is done (or merged) or another process holds it; returns 'done', 'merged', 'ran' or
     'busy'. ``latency_reference``: see :func:`generate.units.latency_reference`."""
     with store.lock(unit) as held:
@@ -55,7 +55,7 @@ def _triage(store: ShardStore, units: Sequence[WorkUnit]) -> tuple[dict[str, int
 
 
 def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
-              device: str = "cpu", latency_reference: dict[str, dict[str, float]] | None = None,
+              device: str = "cpu", latency_reference: dict[tuple[str, str], dict[str, float]] | None = None,
               stop_after: float | None = None) -> dict[str, int]:
     """Run ``units`` one after another in this process, with a progress bar (rate and ETA). With ``stop_after``
     (seconds), no unit starts once that much time has passed (the one in flight finishes); the units not
@@ -77,7 +77,7 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
 
 
 def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str,
-              latency_reference: dict[str, dict[str, float]] | None) -> Any:
+              latency_reference: dict[tuple[str, str], dict[str, float]] | None) -> Any:
     started, start = now(), time.perf_counter()
     frame = run_unit(plan, unit, data_dir, device, latency_reference)
     return frame, _meta(started, time.perf_counter() - start, device)
@@ -86,7 +86,7 @@ def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str,
 def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
             data_dir: str | None, *, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
             init_kwargs: dict[str, Any] | None = None,
-            latency_reference: dict[str, dict[str, float]] | None = None) -> dict[str, int]:
+            latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> dict[str, int]:
     """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each); the driver writes each shard as it arrives. A
     unit that fails is reported on stderr and counted under ``failed``; the others go on.
 

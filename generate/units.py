@@ -20,6 +20,15 @@ class MachineMismatchError(ValueError):
     """A latency unit asked to run on a machine whose timings would not compare with the plan's latency tables."""
 
 
+class DeviceError(ValueError):
+    """A device that torch cannot run the units on."""
+
+
+def device_type(device: str) -> str:
+    """``cpu`` or ``cuda`` (``cuda:1`` times like ``cuda``): what latency references are kept apart by."""
+    return str(device).split(":")[0]
+
+
 def hardware(device: str) -> str:
     """CPU model, plus the GPU model when running on CUDA."""
     if device.startswith("cuda"):
@@ -27,6 +36,28 @@ def hardware(device: str) -> str:
 
         return f"{cpu_model()} + {torch.cuda.get_device_name(torch.device(device))}"
     return cpu_model()
+
+
+def check_device(device: str, dtypes: set[str]) -> None:
+    """Raise a :class:`DeviceError` naming ``device`` unless torch can run units of ``dtypes`` on it: ``cpu``, or
+    ``cuda``/``cuda:N`` where torch sees that GPU (and, for ``bfloat16``, the GPU supports it)."""
+    import torch
+
+    kind = device_type(device)
+    if kind == "cpu":
+        return
+    if kind != "cuda":
+        raise DeviceError(f"--device {device!r}: units run on 'cpu' or 'cuda' (optionally 'cuda:N')")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU; install a CUDA "
+                          "build of torch on a GPU machine, or run on 'cpu'")
+    index = torch.device(device).index or 0
+    if index >= torch.cuda.device_count():
+        raise DeviceError(f"--device {device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
+                          f"cuda:{torch.cuda.device_count() - 1}")
+    if "bfloat16" in dtypes and not torch.cuda.is_bf16_supported():
+        raise DeviceError(f"--device {device!r} ({torch.cuda.get_device_name(index)}) has no bfloat16 support, which "
+                          "the plan's dtype needs; use a GPU that has it (Ampere or newer) or a plan in float32")
 
 
 def _cached(key: tuple, build: Any) -> Any:
@@ -143,22 +174,24 @@ def reference_config(plan: Plan) -> dict[str, Any]:
     return get_search_space("small", plan.model, task="rte").largest()
 
 
-def latency_reference(plan: Plan, data_root: str | Path) -> dict[str, dict[str, float]]:
-    """Per latency dtype, the committed latency medians (``latency_b{b}_median`` per batch size of the plan) of the
-    reference network in the plan's latency tables under ``data_root`` (checksums verified). A dtype without one
-    is absent, so the first latency study of an edition in that dtype sets the reference."""
+def latency_reference(plan: Plan, data_root: str | Path) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (device type, latency dtype), the committed latency medians (``latency_b{b}_median`` per batch size of
+    the plan) of the reference network in the plan's latency tables under ``data_root`` (checksums verified). A
+    pair without one is absent, so the first latency study of an edition on that device in that dtype sets the
+    reference."""
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.tables import Manifest
 
     manifest = Manifest.load(data_root)
     config_id = get_search_space("small", plan.model, task="rte").config_id(reference_config(plan))
     columns = [f"latency_b{b}_median" for b in plan.latency_batch_sizes]
-    found: dict[str, dict[str, float]] = {}
+    found: dict[tuple[str, str], dict[str, float]] = {}
     for relpath in manifest.find(model=plan.model, scheme="latency"):
         table = manifest.read(relpath)
         rows = table[(table["search_space"] == "small") & (table["config_id"] == config_id)].dropna(subset=columns)
-        for dtype, row in rows.groupby("latency_dtype").first().iterrows():
-            found.setdefault(str(dtype), {c: float(row[c]) for c in columns})
+        for _, row in rows.iterrows():
+            found.setdefault((device_type(row["latency_device"]), str(row["latency_dtype"])),
+                             {c: float(row[c]) for c in columns})
     return found
 
 
@@ -182,10 +215,11 @@ def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dic
 
 
 def run_latency(plan: Plan, unit: WorkUnit, device: str,
-                reference: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+                reference: dict[tuple[str, str], dict[str, float]] | None = None) -> pd.DataFrame:
     """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head), after
-    checking this machine against the reference medians of :func:`latency_reference` for the unit's dtype (none
-    there: no check)."""
+    checking this machine against the reference medians of :func:`latency_reference` for this device type and the
+    unit's dtype (none there: no check, unless the edition's latency tables of that dtype were measured on another
+    kind of device, which is refused: CPU and GPU timings never share an edition's tables)."""
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
@@ -200,10 +234,17 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
     model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
     measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
                                           plan.latency_repeats, unit.dtype)
-    if reference and unit.dtype in reference:
+    key = (device_type(device), unit.dtype)
+    others = sorted({d for d, dtype in (reference or {}) if dtype == unit.dtype and d != key[0]})
+    if others and key not in reference:
+        raise MachineMismatchError(
+            f"latency unit {unit.unit_id} ({unit.study}) runs on {key[0]}, but this edition's {unit.dtype} latency "
+            f"tables were measured on {', '.join(others)}: timings of different devices do not compare; measure "
+            f"latency on {key[0]} in a plan (edition) of its own")
+    if reference and key in reference:
         small = get_search_space("small", architecture_of(model))
         check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
-                                                               share_weights=True)), reference[unit.dtype], unit)
+                                                               share_weights=True)), reference[key], unit)
     space = get_search_space(unit.space, architecture_of(model))
     rows = []
     for config in unit.config_dicts():
@@ -218,7 +259,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
 
 
 def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu",
-             latency_reference: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
+             latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> pd.DataFrame:
     """The rows of work unit ``unit`` (a latency unit first checks this machine against ``latency_reference``)."""
     if unit.scheme == "weight_sharing":
         return run_weight_sharing(plan, unit, data_dir, device)

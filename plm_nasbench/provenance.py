@@ -90,6 +90,9 @@ def environment(device: str | None = None) -> dict[str, Any]:
     torch = sys.modules.get("torch")  # timings depend on the intra-op thread count; never import torch here
     if torch is not None:
         env["torch_threads"] = torch.get_num_threads()
+        if device is not None and device.startswith("cuda"):  # on a GPU the numbers depend on it and its libraries
+            env.update(gpu=torch.cuda.get_device_name(torch.device(device)), cuda=torch.version.cuda,
+                       cudnn=torch.backends.cudnn.version())
     return env
 
 

@@ -233,7 +233,7 @@ def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch, capsys):
     local = ShardStore(plan, tmp_path / "local")
     run_local(plan, local, ws_units, str(glue))
     remote = ShardStore(plan, tmp_path / "ray")
-    too_fast = {"float32": {"latency_b1_median": 1e-9}}  # the latency unit refuses this machine; the others go on
+    too_fast = {("cpu", "float32"): {"latency_b1_median": 1e-9}}  # the latency unit refuses this machine; the others go on
     try:
         counts = run_ray(plan, remote, plan.units, str(glue), num_cpus=1, latency_reference=too_fast,
                          init_kwargs={"num_cpus": 2, "include_dashboard": False,
@@ -258,6 +258,18 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main(["plan", str(plan)]) == 2
     assert "unknown space 'tiny'" in capsys.readouterr().err
     assert generate_main(["status", str(tmp_path / "missing.toml")]) == 2
+    plan.write_text(plan.read_text().replace('"tiny"', '"layer"'))
+    run = ["run", str(plan), "--work-dir", str(tmp_path / "work"), "--data", str(tmp_path / "data")]
+    assert generate_main([*run, "--device", "tpu"]) == 2  # refused before any unit runs
+    assert "--device 'tpu': units run on 'cpu' or 'cuda'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert generate_main([*run, "--device", "cuda"]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err
+    assert generate_main([*run, "--executor", "ray", "--device", "cuda"]) == 2
+    assert "device follows --gpus-per-unit" in capsys.readouterr().err
+    assert generate_main([*run, "--executor", "ray", "--gpus-per-unit", "0.5"]) == 2
+    assert "latency units time a whole GPU" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
 
 
 def test_latency_units_run_only_on_the_plans_latency_hardware(tmp_path):
@@ -283,10 +295,13 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     merge(plan, store, data)
     measured = Manifest.load(data).read("minilm-l6-h384/lat/latency.parquet")
     reference = latency_reference(plan, data)
-    assert reference == {"float32": {"latency_b1_median": measured["latency_b1_median"].iloc[0]}}
-    too_fast = {"float32": {"latency_b1_median": reference["float32"]["latency_b1_median"] / 100}}  # 100x faster
+    assert reference == {("cpu", "float32"): {"latency_b1_median": measured["latency_b1_median"].iloc[0]}}
+    too_fast = {("cpu", "float32"): {"latency_b1_median": reference["cpu", "float32"]["latency_b1_median"] / 100}}  # 100x faster
     with pytest.raises(ValueError, match=r"does not time like .* latency_tolerance of 25%"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work2"), plan.units[0], None, "cpu", too_fast)
+    on_gpu = {("cuda", "float32"): reference["cpu", "float32"]}  # an edition whose latency was timed on a GPU
+    with pytest.raises(ValueError, match="runs on cpu, but this edition's float32 latency tables were measured on cuda"):
+        execute_unit(plan, ShardStore(plan, tmp_path / "work3"), plan.units[0], None, "cpu", on_gpu)
 
 
 def test_report_coverage_unpruned_and_plots(tables, tmp_path):

@@ -157,6 +157,11 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="training state of another run"):
         finetune(fresh()[0], spec, data, TrainingSettings(**{**FAST, "epochs": 4}), space, strategy,
                  resume_file=resume_file)
+    state = torch.load(resume_file, weights_only=True)
+    assert state["device"] == "cpu"
+    torch.save(dict(state, device="cuda"), resume_file)  # as a GPU run would have left it
+    with pytest.raises(ValueError, match="training state from cuda, but this run is on cpu"):
+        finetune(fresh()[0], spec, data, settings, space, strategy, resume_file=resume_file)
 
 
 def test_the_query_path_names_the_same_strategies():

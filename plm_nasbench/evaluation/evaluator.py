@@ -45,11 +45,12 @@ def _split_logits(model: Any, data: EncodedTask, space: SearchSpace, configs: li
 def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: SearchSpace,
                          configs: Sequence[Mapping[str, Any]], *, batch_size: int = 16, dtype: str = "float32",
                          shared_passes: bool = True, latency_batch_sizes: Sequence[int] = (),
-                         latency_repeats: int = 10, show_progress: bool = False) -> pd.DataFrame:
+                         latency_repeats: int = 10, show_progress: bool = False, device: str = "cpu") -> pd.DataFrame:
     """Valid and test error, parameters, FLOPs and (optionally) latency and peak memory of each sub-network.
 
     ``model`` is the fine-tuned super-network (unpruned), or the folder of a checkpoint saved by
-    :func:`plm_nasbench.models.save_checkpoint`, which is loaded (checksum verified). Returns one row per
+    :func:`plm_nasbench.models.save_checkpoint`, which is loaded (checksum verified) onto ``device`` (a model
+    passed in is evaluated where it is). Returns one row per
     configuration, in order, with ``config_id``, the config fields (``small``, ``layer``, ``medium``) or the
     packed config (``large``), ``valid_metric``/``valid_error``/``test_metric``/``test_error``,
     ``num_params``, ``params_fraction``, ``flops`` (mean per test example), ``eval_time`` (seconds; the
@@ -60,7 +61,7 @@ def evaluate_subnetworks(model: Any, spec: TaskSpec, data: EncodedTask, space: S
     model at a time (the reference the shared passes are tested against).
     """
     if isinstance(model, (str, Path)):
-        model, _ = load_checkpoint(model)
+        model, _ = load_checkpoint(model, device)
     configs = [space.validate(c) for c in configs]
     arch = space.architecture
     device = str(next(model.parameters()).device)

@@ -35,11 +35,11 @@ def measure_latency(model: Any, seq_len: int, batch_size: int, repeats: int = 10
                 with peak_memory(device) as peak:
                     model(**inputs)
             if device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(device)
             start = time.perf_counter()
             model(**inputs)
             if device.type == "cuda":
-                torch.cuda.synchronize()
+                torch.cuda.synchronize(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     q1, median, q3 = np.percentile(times, [25, 50, 75])

@@ -105,10 +105,17 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
         if state["fingerprint"] != fingerprint:
             raise ValueError(f"{resume_file} holds the training state of another run ({state['fingerprint']}), not "
                              f"of this one ({fingerprint}); delete it to train from the start")
+        saved_on = state.get("device", "cpu")  # states written before the device was recorded are the CPU's
+        if saved_on != device.type:
+            raise ValueError(f"{resume_file} holds a training state from {saved_on}, but this run is on "
+                             f"{device.type}: a run resumes on the kind of device it started on; delete the file to "
+                             "train from the start")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda":  # dropout on the GPU draws from the device's own generator
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         rng.bit_generator.state = state["numpy_rng"]
         history, cumulative, step, done = state["history"], state["cumulative"], state["step"], state["epoch"]
         resumes = state["resumes"] + 1
@@ -144,7 +151,9 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
             state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "cumulative": cumulative,
                      "history": history, "resumes": resumes, "model": model.state_dict(),
                      "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                     "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state}
+                     "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state, "device": device.type}
+            if device.type == "cuda":
+                state["cuda_rng"] = torch.cuda.get_rng_state(device)
             write_atomic(resume_file, lambda staging: torch.save(state, staging))
     model.eval()
     return history
