@@ -18,7 +18,11 @@ BEST_HYPERVOLUME = 4.0
 
 
 class QuantileNormaliser:
-    """Maps each objective to [0, 1] by its empirical cumulative distribution over the fitting data."""
+    """Maps each objective to [0, 1] by its quantiles over the fitting data, as scikit-learn's
+    ``QuantileTransformer`` (uniform output) does for the paper: the i-th smallest of n fitted values goes to
+    i / (n - 1), so the best maps to 0 and the worst to 1; tied values get the mean of their positions; values
+    between fitted ones are interpolated linearly and values beyond them clipped. (scikit-learn keeps at most
+    1,000 quantiles and interpolates between them; this keeps every fitted value.)"""
 
     def fit(self, values: np.ndarray) -> QuantileNormaliser:
         values = np.asarray(values, dtype=np.float64)
@@ -26,19 +30,18 @@ class QuantileNormaliser:
             raise ValueError(f"values must be a non-empty 2-D array (points x objectives), got shape {values.shape}")
         if not np.isfinite(values).all():
             raise ValueError("values hold NaN or infinite entries")
-        self.sorted_ = np.sort(values, axis=0)
+        n = len(values)
+        self.levels_, self.quantiles_ = [], []
+        for column in np.sort(values, axis=0).T:
+            levels, first, count = np.unique(column, return_index=True, return_counts=True)
+            self.levels_.append(levels)  # mean position of each distinct value, scaled to [0, 1]
+            self.quantiles_.append((first + (count - 1) / 2) / (n - 1) if n > 1 else np.full(1, 0.5))
         return self
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
-        n = len(self.sorted_)
-        out = np.empty_like(values)
-        for j in range(values.shape[1]):
-            column = self.sorted_[:, j]
-            low = np.searchsorted(column, values[:, j], side="left")
-            high = np.searchsorted(column, values[:, j], side="right")
-            out[:, j] = (low + high) / 2 / n  # mid-rank of ties, in [0, 1]
-        return out
+        return np.column_stack([np.interp(values[:, j], levels, quantiles)
+                                for j, (levels, quantiles) in enumerate(zip(self.levels_, self.quantiles_))])
 
 
 def _dominated(values: np.ndarray) -> np.ndarray:

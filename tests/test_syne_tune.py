@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from plm_nasbench import Benchmark
+from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.integrations.syne_tune import ELAPSED_TIME, serialize_blackbox, tabular_blackbox
 
 
@@ -25,20 +26,43 @@ def test_blackbox_answers_like_the_benchmark(tables):
     assert all_fidelities.shape == (1, 3)
     between = blackbox.objective_function({"num_layers": 2, "num_heads": 5, "num_units": 99}, fidelity={"epoch": 5})
     assert np.isfinite(between["valid_error"])  # answered by the surrogate
+    one_seed = tables[4][0]  # a hold-out configuration: seed 0 only, while Syne Tune's simulator may draw seed 1
+    drawn = blackbox.objective_function(one_seed, fidelity={"epoch": 5}, seed=1)
+    assert drawn["valid_error"] == pytest.approx(bench.query(one_seed, seed=0)["valid_error"])
+    with pytest.raises(ConfigNotInTableError, match="with seed 1 is not in the table .* query with seed=None"):
+        bench.query(one_seed, seed=1)
 
 
 def test_export_round_trip(tables, tmp_path):
+    from syne_tune.blackbox_repository import add_surrogate
     from syne_tune.blackbox_repository.blackbox_tabular import deserialize
 
     bench = Benchmark("rte", backend="table", data=tables[0])
+    assert bench.seeds == [0, 1]  # the grid has two seeds, the hold-out configurations one
     serialize_blackbox(bench, tmp_path / "bb", objectives=("valid_error", "num_params"))
     loaded = deserialize(str(tmp_path / "bb"))["rte"]
     original = tabular_blackbox(bench, objectives=("valid_error", "num_params"))
     assert loaded.objectives_names == ["valid_error", "num_params", ELAPSED_TIME]
     np.testing.assert_allclose(loaded.objectives_evaluations, original.objectives_evaluations)
+    assert loaded.num_seeds == 1 and not np.isnan(loaded.objectives_evaluations).any()  # seed 0: every config has it
     config = bench.configs()[11]
-    got = loaded.objective_function(config, fidelity={"epoch": 5}, seed=1)
-    assert got["valid_error"] == pytest.approx(bench.query(config, seed=1)["valid_error"], abs=1e-6)
+    got = loaded.objective_function(config, fidelity={"epoch": 5}, seed=0)
+    assert got["valid_error"] == pytest.approx(bench.query(config, seed=0)["valid_error"], abs=1e-6)
+    # a sampler may combine field values into a configuration the table lacks: add_surrogate answers it
+    held = {tuple(c.values()) for c in bench.configs()}
+    units = sorted({c["num_units"] for c in bench.configs()})
+    off_table = next({"num_layers": 2, "num_heads": 3, "num_units": u} for u in units if (2, 3, u) not in held)
+    answered = add_surrogate(loaded).objective_function(off_table, fidelity={"epoch": 5}, seed=0)
+    assert np.isfinite(np.asarray(answered["valid_error"], dtype=float)).all()
+
+
+def test_export_holds_only_measured_values(tables):
+    bench = Benchmark("rte", scheme="standalone", backend="table", data=tables[0])
+    exported = tabular_blackbox(bench)  # the synthetic tables time no latency or memory: those are left out
+    assert "valid_error" in exported.objectives_names and "memory_b32" not in exported.objectives_names
+    assert not np.isnan(exported.objectives_evaluations).any()
+    with pytest.raises(ValueError, match=r"no value for memory_b32 in 300 rows of 300"):
+        tabular_blackbox(bench, objectives=("valid_error", "memory_b32"))
 
 
 def test_simulated_random_search_runs(tables, tmp_path, monkeypatch):
@@ -87,12 +111,41 @@ def test_short_simulations_finish_within_budget(method, tables, tmp_path, monkey
     assert 30 <= tuner.tuning_status.num_trials_finished <= 32
     configs = [{k: t.config[k] for k in bench.space.bounds} for t in trials.values()]
     values = np.array([[bench.query(c)[m] for m in metrics] for c in configs])
-    front = values[front_ranks(values) == 0]
-    for point in front:  # no observed point dominates a front member
-        assert not np.any(np.all(values <= point, axis=1) & np.any(values < point, axis=1))
+    assert_front_is_the_non_dominated_set(values, front_ranks(values) == 0)
     if method == "ls":  # after the initial random configurations, each proposal is one field away from an earlier one
         for i in range(5, len(configs)):
             assert min(sum(configs[i][k] != p[k] for k in configs[i]) for p in configs[:i]) <= 1
+
+
+def assert_front_is_the_non_dominated_set(values: np.ndarray, on_front: np.ndarray) -> None:
+    """``on_front`` marks exactly the points that no other point dominates (checked pair by pair)."""
+    dominated = [bool(np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1))) for v in values]
+    assert on_front.any() and on_front.tolist() == [not d for d in dominated]
+
+
+@pytest.mark.parametrize("method", ["rs", "ls", "morea", "nsga2", "ehvi", "moasha"])
+def test_every_method_finishes_within_its_budget_with_a_non_dominated_front(method, tables):
+    """A short simulated run of each baseline: as many trials as the budget (MO-ASHA: on the standalone scheme,
+    each trial up to the last epoch), simulated time that only grows, and the front the package reports (the
+    non-dominated points the fronts plot and the hypervolume use) is exactly the observed non-dominated set."""
+    from plm_nasbench.protocol import front_ranks, non_dominated
+    from plm_nasbench.simulation import run_method
+
+    if method == "ehvi":
+        pytest.importorskip("botorch")
+    root, surrogates, *_ = tables
+    scheme = "standalone" if method == "moasha" else "weight_sharing"
+    bench = Benchmark("rte", scheme=scheme, data=root, surrogates=surrogates)
+    objectives = ["valid_error", "params_fraction"]
+    results = run_method(bench, method, seed=3, max_evaluations=15, objectives=objectives)
+    assert results["trial"].nunique() == 15 and results["time"].is_monotonic_increasing
+    assert results.groupby("trial")["epoch"].max().le(max(bench.fidelities)).all()
+    if method == "moasha":  # some trials are stopped at a rung: fewer results than 15 full curves
+        assert len(results) < 15 * len(bench.fidelities)
+    final = results.groupby("trial").last()[objectives].to_numpy()
+    assert_front_is_the_non_dominated_set(final, front_ranks(final) == 0)
+    front = non_dominated(final)
+    assert sorted(map(tuple, front)) == sorted({tuple(v) for v, on in zip(final, front_ranks(final) == 0) if on})
 
 
 def test_front_ranks_and_crowding_by_hand():

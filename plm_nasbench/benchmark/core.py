@@ -227,8 +227,11 @@ class Benchmark:
                    else ")"))
 
     # -- queries ---------------------------------------------------------------------------------
-    def _off_table_hint(self) -> str:
-        """What answers a configuration the table does not hold, for this benchmark."""
+    def _off_table_hint(self, seed: int | None = None) -> str:
+        """What answers a configuration (with ``seed``) the table does not hold, for this benchmark."""
+        if seed is not None:
+            return (f"surrogates predict the mean over seeds, not seed {seed}: query with seed=None; "
+                    "backend='live' evaluates it for real")
         if self.backend == "table" and isinstance(self.space, SmallSpace) and self.supernetwork_space in (None, "small"):
             return ("backend='surrogate' or 'auto' predicts it where a surrogate exists (`Benchmark.available()` "
                     "lists them); backend='live' evaluates it for real")
@@ -243,8 +246,8 @@ class Benchmark:
             try:
                 result = self._index.lookup(config, epoch, seed)
             except ConfigNotInTableError as err:
-                if self.backend == "table" or self._surrogate is None:
-                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint()}") from None
+                if self.backend == "table" or self._surrogate is None or seed is not None:
+                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint(seed)}") from None
             else:
                 fillable = self._fillable()
                 if any(result[name] != result[name] for name in fillable):  # NaN: the table lacks it
@@ -279,10 +282,10 @@ class Benchmark:
             frame.loc[rows[filled], "source"] = "table+surrogate"
         if not found.all():
             missing = np.flatnonzero(~found)
-            if self.backend == "table" or self._surrogate is None:
+            if self.backend == "table" or self._surrogate is None or seed is not None:
                 raise ConfigNotInTableError(
-                    f"{len(missing)} of {len(codes)} configurations are not in the table (first: #{missing[0]}); "
-                    f"{self._off_table_hint()}")
+                    f"{len(missing)} of {len(codes)} configurations are not in the table"
+                    f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}); {self._off_table_hint(seed)}")
             records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
             predicted = self._surrogate_frame(records, epoch, seed)
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()

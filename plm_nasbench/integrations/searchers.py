@@ -100,20 +100,24 @@ class NSGA2(_MultiObjectiveSearcher):
         self.population: list[tuple[dict[str, Any], np.ndarray]] = []
         self.offspring: list[tuple[dict[str, Any], np.ndarray]] = []
 
-    def _select(self, members: list[tuple[dict, np.ndarray]], k: int) -> list[tuple[dict, np.ndarray]]:
+    @staticmethod
+    def _fronts_and_crowding(members: list[tuple[dict, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's front (0 = non-dominated) and its crowding distance within that front."""
         values = np.stack([m for _, m in members])
         ranks = front_ranks(values)
         crowd = np.zeros(len(members))
         for r in np.unique(ranks):
             index = np.flatnonzero(ranks == r)
             crowd[index] = crowding_distance(values[index])
+        return ranks, crowd
+
+    def _select(self, members: list[tuple[dict, np.ndarray]], k: int) -> list[tuple[dict, np.ndarray]]:
+        ranks, crowd = self._fronts_and_crowding(members)
         order = np.lexsort((-crowd, ranks))
         return [members[i] for i in order[:k]]
 
     def _tournament(self) -> dict[str, Any]:
-        values = np.stack([m for _, m in self.population])
-        ranks = front_ranks(values)
-        crowd = crowding_distance(values)
+        ranks, crowd = self._fronts_and_crowding(self.population)
         a, b = self.rng.randint(len(self.population), size=2)
         better = a if (ranks[a], -crowd[a]) <= (ranks[b], -crowd[b]) else b
         return self.population[better][0]

@@ -57,10 +57,12 @@ class BenchmarkBlackbox(Blackbox):
         return max(1, len(self.bench.seeds))
 
     def _query(self, config: dict[str, Any], epoch: int, seed: int | None) -> list[float]:
+        seed = seed if seed is not None and seed in self.bench.seeds else None
         try:
-            result = self.bench.query(config, epoch=epoch, seed=seed if seed is not None and self.bench.seeds
-                                      and seed in self.bench.seeds else None)
+            result = self.bench.query(config, epoch=epoch, seed=seed)
         except ConfigNotInTableError:
+            if seed is not None:  # the simulator drew a seed this configuration lacks: the mean over those it has
+                return self._query(config, epoch, None)
             if not self.nearest:
                 raise
             result = self.bench.query(self.bench.nearest_config(config), epoch=epoch)
@@ -74,32 +76,55 @@ class BenchmarkBlackbox(Blackbox):
         return dict(zip(self.objectives_names, self._query(config, int(fidelity[FIDELITY]), seed)))
 
 
-def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES) -> Any:
+def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None) -> Any:
     """The table's rows as a Syne Tune ``BlackboxTabular`` (configurations x seeds x epochs x objectives).
 
-    Each configuration field becomes a ``choice`` over the values the table holds, so samplers may propose
-    combinations the table lacks; use ``Benchmark.to_blackbox`` to search, this to export.
+    Only measured values go in, and no cell is left empty: the seeds are those every configuration of the table
+    has (the standalone tables hold three seeds of the unpruned network alone, so they export seed 0), and
+    ``objectives=None`` takes every objective the table has a value for in every row (an objective named
+    explicitly without one raises a ValueError). Each configuration field becomes a ``choice`` over the values
+    the table holds, so a sampler can combine values into a configuration the table lacks; for searching, wrap
+    the loaded blackbox with Syne Tune's ``add_surrogate`` (as Syne Tune does with its own tables of sampled
+    configurations), or search ``Benchmark.to_blackbox()``, which the package's surrogate answers.
     """
     from syne_tune.blackbox_repository.blackbox_tabular import BlackboxTabular
 
     table = bench.table()
+    present = table.groupby("config_id")["seed"].agg(set)
+    seeds = sorted(set.intersection(*present))
+    if not seeds:
+        raise ValueError(f"{bench!r}: no seed is held by every configuration of the table, so no tabular blackbox "
+                         "can be exported without empty cells")
+    table = table[table["seed"].isin(seeds)]
+    if objectives is None:
+        objectives = tuple(name for name in OBJECTIVE_NAMES if table[bench.objective(name).column].notna().all())
+    missing = {name: int(table[bench.objective(name).column].isna().sum()) for name in objectives}
+    missing = {name: count for name, count in missing.items() if count}
+    if missing:
+        lacking = ", ".join(f"{name} in {count} rows" for name, count in missing.items())
+        raise ValueError(f"{bench!r}: the table has no value for {lacking} of {len(table)}; export the objectives it has (objectives=None), which the package's "
+                         "surrogate can complete only in Benchmark.to_blackbox()")
     fields = list(json.loads(table["config"].iat[0]))
     configs = table.drop_duplicates("config_id")
     hyperparameters = pd.DataFrame([json.loads(c) for c in configs["config"]])[fields]
     position = {cid: i for i, cid in enumerate(configs["config_id"])}
-    seeds, epochs = bench.seeds, bench.fidelities
+    epochs = bench.fidelities
     columns = [bench.objective(name).column for name in objectives] + ["cumulative_time"]
     values = np.full((len(configs), len(seeds), len(epochs), len(columns)), np.nan, dtype=np.float32)
     rows = table[["config_id", "seed", "epoch", *columns]].to_numpy()
     for cid, seed, epoch, *objective_values in rows:
         values[position[cid], seeds.index(int(seed)), epochs.index(int(epoch))] = objective_values
+    if np.isnan(values).any():
+        raise ValueError(f"{bench!r}: {int(np.isnan(values[..., 0]).sum())} (configuration, seed, epoch) cells of the "
+                         "table are missing, so it cannot be exported as a tabular blackbox")
     space = {f: choice(sorted(hyperparameters[f].unique().tolist())) for f in fields}
     return BlackboxTabular(hyperparameters, space, {FIDELITY: randint(min(epochs), max(epochs))}, values,
                            np.array(epochs), [*objectives, ELAPSED_TIME])
 
 
-def serialize_blackbox(bench: Benchmark, path: str | Path, objectives: tuple[str, ...] = OBJECTIVE_NAMES) -> Path:
-    """Write the table in Syne Tune's blackbox-repository format (one task) to folder ``path``."""
+def serialize_blackbox(bench: Benchmark, path: str | Path, objectives: tuple[str, ...] | None = None) -> Path:
+    """Write the table in Syne Tune's blackbox-repository format (one task) to folder ``path``; what goes in is
+    :func:`tabular_blackbox`'s. ``syne_tune.blackbox_repository.blackbox_tabular.deserialize(path)`` reads it."""
     from syne_tune.blackbox_repository.blackbox_tabular import serialize
 
     path = Path(path)
