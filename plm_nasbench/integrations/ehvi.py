@@ -64,7 +64,7 @@ class EHVI(_MultiObjectiveSearcher):
         reference = y.min(dim=0).values - 0.1 * torch.where(span > 0, span, torch.ones_like(span))
         partitioning = FastNondominatedPartitioning(ref_point=reference, Y=y)
         acquisition = ExpectedHypervolumeImprovement(model, ref_point=reference.tolist(), partitioning=partitioning)
-        candidates = [self._random() for _ in range(self.num_candidates)]
+        candidates = self._random_many(self.num_candidates)
         features = torch.tensor(np.stack([self.encode(c) for c in candidates]), dtype=torch.float64)
         with torch.no_grad():
             values = acquisition(features.unsqueeze(1))
