@@ -65,7 +65,7 @@ def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         mixed.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
     mixed.save()
-    with pytest.warns(UserWarning, match=f"30 rows come from other super-networks.*seed 0, id {'b' * 16} \\(30 rows\\)"):
+    with pytest.warns(UserWarning, match=f"30 rows come from other super-networks.*seed 0, id {'b' * 16} \\(30 rows of ws-strategy-ablation\\)"):
         bench = Benchmark("rte", backend="table", data=data)
     assert len(bench.table()) == len(main) and set(bench.table()["supernetwork_id"]) == {"a" * 16}
     config = json.loads(again["config"].iloc[0])

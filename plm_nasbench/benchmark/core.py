@@ -40,11 +40,11 @@ def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
                   .drop_duplicates("seed")[["seed", "id"]].to_numpy())
     keep = (ids == frame["seed"].map(chosen)).to_numpy()
     if not keep.all():
-        dropped = sizes[sizes["id"] != sizes["seed"].map(chosen)]
+        dropped = frame[~keep].assign(id=ids[~keep]).groupby(["seed", "id", "_study"]).size()
         warnings.warn(f"{int((~keep).sum())} rows come from other super-networks than the one with the most rows "
                       f"of their seed and are left out: " + ", ".join(
-                          f"seed {s}, id {i or 'missing'} ({n} rows)" for s, i, n in
-                          zip(dropped["seed"], dropped["id"], dropped["rows"])), stacklevel=3)
+                          f"seed {s}, id {i or 'missing'} ({n} rows of {study})" for (s, i, study), n in dropped.items())
+                      + " (`Manifest.load(data).find(study=...)` finds a study's own table)", stacklevel=4)
     return frame[keep]
 
 
@@ -114,7 +114,8 @@ class Benchmark:
         manifest = Manifest.load(self._data_root)
         paths = manifest.find(model=self.model, task=self.task, search_space=self.space.name, scheme=self.scheme,
                               strategy=self.strategy)
-        frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True) if paths else None
+        frame = pd.concat([manifest.read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
+                          ignore_index=True) if paths else None
         if frame is not None:
             keep = (frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)
             if self.supernetwork_space is not None:
@@ -127,7 +128,7 @@ class Benchmark:
         frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
         frame = _one_supernetwork_per_seed(frame)
         frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
-        return TableIndex(frame, self.space)
+        return TableIndex(frame.drop(columns="_study"), self.space)
 
     def _load_surrogate(self, required: bool) -> Any:
         if self.supernetwork_space not in (None, "small"):
