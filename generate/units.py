@@ -51,11 +51,14 @@ def check_device(device: str, dtypes: set[str]) -> None:
     if not torch.cuda.is_available():
         raise DeviceError(f"--device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU; install a CUDA "
                           "build of torch on a GPU machine, or run on 'cpu'")
-    index = torch.device(device).index or 0
+    try:
+        index = torch.device(device).index or 0
+    except RuntimeError:
+        raise DeviceError(f"--device {device!r}: units run on 'cpu' or 'cuda' (optionally 'cuda:N')") from None
     if index >= torch.cuda.device_count():
         raise DeviceError(f"--device {device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
                           f"cuda:{torch.cuda.device_count() - 1}")
-    if "bfloat16" in dtypes and not torch.cuda.is_bf16_supported():
+    if "bfloat16" in dtypes and torch.cuda.get_device_capability(index)[0] < 8:  # emulated bf16 is no measurement
         raise DeviceError(f"--device {device!r} ({torch.cuda.get_device_name(index)}) has no bfloat16 support, which "
                           "the plan's dtype needs; use a GPU that has it (Ampere or newer) or a plan in float32")
 
@@ -189,7 +192,7 @@ def latency_reference(plan: Plan, data_root: str | Path) -> dict[tuple[str, str]
     for relpath in manifest.find(model=plan.model, scheme="latency"):
         table = manifest.read(relpath)
         rows = table[(table["search_space"] == "small") & (table["config_id"] == config_id)].dropna(subset=columns)
-        for _, row in rows.iterrows():
+        for _, row in rows.dropna(subset=["latency_device", "latency_dtype"]).iterrows():
             found.setdefault((device_type(row["latency_device"]), str(row["latency_dtype"])),
                              {c: float(row[c]) for c in columns})
     return found
@@ -218,8 +221,8 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
                 reference: dict[tuple[str, str], dict[str, float]] | None = None) -> pd.DataFrame:
     """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head), after
     checking this machine against the reference medians of :func:`latency_reference` for this device type and the
-    unit's dtype (none there: no check, unless the edition's latency tables of that dtype were measured on another
-    kind of device, which is refused: CPU and GPU timings never share an edition's tables)."""
+    unit's dtype (none there: no check). Refused where the edition's latency tables were measured on another kind
+    of device: CPU and GPU timings never share an edition's tables."""
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
@@ -235,12 +238,12 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
     measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
                                           plan.latency_repeats, unit.dtype)
     key = (device_type(device), unit.dtype)
-    others = sorted({d for d, dtype in (reference or {}) if dtype == unit.dtype and d != key[0]})
-    if others and key not in reference:
+    others = sorted({d for d, _ in (reference or {}) if d != key[0]})
+    if others:
         raise MachineMismatchError(
-            f"latency unit {unit.unit_id} ({unit.study}) runs on {key[0]}, but this edition's {unit.dtype} latency "
-            f"tables were measured on {', '.join(others)}: timings of different devices do not compare; measure "
-            f"latency on {key[0]} in a plan (edition) of its own")
+            f"latency unit {unit.unit_id} ({unit.study}) runs on {key[0]}, but this edition's latency tables were "
+            f"measured on {', '.join(others)}: timings of different devices do not compare (merge keeps one latency "
+            f"per configuration); measure latency on {key[0]} in a plan (edition) of its own")
     if reference and key in reference:
         small = get_search_space("small", architecture_of(model))
         check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),

@@ -19,10 +19,12 @@ BEST_HYPERVOLUME = 4.0
 
 class QuantileNormaliser:
     """Maps each objective to [0, 1] by its quantiles over the fitting data, as scikit-learn's
-    ``QuantileTransformer`` (uniform output) does for the paper: the i-th smallest of n fitted values goes to
-    i / (n - 1), so the best maps to 0 and the worst to 1; tied values get the mean of their positions; values
-    between fitted ones are interpolated linearly and values beyond them clipped. (scikit-learn keeps at most
-    1,000 quantiles and interpolates between them; this keeps every fitted value.)"""
+    ``QuantileTransformer`` (uniform output) does for the paper's reference code: the fitted values, sorted, are
+    the quantiles at 0, 1/(n-1), ..., 1; a value is interpolated linearly between them (tied quantiles: the mean
+    of interpolating from below and from above); values at or below the smallest fitted value map to 0 and at or
+    above the largest to 1. So the best value of each objective maps to 0, and a front holding the best of both
+    objectives has hypervolume 4. (scikit-learn keeps at most 1,000 quantiles and interpolates between them;
+    this keeps every fitted value.)"""
 
     def fit(self, values: np.ndarray) -> QuantileNormaliser:
         values = np.asarray(values, dtype=np.float64)
@@ -30,18 +32,24 @@ class QuantileNormaliser:
             raise ValueError(f"values must be a non-empty 2-D array (points x objectives), got shape {values.shape}")
         if not np.isfinite(values).all():
             raise ValueError("values hold NaN or infinite entries")
-        n = len(values)
-        self.levels_, self.quantiles_ = [], []
-        for column in np.sort(values, axis=0).T:
-            levels, first, count = np.unique(column, return_index=True, return_counts=True)
-            self.levels_.append(levels)  # mean position of each distinct value, scaled to [0, 1]
-            self.quantiles_.append((first + (count - 1) / 2) / (n - 1) if n > 1 else np.full(1, 0.5))
+        self.levels_ = np.linspace(0.0, 1.0, len(values))
+        # the fitted values' percentiles at the levels (the sorted values, up to rounding), as scikit-learn takes them
+        self.quantiles_ = np.maximum.accumulate(np.percentile(values, self.levels_ * 100, axis=0), axis=0)
         return self
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
-        return np.column_stack([np.interp(values[:, j], levels, quantiles)
-                                for j, (levels, quantiles) in enumerate(zip(self.levels_, self.quantiles_))])
+        levels = self.levels_
+        out = np.empty_like(values)
+        for j in range(values.shape[1]):
+            quantiles, x = self.quantiles_[:, j], values[:, j]
+            up = np.interp(x, quantiles, levels)
+            down = -np.interp(-x, -quantiles[::-1], -levels[::-1])
+            column = (up + down) / 2
+            column[x >= quantiles[-1]] = 1.0
+            column[x <= quantiles[0]] = 0.0
+            out[:, j] = column
+        return out
 
 
 def _dominated(values: np.ndarray) -> np.ndarray:

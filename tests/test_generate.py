@@ -299,8 +299,8 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     too_fast = {("cpu", "float32"): {"latency_b1_median": reference["cpu", "float32"]["latency_b1_median"] / 100}}  # 100x faster
     with pytest.raises(ValueError, match=r"does not time like .* latency_tolerance of 25%"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work2"), plan.units[0], None, "cpu", too_fast)
-    on_gpu = {("cuda", "float32"): reference["cpu", "float32"]}  # an edition whose latency was timed on a GPU
-    with pytest.raises(ValueError, match="runs on cpu, but this edition's float32 latency tables were measured on cuda"):
+    on_gpu = {("cuda", "bfloat16"): reference["cpu", "float32"]}  # latency timed on a GPU, even in another dtype
+    with pytest.raises(ValueError, match="runs on cpu, but this edition's latency tables were measured on cuda"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work3"), plan.units[0], None, "cpu", on_gpu)
 
 

@@ -30,13 +30,13 @@ def test_quantile_normalisation():
     normaliser = QuantileNormaliser().fit(np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 40.0]]))
     out = normaliser.transform(np.array([[1.0, 40.0], [0.0, 100.0], [2.5, 25.0], [3.0, 20.0]]))
     np.testing.assert_allclose(out, [[0, 1], [0, 1], [0.5, 0.5], [2 / 3, 1 / 3]])  # best 0, worst 1: (0, 0) scores 4
-    ties = QuantileNormaliser().fit(np.array([[1.0], [2.0], [2.0], [5.0]])).transform(np.array([[2.0], [5.0]]))
-    np.testing.assert_allclose(ties, [[0.5], [1.0]])  # positions 1 and 2 of 0..3: mean 1.5 / 3
+    ties = QuantileNormaliser().fit(np.array([[1.0], [1.0], [2.0], [2.0], [5.0]])).transform(np.array([[1.0], [2.0]]))
+    np.testing.assert_allclose(ties, [[0.0], [0.625]])  # a tied best is 0; positions 2 and 3 of 0..4: 2.5 / 4
     sklearn = pytest.importorskip("sklearn.preprocessing")
     rng = np.random.default_rng(0)
-    data = rng.normal(size=(300, 2))
-    expected = sklearn.QuantileTransformer(n_quantiles=300).fit(data).transform(data)
-    np.testing.assert_allclose(QuantileNormaliser().fit(data).transform(data), expected, atol=1e-9)
+    for data in (rng.normal(size=(300, 2)), rng.integers(0, 6, size=(300, 2)).astype(float)):  # ties, as on plateaus
+        expected = sklearn.QuantileTransformer(n_quantiles=300).fit(data).transform(data)
+        np.testing.assert_allclose(QuantileNormaliser().fit(data).transform(data), expected, atol=1e-9)
     with pytest.raises(ValueError, match="NaN"):
         QuantileNormaliser().fit(np.array([[np.nan, 1.0]]))
 

@@ -27,6 +27,9 @@ BACKENDS = ("auto", "table", "surrogate", "live")
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 
 
+SEED_HINT = "the surrogate predicts the mean over seeds only: query with seed=None"
+
+
 def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of one super-network per seed: where tables hold several for one seed (a strategy trained again,
     e.g. on another machine, for the strategy ablation), the one with the most rows answers (ties: the smaller
@@ -58,7 +61,8 @@ class Benchmark:
 
     ``backend``: ``table`` (exact lookups), ``surrogate`` (``small`` space only: any configuration, with
     uncertainty), ``live`` (the real evaluator; needs the task data and takes minutes), or ``auto`` (the
-    table, else the surrogate; objectives a table row lacks, such as the latency of standalone configurations
+    table, else the surrogate, which answers the mean over seeds only, so a query with a seed the table lacks
+    raises; objectives a table row lacks, such as the latency of standalone configurations
     not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
     answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
@@ -228,11 +232,8 @@ class Benchmark:
                    else ")"))
 
     # -- queries ---------------------------------------------------------------------------------
-    def _off_table_hint(self, seed: int | None = None) -> str:
-        """What answers a configuration (with ``seed``) the table does not hold, for this benchmark."""
-        if seed is not None:
-            return (f"surrogates predict the mean over seeds, not seed {seed}: query with seed=None; "
-                    "backend='live' evaluates it for real")
+    def _off_table_hint(self) -> str:
+        """What answers a configuration the table does not hold, for this benchmark."""
         if self.backend == "table" and isinstance(self.space, SmallSpace) and self.supernetwork_space in (None, "small"):
             return ("backend='surrogate' or 'auto' predicts it where a surrogate exists (`Benchmark.available()` "
                     "lists them); backend='live' evaluates it for real")
@@ -247,8 +248,10 @@ class Benchmark:
             try:
                 result = self._index.lookup(config, epoch, seed)
             except ConfigNotInTableError as err:
-                if self.backend == "table" or self._surrogate is None or seed is not None:
-                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint(seed)}") from None
+                if self.backend == "table" or self._surrogate is None:
+                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint()}") from None
+                if seed is not None:
+                    raise ConfigNotInTableError(f"{err}; {SEED_HINT}") from None
             else:
                 fillable = self._fillable()
                 if any(result[name] != result[name] for name in fillable):  # NaN: the table lacks it
@@ -286,7 +289,8 @@ class Benchmark:
             if self.backend == "table" or self._surrogate is None or seed is not None:
                 raise ConfigNotInTableError(
                     f"{len(missing)} of {len(codes)} configurations are not in the table"
-                    f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}); {self._off_table_hint(seed)}")
+                    f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}); "
+                    f"{self._off_table_hint() if self.backend == 'table' or self._surrogate is None else SEED_HINT}")
             records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
             predicted = self._surrogate_frame(records, epoch, seed)
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()

@@ -63,10 +63,10 @@ class _MultiObjectiveSearcher(BaseSearcher):
 
     def _random_many(self, n: int) -> list[dict[str, Any]]:
         """``n`` random configurations, each field drawn for all of them at once (Python scalars, as ``_random``)."""
-        columns = {k: (v.sample(random_state=self.rng, size=n) if k in self.fields else [v] * n)
-                   for k, v in self.config_space.items()}
-        columns = {k: [x.item() if isinstance(x, np.generic) else x for x in (c if n > 1 else [c])]
-                   for k, c in columns.items()}
+        if n == 1:  # a domain's sample(size=1) returns the value itself, not a list
+            return [self._random()]
+        columns = {k: ([x.item() if isinstance(x, np.generic) else x for x in v.sample(random_state=self.rng, size=n)]
+                       if k in self.fields else [v] * n) for k, v in self.config_space.items()}
         return [dict(zip(columns, values)) for values in zip(*columns.values())]
 
     def _mutate(self, config: dict[str, Any], probability: float | None = None) -> dict[str, Any]:

@@ -115,8 +115,12 @@ def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None
     for cid, seed, epoch, *objective_values in rows:
         values[position[cid], seeds.index(int(seed)), epochs.index(int(epoch))] = objective_values
     if np.isnan(values).any():
-        raise ValueError(f"{bench!r}: {int(np.isnan(values[..., 0]).sum())} (configuration, seed, epoch) cells of the "
-                         "table are missing, so it cannot be exported as a tabular blackbox")
+        empty = np.isnan(values).any(axis=-1)
+        names = [n for n, column in zip([*objectives, f"{ELAPSED_TIME} (cumulative_time)"], np.moveaxis(values, -1, 0))
+                 if np.isnan(column).any()]
+        raise ValueError(f"{bench!r}: {int(empty.sum())} (configuration, seed, epoch) cells of the table lack "
+                         f"{', '.join(names)} (configurations with other epochs, or missing values), so it cannot be "
+                         "exported as a tabular blackbox")
     space = {f: choice(sorted(hyperparameters[f].unique().tolist())) for f in fields}
     return BlackboxTabular(hyperparameters, space, {FIDELITY: randint(min(epochs), max(epochs))}, values,
                            np.array(epochs), [*objectives, ELAPSED_TIME])
