@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from plm_nasbench.paths import data_dir as default_data_dir
+from plm_nasbench.provenance import git_commit
 
 from .cache import cache_report
 from .executors import execute_unit, run_local, run_ray
@@ -113,6 +114,7 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    git_commit()  # pinned now, so that results name the code this process loaded even if the checkout moves on
     if args.command == "cache":
         frame = cache_report(args.data or default_data_dir(), args.cache_dir)
         print(frame.drop(columns="folder").to_string(index=False) if len(frame) else "no super-network is cached here")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from plm_nasbench.provenance import environment, now
+from plm_nasbench.provenance import environment, git_commit, now
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
@@ -78,6 +78,7 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
 
 def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str,
               latency_reference: dict[tuple[str, str], dict[str, float]] | None) -> Any:
+    git_commit()  # a worker pins the commit of the code it loaded at its first unit, not at its last
     started, start = now(), time.perf_counter()
     frame = run_unit(plan, unit, data_dir, device, latency_reference)
     return frame, _meta(started, time.perf_counter() - start, device)

@@ -22,7 +22,8 @@ _LIBRARIES = ("torch", "transformers", "numpy", "pandas")
 def git_commit() -> str | None:
     """The commit of the source checkout this package runs from (with ``+dirty`` if modified), or None.
 
-    Read once per process, so it names the code this process loaded even if the checkout moves on."""
+    Read once per process (the first call), so it names the code this process loaded even if the checkout moves
+    on, provided the first call comes when the code is loaded: ``python -m generate`` makes it at start."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return None

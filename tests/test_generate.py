@@ -252,8 +252,12 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     plan = tmp_path / "plan.toml"
     plan.write_text('name = "x"\nmodel = "minilm-l6-h384"\n[[study]]\nname = "a"\nscheme = "latency"\n'
                     'space = "layer"\nconfigs = {kind = "all"}\nchunk = 16\n')
+    from plm_nasbench.provenance import git_commit
+
+    git_commit.cache_clear()
     assert generate_main(["plan", str(plan)]) == 0
     assert "4 of 4 units" in capsys.readouterr().out
+    assert git_commit.cache_info().currsize == 1  # pinned at start: rows name the code the process loaded
     plan.write_text(plan.read_text().replace('"layer"', '"tiny"'))
     assert generate_main(["plan", str(plan)]) == 2
     assert "unknown space 'tiny'" in capsys.readouterr().err
