@@ -92,13 +92,14 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         print("error: with --executor ray each unit's device follows --gpus-per-unit (0: cpu, more: cuda); "
               "leave --device out", file=sys.stderr)
         return 2
-    if args.executor == "ray" and 0 < args.gpus_per_unit < 1 and any(u.scheme == "latency" for u in units):
+    timed = any(u.scheme == "latency" for u in units)
+    if args.executor == "ray" and 0 < args.gpus_per_unit < 1 and timed:
         print("error: latency units time a whole GPU: give them --gpus-per-unit 1 (or run them apart with "
               "--study), not a shared fraction", file=sys.stderr)
         return 2
     if args.executor == "local":
         check_device(args.device, {u.dtype for u in units})
-    reference = latency_reference(plan, data_root) if any(u.scheme == "latency" for u in units) else None
+    reference = latency_reference(plan, data_root) if timed else None
     if args.unit_index is not None:
         print(execute_unit(plan, store, units[0], args.data_dir, args.device, reference))
     elif args.executor == "ray":

@@ -43,18 +43,18 @@ def check_device(device: str, dtypes: set[str]) -> None:
     ``cuda``/``cuda:N`` where torch sees that GPU (and, for ``bfloat16``, the GPU supports it)."""
     import torch
 
-    kind = device_type(device)
-    if kind == "cpu":
-        return
-    if kind != "cuda":
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
         raise DeviceError(f"--device {device!r}: units run on 'cpu' or 'cuda' (optionally 'cuda:N')")
+    if parsed.type == "cpu":
+        return
     if not torch.cuda.is_available():
         raise DeviceError(f"--device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU; install a CUDA "
                           "build of torch on a GPU machine, or run on 'cpu'")
-    try:
-        index = torch.device(device).index or 0
-    except RuntimeError:
-        raise DeviceError(f"--device {device!r}: units run on 'cpu' or 'cuda' (optionally 'cuda:N')") from None
+    index = parsed.index or 0
     if index >= torch.cuda.device_count():
         raise DeviceError(f"--device {device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
                           f"cuda:{torch.cuda.device_count() - 1}")

@@ -27,9 +27,6 @@ BACKENDS = ("auto", "table", "surrogate", "live")
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 
 
-SEED_HINT = "the surrogate predicts the mean over seeds only: query with seed=None"
-
-
 def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of one super-network per seed: where tables hold several for one seed (a strategy trained again,
     e.g. on another machine, for the strategy ablation), the one with the most rows answers (ties: the smaller
@@ -232,8 +229,10 @@ class Benchmark:
                    else ")"))
 
     # -- queries ---------------------------------------------------------------------------------
-    def _off_table_hint(self) -> str:
-        """What answers a configuration the table does not hold, for this benchmark."""
+    def _off_table_hint(self, seed: int | None = None) -> str:
+        """What answers a configuration (with ``seed``) the table does not hold, for this benchmark."""
+        if self.backend != "table" and self._surrogate is not None and seed is not None:
+            return "the surrogate predicts the mean over seeds only: query with seed=None"
         if self.backend == "table" and isinstance(self.space, SmallSpace) and self.supernetwork_space in (None, "small"):
             return ("backend='surrogate' or 'auto' predicts it where a surrogate exists (`Benchmark.available()` "
                     "lists them); backend='live' evaluates it for real")
@@ -248,10 +247,8 @@ class Benchmark:
             try:
                 result = self._index.lookup(config, epoch, seed)
             except ConfigNotInTableError as err:
-                if self.backend == "table" or self._surrogate is None:
-                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint()}") from None
-                if seed is not None:
-                    raise ConfigNotInTableError(f"{err}; {SEED_HINT}") from None
+                if self.backend == "table" or self._surrogate is None or seed is not None:
+                    raise ConfigNotInTableError(f"{err}; {self._off_table_hint(seed)}") from None
             else:
                 fillable = self._fillable()
                 if any(result[name] != result[name] for name in fillable):  # NaN: the table lacks it
@@ -290,7 +287,7 @@ class Benchmark:
                 raise ConfigNotInTableError(
                     f"{len(missing)} of {len(codes)} configurations are not in the table"
                     f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}); "
-                    f"{self._off_table_hint() if self.backend == 'table' or self._surrogate is None else SEED_HINT}")
+                    f"{self._off_table_hint(seed)}")
             records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
             predicted = self._surrogate_frame(records, epoch, seed)
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()

@@ -98,12 +98,12 @@ def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None
     table = table[table["seed"].isin(seeds)]
     if objectives is None:
         objectives = tuple(name for name in OBJECTIVE_NAMES if table[bench.objective(name).column].notna().all())
-    missing = {name: int(table[bench.objective(name).column].isna().sum()) for name in objectives}
-    missing = {name: count for name, count in missing.items() if count}
-    if missing:
-        lacking = ", ".join(f"{name} in {count} rows" for name, count in missing.items())
-        raise ValueError(f"{bench!r}: the table has no value for {lacking} of {len(table)}; export the objectives it has (objectives=None), which the package's "
-                         "surrogate can complete only in Benchmark.to_blackbox()")
+    empty = {name: int(table[bench.objective(name).column].isna().sum()) for name in objectives}
+    lacking = ", ".join(f"{name} in {count} rows" for name, count in empty.items() if count)
+    if lacking:
+        raise ValueError(f"{bench!r}: the table has no value for {lacking} of {len(table)}; export the objectives "
+                         "it has (objectives=None), which the package's surrogate can complete only in "
+                         "Benchmark.to_blackbox()")
     fields = list(json.loads(table["config"].iat[0]))
     configs = table.drop_duplicates("config_id")
     hyperparameters = pd.DataFrame([json.loads(c) for c in configs["config"]])[fields]
