@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from plm_nasbench.provenance import cpu_model
+from plm_nasbench.provenance import cpu_model, cpu_signature
 
 from .plan import Plan, WorkUnit
 
@@ -40,8 +40,10 @@ def hardware(device: str) -> str:
 
 def check_device(device: str, dtypes: set[str]) -> None:
     """Raise a :class:`DeviceError` naming ``device`` unless torch can run units of ``dtypes`` on it: ``cpu``, or
-    ``cuda``/``cuda:N`` where torch sees that GPU (and, for ``bfloat16``, the GPU supports it)."""
+    ``cuda``/``cuda:N`` where torch sees that GPU; for ``bfloat16``, the CPU or GPU must support it natively."""
     import torch
+
+    from plm_nasbench.evaluation.predict import NO_BF16, native_bf16
 
     try:
         parsed = torch.device(device)
@@ -49,18 +51,17 @@ def check_device(device: str, dtypes: set[str]) -> None:
         parsed = None
     if parsed is None or parsed.type not in ("cpu", "cuda"):
         raise DeviceError(f"--device {device!r}: units run on 'cpu' or 'cuda' (optionally 'cuda:N')")
-    if parsed.type == "cpu":
-        return
-    if not torch.cuda.is_available():
-        raise DeviceError(f"--device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU; install a CUDA "
-                          "build of torch on a GPU machine, or run on 'cpu'")
-    index = parsed.index or 0
-    if index >= torch.cuda.device_count():
-        raise DeviceError(f"--device {device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
-                          f"cuda:{torch.cuda.device_count() - 1}")
-    if "bfloat16" in dtypes and torch.cuda.get_device_capability(index)[0] < 8:  # emulated bf16 is no measurement
-        raise DeviceError(f"--device {device!r} ({torch.cuda.get_device_name(index)}) has no bfloat16 support, which "
-                          "the plan's dtype needs; use a GPU that has it (Ampere or newer) or a plan in float32")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU; install a "
+                              "CUDA build of torch on a GPU machine, or run on 'cpu'")
+        if (parsed.index or 0) >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device!r}: torch sees {torch.cuda.device_count()} GPU(s), cuda:0 .. "
+                              f"cuda:{torch.cuda.device_count() - 1}")
+    if "bfloat16" in dtypes and not native_bf16(device):
+        name = torch.cuda.get_device_name(parsed) if parsed.type == "cuda" else f"{cpu_model()}, {cpu_signature()}"
+        raise DeviceError(f"--device {device!r} ({name}) {NO_BF16}; the plan is in bfloat16: run it on a device "
+                          "with bf16 support, or use a plan in float32")
 
 
 def _cached(key: tuple, build: Any) -> Any:
@@ -263,7 +264,9 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
 
 def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu",
              latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> pd.DataFrame:
-    """The rows of work unit ``unit`` (a latency unit first checks this machine against ``latency_reference``)."""
+    """The rows of work unit ``unit``. Every unit first checks that ``device`` can run its dtype (a Ray worker's
+    node can differ from the driver's), a latency unit also this machine against ``latency_reference``."""
+    check_device(device, {unit.dtype})
     if unit.scheme == "weight_sharing":
         return run_weight_sharing(plan, unit, data_dir, device)
     if unit.scheme == "standalone":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import platform
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ from generate.merge import _mixed_supernetworks, merge, merged_units
 from generate.plan import parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
-from generate.units import latency_reference, run_unit
+from generate.units import DeviceError, check_device, latency_reference, run_unit
 from generate.verify import compare, draw, reproduced, verify
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
@@ -274,6 +276,30 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main([*run, "--executor", "ray", "--gpus-per-unit", "0.5"]) == 2
     assert "latency units time a whole GPU" in capsys.readouterr().err
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
+
+
+def test_bf16_plans_need_hardware_bf16(tmp_path, capsys, monkeypatch):
+    """Emulated bf16 autocast is several times slower than float32: a bf16 plan is refused on a CPU without it."""
+    from plm_nasbench.evaluation import predict
+
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    bf16_flags = {"avx512bw", "avx_ne_convert", "amx_bf16"}
+    if platform.machine() == "x86_64" and flags and not bf16_flags & set(flags.split()):
+        assert not predict.native_bf16("cpu")  # an AVX2-only x86 CPU, like the AMD EPYC of cpu family 23
+    plan = tmp_path / "plan.toml"
+    plan.write_text('name = "x"\nmodel = "minilm-l6-h384"\ndtype = "bfloat16"\n[[study]]\nname = "a"\n'
+                    'scheme = "latency"\nspace = "layer"\nconfigs = {kind = "all"}\nchunk = 16\n')
+    monkeypatch.setattr(predict, "native_bf16", lambda device="cpu": False)
+    run = ["run", str(plan), "--work-dir", str(tmp_path / "work"), "--data", str(tmp_path / "data")]
+    assert generate_main(run) == 2
+    assert "--device 'cpu' (" in (err := capsys.readouterr().err) and "has no bfloat16 support" in err
+    assert generate_main(["verify", str(plan), "--data", str(tmp_path / "data")]) == 2
+    assert "has no bfloat16 support" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+    bf16_plan = parse_plan(dict(smoke_plan(), dtype="bfloat16"))
+    with pytest.raises(DeviceError, match="has no bfloat16 support"):  # the check every executor's units make
+        run_unit(bf16_plan, bf16_plan.units[0])
+    check_device("cpu", {"float32"})  # float32 runs anywhere
 
 
 def test_latency_units_run_only_on_the_plans_latency_hardware(tmp_path):

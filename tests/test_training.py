@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +104,20 @@ def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="needs the search space"):
         finetune(tiny_model("bert"), get_task_spec("sst2"), toy_task(n=8), TrainingSettings(),
                  strategy=StrategySettings("full"))
+
+
+def test_bf16_autocast_warns_where_the_device_has_no_bf16(monkeypatch):
+    from plm_nasbench.evaluation import predict
+
+    with pytest.raises(ValueError, match="bf16 support is known for 'cpu' and 'cuda' devices only"):
+        predict.native_bf16("meta")
+    monkeypatch.setattr(predict, "native_bf16", lambda device="cpu": False)
+    with pytest.warns(UserWarning, match="device 'cpu' has no bfloat16 support .* several times slower"):
+        predict.autocast("bfloat16", "cpu")
+    monkeypatch.setattr(predict, "native_bf16", lambda device="cpu": True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert predict.autocast("bfloat16", "cpu").fast_dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("space_name", ["layer", "large"])
