@@ -12,6 +12,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
+def _mode_for(path: Path, directory: bool) -> int:
+    """The permissions ``path`` keeps if it exists, else those a plain ``open``/``mkdir`` would give it under the
+    process's umask (temporary files are private, 0600/0700, which would hide tables from a cluster's other users)."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; on success it is renamed onto ``path``, on failure removed."""
@@ -19,6 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(staging, _mode_for(path, directory=False))
     try:
         yield Path(staging)
         os.replace(staging, path)
@@ -39,6 +50,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(staging, _mode_for(path, directory=True))
     try:
         yield staging
         if path.exists():

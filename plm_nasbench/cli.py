@@ -11,12 +11,17 @@ from typing import Any
 
 from . import __version__
 from .architecture import MODELS, TASK_HEADS, get_architecture
+from .objectives import OBJECTIVES
 from .paths import data_dir
 from .spaces import SEARCH_SPACES, get_search_space
 
 
 def _magnitude(n: int) -> str:
-    return f"{n:,}" if n < 10**9 else f"~10^{len(str(n)) - 1}"
+    """``n`` with thousands separators, or as ~m.m x 10^k from 10^9 on (exact integers of any size)."""
+    if n < 10**9:
+        return f"{n:,}"
+    rounded = str(round(n, 2 - len(str(n))))  # two significant digits, in integer arithmetic
+    return f"~{rounded[0]}.{rounded[1]} x 10^{len(rounded) - 1}"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -106,6 +111,12 @@ def _simulate(args: argparse.Namespace) -> int:
     objectives = tuple(args.objectives.split(","))
     if len(objectives) != 2:
         raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        raise ValueError(f"--objectives: unknown objective(s) {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
+    for flag, value in (("--seeds", args.seeds), ("--evaluations", args.evaluations), ("--workers", args.workers)):
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
     start = time.perf_counter()
     benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
                                 strategy=args.strategy, backend=args.backend)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,29 @@ def test_table_lookups_seeds_and_errors(tables):
     with pytest.raises(ValueError, match="num_units must be an integer in"):
         bench.query_many(frame.assign(num_units=5000))
     assert all(bench.query(c)["source"] == "table" for c in bench.sample(5, seed=0))
+
+
+@pytest.mark.parametrize("space_name", ["medium", "layer"])
+def test_table_keys_stay_exact_where_mixed_radix_codes_would_overflow(space_name):
+    """medium's field ranges multiply past 2**63: its keys must not wrap around (two configurations, one key)."""
+    from plm_nasbench.benchmark.table import TableIndex
+    from plm_nasbench.objectives import OBJECTIVES
+
+    space = get_search_space(space_name, "minilm-l6-h384")
+    rng = np.random.default_rng(0)
+    configs = list({space.config_id(c): c for c in (space.sample(rng) for _ in range(60))}.values())
+    frame = pd.DataFrame({"config": [json.dumps(c) for c in configs], "config_id": [space.config_id(c) for c in configs],
+                          "epoch": 5, "seed": 0,
+                          **{o.column: rng.random(len(configs)) for o in OBJECTIVES.values()}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings included
+        index = TableIndex(frame.iloc[:50], space)
+        assert [index.lookup(c)["valid_error"] for c in configs[:50]] == frame["valid_error"][:50].tolist()
+        values, found = index.lookup_many(index.codes(configs[:50]))
+    assert found.all() and values[:, 0].tolist() == frame[OBJECTIVES["valid_error"].column][:50].tolist()
+    for config in configs[50:]:
+        with pytest.raises(ConfigNotInTableError, match="is not in the table"):
+            index.lookup(config)
 
 
 def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
@@ -254,6 +278,45 @@ def test_auto_backend_falls_back_to_the_surrogate(tables):
     assert bench.query({"num_layers": 3, "num_heads": 4, "num_units": 100})["source"] == "surrogate"
     mixed = bench.query_many([grid[3], {"num_layers": 3, "num_heads": 4, "num_units": 100}])
     assert mixed["source"].tolist() == ["table", "surrogate"]
+    single = bench.query({"num_layers": 3, "num_heads": 4, "num_units": 100})  # the surrogate's uncertainty too
+    assert np.isnan(mixed["valid_error_std"][0]) and mixed["valid_error_std"][1] == pytest.approx(single["valid_error_std"])
+    assert mixed["out_of_data"].tolist() == [False, single["out_of_data"]]
+
+
+def test_epochs_seeds_and_arguments_are_checked_on_every_path(tables):
+    """An epoch the benchmark does not hold is refused, not answered by the surrogate at a fidelity it never saw."""
+    root, surrogates, _, grid, _ = tables
+    bench = Benchmark("rte", data=root, surrogates=surrogates)
+    off_table = {"num_layers": 3, "num_heads": 4, "num_units": 100}
+    for epoch in (3, -1, 99):
+        with pytest.raises(ConfigNotInTableError, match=r"epoch .* is not a fidelity .*fidelities: \[5\]"):
+            bench.query(off_table, epoch=epoch)
+        with pytest.raises(ConfigNotInTableError, match="fidelities: \\[5\\]"):
+            bench.query_many([grid[0], off_table], epoch=epoch)
+    for bad in ("5", 2.5, True):
+        with pytest.raises(ValueError, match=f"epoch must be an integer or None, got {bad!r}"):
+            bench.query(grid[0], epoch=bad)
+    with pytest.raises(ValueError, match="seed must be an integer or None, got '0' \\(str\\)"):
+        bench.query(grid[0], seed="0")
+    assert bench.query(grid[0], epoch=np.int64(5), seed=np.int64(0))["source"] == "table"
+    standalone = Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates)
+    assert standalone.query(off_table, epoch=3)["epoch"] == 3  # every epoch of a learning curve is a fidelity
+    with pytest.raises(TypeError, match="use query\\(\\) for one"):
+        bench.query_many(grid[0])
+    with pytest.raises(TypeError, match="sequence of objective names"):
+        bench.pareto_front("valid_error")
+    with pytest.raises(ValueError, match="n must be a non-negative integer, got -1"):
+        bench.sample(-1)
+    with pytest.raises(ValueError, match="num_layers must be an integer in \\[0, 6\\], got values of type str "
+                                         "\\(for example '4'\\)"):
+        bench.query_many([{**grid[0], "num_layers": "4"}])
+    with pytest.raises(ValueError, match="num_layers must be an integer in \\[0, 6\\], got 4.5 \\(configuration #1\\)"):
+        bench.query_many([grid[0], {**grid[0], "num_layers": 4.5}])
+    with pytest.raises(FileNotFoundError, match="data_dir '/nonexistent' is not a folder"):
+        Benchmark("rte", backend="live", data_dir="/nonexistent")
+    table = Benchmark("rte", backend="table", data=root)
+    with pytest.raises(ConfigNotInTableError, match="first: #1, {'num_layers': 3, 'num_heads': 4, 'num_units': 100}"):
+        table.query_many([grid[0], off_table])
 
 
 def test_standalone_latency_comes_from_the_grid_latency_table(tables, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import platform
 from pathlib import Path
 
@@ -354,3 +355,22 @@ def test_report_coverage_unpruned_and_plots(tables, tmp_path):
     assert sizes[-1] == f"| 1.00 | {best['test_error']:.3f} | n/a |"
     paths = plot_grids(manifest, tmp_path / "plots")
     assert [p.name for p in paths] == ["small-grid-rte.png"] and paths[0].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_atomic_writes_give_the_permissions_a_plain_write_would(tmp_path):
+    """Temporary files are private (0600); a table renamed into place must still be readable by a cluster's other
+    users under the usual umask, and a rewritten file keeps the mode it had."""
+    from plm_nasbench.atomic import atomic_directory, write_atomic
+
+    previous = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "new.parquet", lambda p: p.write_bytes(b"x"))
+        assert (tmp_path / "new.parquet").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "new.parquet").chmod(0o640)
+        write_atomic(tmp_path / "new.parquet", lambda p: p.write_bytes(b"y"))
+        assert (tmp_path / "new.parquet").stat().st_mode & 0o777 == 0o640
+        with atomic_directory(tmp_path / "surrogate") as folder:
+            (folder / "model.json").write_text("{}")
+        assert (tmp_path / "surrogate").stat().st_mode & 0o777 == 0o755
+    finally:
+        os.umask(previous)

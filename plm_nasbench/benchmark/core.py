@@ -19,7 +19,7 @@ from ..paths import surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
 from ..tables import SCHEMES, Manifest
-from .table import ConfigNotInTableError, TableIndex
+from .table import ConfigNotInTableError, TableIndex, describe_config
 
 BACKENDS = ("auto", "table", "surrogate", "live")
 #: The super-network strategies of :mod:`plm_nasbench.training.strategies`, named here so that the query path
@@ -77,6 +77,9 @@ class Benchmark:
         _check("search space", space, list(SEARCH_SPACES))
         _check("scheme", scheme, SCHEMES)
         _check("backend", backend, BACKENDS)
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise FileNotFoundError(f"data_dir {str(data_dir)!r} is not a folder; it holds the task data that "
+                                    "backend='live' trains and evaluates on, in the GLUE layout (rte/train.tsv ...)")
         if scheme == "weight_sharing":
             _check("strategy", strategy, STRATEGIES)
             _check("supernetwork_space", supernetwork_space, list(SEARCH_SPACES))
@@ -102,6 +105,7 @@ class Benchmark:
             self._surrogate = self._load_surrogate(required=backend == "surrogate")
         if backend == "auto" and self._index is None and self._surrogate is None:
             raise FileNotFoundError(f"{self._nothing_found()}; no surrogate either")
+        self._fidelity_set = frozenset(self.fidelities)  # what every query's epoch is checked against
 
     # -- loading ---------------------------------------------------------------------------------
     def _nothing_found(self) -> str:
@@ -239,8 +243,21 @@ class Benchmark:
         return ("no surrogate covers this benchmark (`Benchmark.available()` lists those that have one); "
                 "backend='live' evaluates it for real")
 
+    def _check_epoch_and_seed(self, epoch: Any, seed: Any) -> None:
+        """A ValueError for an ``epoch`` or ``seed`` that is neither None nor an integer; a
+        :class:`ConfigNotInTableError` for an epoch that is not one of :attr:`fidelities` (the surrogate answers
+        only those too)."""
+        for name, value in (("epoch", epoch), ("seed", seed)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ValueError(f"{name} must be an integer or None, got {value!r} ({type(value).__name__})")
+        if epoch is not None and self.backend != "live" and epoch not in self._fidelity_set:
+            raise ConfigNotInTableError(f"epoch {epoch} is not a fidelity of {self!r}; fidelities: {self.fidelities}"
+                                        + (" (weight sharing: the super-network's epochs)"
+                                           if self.scheme == "weight_sharing" else ""))
+
     def query(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
         """Every objective of one configuration, plus ``epoch``, ``seed``, ``n_seeds`` and ``source``."""
+        self._check_epoch_and_seed(epoch, seed)
         if self.backend == "live":
             return self._live_query(config, epoch, seed)
         if self._index is not None:
@@ -261,7 +278,13 @@ class Benchmark:
 
     def query_many(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
                    seed: int | None = None) -> pd.DataFrame:
-        """Objectives of many configurations as a DataFrame (one row each, in order, with ``source``)."""
+        """Objectives of many configurations as a DataFrame (one row each, in order, with ``source``; where the
+        surrogate answers any, also its ``<objective>_std`` and ``out_of_data`` columns, NaN and False on table
+        rows)."""
+        if isinstance(configs, Mapping):
+            raise TypeError("query_many takes a sequence of configurations or a DataFrame, got one configuration "
+                            "(a mapping): use query() for one")
+        self._check_epoch_and_seed(epoch, seed)
         if self.backend == "live":
             records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else list(configs)
             return pd.DataFrame([self._live_query(c, epoch, seed) for c in records])
@@ -283,14 +306,18 @@ class Benchmark:
             frame.loc[rows[filled], "source"] = "table+surrogate"
         if not found.all():
             missing = np.flatnonzero(~found)
+            records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
             if self.backend == "table" or self._surrogate is None or seed is not None:
+                first = records.iloc[0].to_dict() if isinstance(records, pd.DataFrame) else records[0]
                 raise ConfigNotInTableError(
                     f"{len(missing)} of {len(codes)} configurations are not in the table"
-                    f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}); "
-                    f"{self._off_table_hint(seed)}")
-            records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
+                    f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}, "
+                    f"{describe_config(first)}); {self._off_table_hint(seed)}")
             predicted = self._surrogate_frame(records, epoch, seed)
             frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()
+            for column in [c for c in predicted if c.endswith("_std") or c == "out_of_data"]:
+                frame[column] = np.zeros(len(frame), dtype=bool) if column == "out_of_data" else np.nan
+                frame.loc[missing, column] = predicted[column].to_numpy()
         return frame
 
     def _fillable(self) -> list[str]:
@@ -369,6 +396,8 @@ class Benchmark:
     def sample(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
         """``n`` configurations: drawn from the table's configurations when the backend answers from the table
         only (so every one can be looked up), else from the search space's sampler."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n must be a non-negative integer, got {n!r}")
         rng = np.random.default_rng(seed)
         if self._index is not None and (self._surrogate is None or self.backend == "table"):
             configs = self._index.configs()
@@ -378,6 +407,9 @@ class Benchmark:
     def pareto_front(self, objectives: Sequence[str] = ("valid_error", "params_fraction"),
                      epoch: int | None = None) -> pd.DataFrame:
         """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first."""
+        if isinstance(objectives, str):
+            raise TypeError(f"objectives must be a sequence of objective names, e.g. ('valid_error', "
+                            f"'params_fraction'), got the string {objectives!r}")
         for name in objectives:
             _check("objective", name, list(OBJECTIVES))
         if self._index is None:

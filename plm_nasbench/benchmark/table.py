@@ -1,13 +1,15 @@
 """Exact lookups in a benchmark table: (configuration, epoch, seed) -> objective values, single or vectorised.
 
-Configurations of integer spaces (small, layer, medium) are keyed by a mixed-radix integer code of
-their fields; those of the large space by their ``config_id``. Without a seed, a lookup returns the
+Configurations of integer spaces are keyed by a mixed-radix integer code of their fields where every code
+(times the table's epochs and seeds) fits in 64 bits (small, layer); those of other spaces (medium, whose codes
+would overflow, and large) by their ``config_id``. Without a seed, a lookup returns the
 mean over the seeds the table holds for that configuration and epoch (``n_seeds`` says how many).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +27,17 @@ class ConfigNotInTableError(KeyError):
         return str(self.args[0])
 
 
+def _fits_in_int64(space: IntegerSpace, keys_per_config: int) -> bool:
+    """Whether every configuration code of ``space``, times ``keys_per_config`` (epochs x seeds), fits in int64."""
+    return math.prod(high - low + 1 for low, high in space.bounds.values()) * keys_per_config < 2**63
+
+
+def describe_config(config: Mapping[str, Any], limit: int = 160) -> str:
+    """``config`` as text for a message, cut at ``limit`` characters (a ``large`` configuration is ~2,300)."""
+    text = str(dict(config))
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 class TableIndex:
     """The rows of one benchmark table indexed for fast exact lookups."""
 
@@ -34,7 +47,7 @@ class TableIndex:
         self.columns = [o.column for o in OBJECTIVES.values()]
         self.epochs = np.array(sorted(int(e) for e in self.frame["epoch"].unique()))
         self.seeds = np.array(sorted(int(s) for s in self.frame["seed"].unique()))
-        self._integer = isinstance(space, IntegerSpace)
+        self._integer = isinstance(space, IntegerSpace) and _fits_in_int64(space, len(self.epochs) * len(self.seeds))
         if self._integer:
             self.fields = list(space.bounds)
             lows = np.array([low for low, _ in space.bounds.values()], dtype=np.int64)
@@ -107,7 +120,7 @@ class TableIndex:
 
     # -- lookups ---------------------------------------------------------------------------------
     def _missing(self, config: Any, epoch: int | None = None, seed: int | None = None) -> str:
-        what = f"configuration {dict(config)}"
+        what = f"configuration {describe_config(config)}"
         if epoch is not None:
             what += f" at epoch {epoch}"
         if seed is not None:

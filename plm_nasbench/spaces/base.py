@@ -173,11 +173,16 @@ class IntegerSpace(SearchSpace):
             if name not in arrays:
                 raise self._error(f"missing field {name}; expected fields: {', '.join(self.bounds)}")
             values = np.asarray(arrays[name])
-            if values.dtype.kind not in "iu":
-                if values.dtype.kind == "f" and np.all(np.mod(values, 1) == 0):
-                    values = values.astype(np.int64)
-                else:
-                    raise self._error(f"field {name} must be an integer in [{low}, {high}]")
+            if values.dtype.kind == "f":
+                fractional = np.flatnonzero(np.mod(values, 1) != 0)  # NaN included
+                if len(fractional):
+                    raise self._error(f"field {name} must be an integer in [{low}, {high}], got "
+                                      f"{values[fractional[0]]} (configuration #{int(fractional[0])})")
+                values = values.astype(np.int64)
+            elif values.dtype.kind not in "iu":
+                example = values.ravel()[:1].tolist()[0] if values.size else None
+                raise self._error(f"field {name} must be an integer in [{low}, {high}], got values of type "
+                                  f"{type(example).__name__} (for example {example!r})")
             bad = (values < low) | (values > high)
             if bad.any():
                 raise self._error(f"field {name} must be an integer in [{low}, {high}], got {values[bad][0]} "
