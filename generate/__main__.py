@@ -118,15 +118,27 @@ def main(argv: list[str] | None = None) -> int:
     git_commit()  # pinned now, so that results name the code this process loaded even if the checkout moves on
     if args.command == "cache":
         frame = cache_report(args.data or default_data_dir(), args.cache_dir)
-        print(frame.drop(columns="folder").to_string(index=False) if len(frame) else "no super-network is cached here")
+        print(frame.drop(columns="folder").to_string(index=False, na_rep="-") if len(frame) else "no super-network is cached here")
         return 0
     try:
         plan = load_plan(args.plan)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    for flag, given, known in (("--study", args.study, {u.study for u in plan.units}),
+                               ("--task", args.task, {u.task for u in plan.units if u.task})):
+        what = "studies" if flag == "--study" else "tasks"
+        unknown = sorted(set(given or ()) - known)
+        if unknown:
+            print(f"error: {flag} {', '.join(unknown)}: not in plan {plan.name!r}, whose {what} are "
+                  f"{', '.join(sorted(known)) or '(none)'}", file=sys.stderr)
+            return 2
     units = [u for u in plan.units if (not args.study or u.study in args.study)
              and (not args.task or u.task in args.task or u.task is None)]
+    if not units:
+        print(f"error: the plan has no unit of study {', '.join(args.study or ['(any)'])} for task {', '.join(args.task or ['(any)'])}; "
+              "`python -m generate plan PLAN` lists the units", file=sys.stderr)
+        return 2
     data_root = getattr(args, "data", None) or default_data_dir()
     try:
         merged = merged_units(plan, data_root) if args.command != "plan" else {}
@@ -159,11 +171,20 @@ def main(argv: list[str] | None = None) -> int:
         print("reproduced" if ok else f"NOT reproduced (tolerance {args.tolerance})")
         return 0 if ok else 1
     else:
-        report = merge(plan, store, data_root, args.partial)
+        selected = {(u.study, u.task) for u in units} if args.study or args.task else None
+        report = merge(plan, store, data_root, args.partial, selected)
         print(json.dumps(report, indent=2))
         return 1 if report["corrupt"] or report["stale"] or report["mixed"] else 0
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished units are kept and the unit in flight is lost (a super-network training "
+              "resumes from its last finished epoch); `run` again resumes", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:  # output piped into a reader that stopped (head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

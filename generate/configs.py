@@ -42,6 +42,9 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
     if kind == "largest":
         return [space.largest()]
     if kind == "sample":
+        if selection["n"] > space.num_configs:
+            raise ValueError(f"configs.n = {selection['n']} is more than the {space.name!r} space's "
+                             f"{space.num_configs:,} configurations (kind \"all\" takes every one)")
         rng = np.random.default_rng(selection["seed"])
         seen: dict[str, dict[str, Any]] = {}
         for _ in range(100 * selection["n"]):
@@ -49,8 +52,9 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
             seen.setdefault(space.config_id(config), config)
             if len(seen) == selection["n"]:
                 return list(seen.values())
-        raise ValueError(f"space {space.name!r} gave only {len(seen)} distinct configurations; asked for "
-                         f"{selection['n']}")
+        raise ValueError(f"space {space.name!r} gave only {len(seen)} distinct configurations in "
+                         f"{100 * selection['n']} draws; asked for n = {selection['n']} (kind \"all\" takes every "
+                         "configuration of a small integer space)")
     if not isinstance(space, IntegerSpace):
         raise ValueError(f"configs.kind {kind!r} needs an integer space (small, layer, medium); "
                          f"space {space.name!r} is not one: use kind 'sample'")

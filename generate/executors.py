@@ -70,7 +70,8 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
     for i, unit in enumerate(tqdm(pending, desc=f"{plan.name} units", unit="unit")):
         if stop_after is not None and time.perf_counter() - start >= stop_after:
             counts["left"] = len(pending) - i
-            print(f"stopped after {stop_after / 3600:.2f} h: {counts['left']} unit(s) left for the next run")
+            limit = f"{stop_after / 3600:.2f} h" if stop_after >= 3600 else f"{stop_after / 60:.1f} min"
+            print(f"--stop-after {limit} reached: {counts['left']} unit(s) left for the next run")
             break
         counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
     return counts

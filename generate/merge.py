@@ -180,15 +180,18 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
             "wall_seconds": sum(studies[n]["wall_seconds"] for n in names)}
 
 
-def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False) -> dict[str, Any]:
-    """Write every complete (study, task) table, and the latency tables, and update the manifest; returns what
-    was written, incomplete, corrupt, stale, held back, mixed or replaced. Merges into one data folder wait for each
-    other (a lock file ``.merge.lock`` there), so none overwrites another's manifest entries."""
+def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False,
+          only: set[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    """Write every complete (study, task) table, or those in ``only``, and the latency tables (which every table
+    joins), and update the manifest; returns what was written, incomplete, corrupt, stale, held back, mixed or
+    replaced. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
+    overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
-        return _merge(plan, store, data_root, partial)
+        return _merge(plan, store, data_root, partial, only)
 
 
-def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) -> dict[str, Any]:
+def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
+           only: set[tuple[str, str | None]] | None) -> dict[str, Any]:
     manifest = Manifest.load(data_root)
     groups: dict[tuple[str, str | None], list[WorkUnit]] = defaultdict(list)
     for unit in plan.units:
@@ -241,7 +244,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool) 
         latency = pd.concat([f for _, f in sorted(latency_frames, key=lambda x: x[0])], ignore_index=True)
         latency = latency.drop_duplicates(["search_space", "config_id"], keep="last")
         latency = latency[["search_space", "config_id", "latency_study", *LATENCY_FIELDS]]
-    for (study, task) in sorted(k for k in groups if groups[k][0].scheme != "latency"):
+    for (study, task) in sorted(k for k in groups if groups[k][0].scheme != "latency" and (only is None or k in only)):
         result = gathered(study, task)
         if result is None:
             continue

@@ -29,6 +29,7 @@ else:  # pragma: no cover
 STUDY_SCHEMES = ("weight_sharing", "standalone", "latency")
 STRATEGY_NAMES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 DTYPES = ("float32", "bfloat16")
+DEFAULT_EPOCHS = 5  # without [training] epochs or a study's own, as in the paper (Table A)
 _PLAN_KEYS = {"name", "model", "dtype", "max_length", "data_seed", "latency_batch_sizes", "latency_repeats",
               "latency_hardware", "latency_tolerance", "caps", "training", "strategy", "study", "eval_batch_size"}
 _STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "configs", "chunk", "dtype", "epochs",
@@ -36,6 +37,11 @@ _STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "confi
 _CAP_KEYS = {"max_train", "max_valid", "max_test"}
 _TRAINING_KEYS = {"epochs", "batch_size", "learning_rate", "weight_decay", "max_steps_per_epoch"}
 _STRATEGY_KEYS = {"num_random", "temperature", "space"}
+#: Numeric settings: (integer only, smallest allowed value, whether that value itself is allowed).
+_NUMBERS = {"max_length": (True, 1, True), "data_seed": (True, 0, True), "latency_repeats": (True, 1, True),
+            "eval_batch_size": (True, 1, True), "epochs": (True, 1, True), "batch_size": (True, 1, True),
+            "max_steps_per_epoch": (True, 1, True), "num_random": (True, 0, True),
+            "learning_rate": (False, 0, False), "weight_decay": (False, 0, True), "temperature": (False, 0, False)}
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,8 @@ class WorkUnit:
             what += f" {self.strategy}"
         if self.supernetwork_space and self.supernetwork_space != self.space:
             what += f" (super-network trained on {self.supernetwork_space})"
-        return f"{self.unit_id} [{self.study}] {what} seed {self.seed}: {len(self.configs)} config(s)"
+        trained = f", {self.epochs} epochs" if self.scheme != "latency" else ""
+        return f"{self.unit_id} [{self.study}] {what} seed {self.seed}{trained}: {len(self.configs)} config(s)"
 
 
 @dataclass
@@ -105,13 +112,25 @@ def _check_keys(table: dict, allowed: set[str], where: str) -> None:
         _fail(where, f"unknown key(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}")
 
 
+def _check_numbers(table: dict, where: str) -> None:
+    """Every numeric setting of ``table`` (see ``_NUMBERS``) has the right type and range."""
+    for key in _NUMBERS.keys() & table.keys():
+        integer, smallest, inclusive = _NUMBERS[key]
+        value = table[key]
+        typed = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not typed or not (value >= smallest if inclusive else value > smallest):
+            _fail(where, f"{key} must be {'an integer' if integer else 'a number'} "
+                         f"{'>=' if inclusive else '>'} {smallest}, got {value!r}")
+
+
 def _names(value: Any, known: tuple[str, ...] | list[str], what: str, where: str) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not values:
         _fail(where, f"{what} must be a name or a non-empty list of names")
+    one = what[:-3] + "y" if what.endswith("ies") else what[:-1] if what.endswith("s") else what
     for v in values:
         if v not in known:
-            _fail(where, f"unknown {what[:-1] if what.endswith('s') else what} {v!r}; known: {', '.join(known)}")
+            _fail(where, f"unknown {one} {v!r}; known: {', '.join(known)}")
     return list(values)
 
 
@@ -149,10 +168,13 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
         for key, value in entry.items():
             if not isinstance(value, int) or value < 1:
                 _fail(f"{source} [caps.{task}]", f"{key} must be a positive integer, got {value!r}")
+    _check_numbers(raw, source)
     training = raw.get("training", {})
     _check_keys(training, _TRAINING_KEYS, f"{source} [training]")
+    _check_numbers(training, f"{source} [training]")
     strategy = raw.get("strategy", {})
     _check_keys(strategy, _STRATEGY_KEYS, f"{source} [strategy]")
+    _check_numbers(strategy, f"{source} [strategy]")
     _names(strategy.get("space", "small"), list(SEARCH_SPACES), "strategy space", f"{source} [strategy]")
     batch_sizes = raw.get("latency_batch_sizes", [1, 32])
     if not isinstance(batch_sizes, list) or not all(b in (1, 32) for b in batch_sizes):
@@ -193,11 +215,12 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
         _fail(where, f"chunk must be a positive integer, got {chunk!r}")
     dtype = study.get("dtype", plan.dtype)
     _names(dtype, DTYPES, "dtype", where)
-    epochs = study.get("epochs", plan.training.get("epochs", 5))
+    _check_numbers(study, where)
+    epochs = study.get("epochs", plan.training.get("epochs", DEFAULT_EPOCHS))
     if scheme == "latency":
-        for key in ("tasks", "strategies", "seeds", "supernetwork_space"):
+        for key in ("tasks", "strategies", "seeds", "supernetwork_space", "epochs"):
             if key in study:
-                _fail(where, f"latency studies measure each configuration once, for no task: no '{key}'")
+                _fail(where, f"latency studies time each configuration once, untrained and for no task: no '{key}'")
         tasks: list[str | None] = [None]
         strategies: list[str | None] = [None]
         seeds = [0]
@@ -223,7 +246,11 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     trained_on = settings.get("space", "small") if settings is not None else None
     arch_task = next((t for t in tasks if t is not None), "rte")
     space = get_search_space(space_name, get_architecture(plan.model, arch_task))
-    configs = [json.dumps(c, separators=(",", ":")) for c in select_configs(space, selection)]
+    try:
+        selected = select_configs(space, selection)
+    except ValueError as err:
+        _fail(where, str(err))
+    configs = [json.dumps(c, separators=(",", ":")) for c in selected]
     units = []
     for task in tasks:
         for strategy in strategies:

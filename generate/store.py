@@ -63,7 +63,7 @@ class ShardStore:
         return float(json.loads(self.marker_path(unit).read_text())["seconds"])
 
     def status(self, units: list[WorkUnit]) -> str:
-        """A text table per (study, task): units done here, merged into a table already, pending and corrupt, hours
+        """A text table per (study, task): units done here (not merged yet), merged into a table, pending and corrupt, hours
         the done and merged units took, and the hours left if each unit still to run (pending or corrupt) costs
         the median of those of the same study and task (a study's first unit may also have trained its
         super-network; a merged unit counts the seconds its table's manifest entry records for it)."""
@@ -71,6 +71,8 @@ class ShardStore:
         seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         for unit in units:
             state = self.state(unit)
+            if state == "done" and unit.unit_id in self.merged:  # its shard is still here, its rows in a table too
+                state = "merged"
             key = (unit.study, unit.task or "-")
             states[key][state] += 1
             if state == "done":

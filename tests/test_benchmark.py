@@ -109,6 +109,37 @@ def test_available_lists_what_the_tables_answer(tables):
     assert not Benchmark.available(root, surrogates / "none")["surrogate"].any()
 
 
+def test_auto_leaves_out_a_surrogate_fitted_on_other_tables(tables, tmp_path):
+    """Own tables beside the package's surrogates: auto answers from the tables alone, never from a surrogate
+    that learned from other tables (or from an earlier version of these)."""
+    root, surrogates, _, grid, _ = tables
+    source = Manifest.load(root)
+    off_table = {"num_layers": 3, "num_heads": 4, "num_units": 100}
+    grid_path = "minilm-l6-h384/ws-small-grid/rte.parquet"
+    for case in ("changed", "missing"):
+        data = tmp_path / case
+        own = Manifest.load(data)
+        for relpath in source.tables:
+            frame = source.read(relpath)
+            if relpath == grid_path:
+                if case == "missing":
+                    continue
+                frame = frame.iloc[1:]  # another version of the grid table
+            own.record(relpath, frame, write_parquet(frame, data / relpath), {"study": relpath.split("/")[1]})
+        own.save()
+        why = "another version of" if case == "changed" else ".*, which .* does not hold"
+        with pytest.warns(UserWarning, match=f"surrogate in .*weight_sharing.* is left out: it learned from {why}"):
+            bench = Benchmark("rte", data=data, surrogates=surrogates)
+        with pytest.raises(ConfigNotInTableError, match="no surrogate covers this benchmark"):
+            bench.query(off_table)
+        listing = Benchmark.available(data, surrogates).set_index(["task", "scheme"])
+        assert not listing.loc[("rte", "weight_sharing"), "surrogate"] and listing.loc[("rte", "standalone"), "surrogate"]
+        assert Benchmark("rte", backend="surrogate", surrogates=surrogates).query(off_table)["source"] == "surrogate"
+    with warnings.catch_warnings():  # the tables it learned from: no warning
+        warnings.simplefilter("error")
+        assert Benchmark("rte", data=root, surrogates=surrogates).query(off_table)["source"] == "surrogate"
+
+
 def test_errors_say_what_answers_instead(tables):
     root, surrogates, _, grid, _ = tables
     off_table = {"num_layers": 3, "num_heads": 4, "num_units": 100}
@@ -258,6 +289,35 @@ def test_a_table_too_small_to_learn_from_gets_no_surrogate(tables, tmp_path):
     assert "no surrogate yet: 4 configurations" in (tmp_path / "surrogates/REPORT.md").read_text()
     with pytest.raises(ValueError, match="nothing to learn"):
         SmallSpaceSurrogate.fit(get_search_space("small", "minilm-l6-h384", task="mrpc"), few)
+
+
+def test_the_builder_learns_from_the_studies_it_is_told_and_never_replaces_the_package_surrogates(tables, tmp_path,
+                                                                                                 capsys):
+    from plm_nasbench.surrogates.build import main
+
+    root, _, _, _, _ = tables
+    source = Manifest.load(root)
+    data = tmp_path / "data"
+    own = Manifest.load(data)  # another plan's names for the standalone curves
+    curves = source.read("minilm-l6-h384/standalone-small/rte.parquet")
+    own.record("minilm-l6-h384/curves/rte.parquet", curves,
+               write_parquet(curves, data / "minilm-l6-h384/curves/rte.parquet"), {"study": "curves"})
+    own.save()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(data)])
+    assert exit_info.value.code == 2 and "--data needs --out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(data), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "holds no table of study 'ws-small-grid'" in err and "studies of that model: curves" in err
+    main(["--data", str(data), "--out", str(tmp_path / "out"), "--standalone-study", "curves", "--members", "1"])
+    report = json.loads((tmp_path / "out/report.json").read_text())
+    assert [(e["task"], e["scheme"]) for e in report["surrogates"]] == [("rte", "standalone")]
+    assert "`curves` configurations" in (tmp_path / "out/REPORT.md").read_text()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fitted on these very tables: auto takes it
+        bench = Benchmark("rte", scheme="standalone", data=data, surrogates=tmp_path / "out")
+    assert bench.query({"num_layers": 3, "num_heads": 4, "num_units": 100})["source"] == "surrogate"
 
 
 def test_xgboost_is_imported_only_when_the_surrogate_is_asked(tables):

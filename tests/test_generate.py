@@ -71,7 +71,18 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
     assert units[2].unit_id == first.units[2].unit_id
     for path, value, message in [(("study", 0, "tasks"), ["rte", "nosuch"], "unknown task 'nosuch'"),
                                  (("study", 0, "space"), "huge", "unknown space 'huge'"),
-                                 (("study", 0, "strategies"), ["best"], "unknown strategie 'best'|unknown strateg"),
+                                 (("study", 0, "strategies"), ["best"], "unknown strategy 'best'; known: standard"),
+                                 (("study", 0, "epochs"), "1", r"study #1 .*epochs must be an integer >= 1, got '1'"),
+                                 (("study", 2, "epochs"), 2, r"latency studies .* no 'epochs'"),
+                                 (("training",), {"batch_size": 0}, r"\[training\]: batch_size must be an integer >= 1"),
+                                 (("training",), {"learning_rate": "2e-5"}, "learning_rate must be a number > 0, got '2e-5'"),
+                                 (("training",), {"weight_decay": -0.1}, "weight_decay must be a number >= 0"),
+                                 (("strategy",), {"temperature": 0}, r"\[strategy\]: temperature must be a number > 0"),
+                                 (("max_length",), -3, "max_length must be an integer >= 1, got -3"),
+                                 (("eval_batch_size",), True, "eval_batch_size must be an integer >= 1, got True"),
+                                 (("latency_repeats",), 0, "latency_repeats must be an integer >= 1, got 0"),
+                                 (("study", 1, "configs"), {"kind": "sample", "n": 10 ** 6, "seed": 0},
+                                  r"study #2 .*configs.n = 1000000 is more than the 'small' space's 139,867"),
                                  (("study", 0, "configs"), {"kind": "all", "n": 3}, "unknown key"),
                                  (("caps",), {"rte": {"max_rows": 3}}, "unknown key"),
                                  (("study", 0, "supernetwork_space"), "huge", "unknown supernetwork_space 'huge'"),
@@ -101,6 +112,8 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     status = store.status(plan.units).splitlines()
     assert status[0].split() == ["study", "task", "done", "merged", "pending", "corrupt", "hours", "eta", "h"]
     assert status[-1].split()[:5] == ["total", "4", "0", "0", "0"]
+    only = merge(plan, store, tmp_path / "data", only={("sa", "rte")})  # --study sa: its table, and the latency
+    assert set(only["written"]) == {"minilm-l6-h384/sa/rte.parquet", "minilm-l6-h384/lat/latency.parquet"}
     report = merge(plan, store, tmp_path / "data")
     assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet",
                                       "minilm-l6-h384/lat/latency.parquet"}
@@ -276,6 +289,11 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert "device follows --gpus-per-unit" in capsys.readouterr().err
     assert generate_main([*run, "--executor", "ray", "--gpus-per-unit", "0.5"]) == 2
     assert "latency units time a whole GPU" in capsys.readouterr().err
+    for command in ("run", "status", "merge", "verify"):  # a name the plan does not have selects nothing: refused
+        assert generate_main([command, str(plan), "--study", "b", "--work-dir", str(tmp_path / "work")]) == 2
+        assert "--study b: not in plan 'x', whose studies are a" in capsys.readouterr().err
+    assert generate_main(["run", str(plan), "--task", "rte", "--work-dir", str(tmp_path / "work")]) == 2
+    assert "--task rte: not in plan 'x', whose tasks are (none)" in capsys.readouterr().err
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
 
 

@@ -60,7 +60,10 @@ class Benchmark:
     uncertainty), ``live`` (the real evaluator; needs the task data and takes minutes), or ``auto`` (the
     table, else the surrogate, which answers the mean over seeds only, so a query with a seed the table lacks
     raises; objectives a table row lacks, such as the latency of standalone configurations
-    not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
+    not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``; only a
+    surrogate fitted on the tables under ``data``, as they are now, joins them, others are left out with a
+    warning). Tables come from ``data`` (default ``$PLM_NASBENCH_DATA``, else the package's ``data/``),
+    surrogates from ``surrogates`` (default ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
     answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
     by the space whose sampler trained it (edition 1 trains on ``small`` and evaluates every space on it;
@@ -99,6 +102,7 @@ class Benchmark:
         self._live: Any = None
         self._encoded: np.ndarray | None = None
         self._table_configs: list[dict[str, Any]] = []
+        self._manifest = Manifest.load(self._data_root) if backend in ("auto", "table") else None
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
         if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
@@ -116,7 +120,7 @@ class Benchmark:
                 "backend='live' evaluates for real")
 
     def _load_table(self, required: bool) -> TableIndex | None:
-        manifest = Manifest.load(self._data_root)
+        manifest = self._manifest
         paths = manifest.find(model=self.model, task=self.task, search_space=self.space.name, scheme=self.scheme,
                               strategy=self.strategy)
         frame = pd.concat([manifest.read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
@@ -147,13 +151,19 @@ class Benchmark:
                                  "use backend='table' or 'live'")
             return None
         from ..surrogates import SmallSpaceSurrogate
-        from ..surrogates.build import surrogate_folder
+        from ..surrogates.build import fitted_elsewhere, surrogate_folder
 
         folder = surrogate_folder(self._surrogate_root, self.model, self.scheme, self.strategy, self.task)
         if not (folder / "surrogate.json").is_file():
             if required:
                 raise FileNotFoundError(f"no surrogate for {self.task}/{self.scheme}/{self.strategy} in {folder}; "
                                         "build them with `python -m plm_nasbench.surrogates`")
+            return None
+        if self._manifest is not None and (reason := fitted_elsewhere(folder, self._manifest)):
+            warnings.warn(f"the surrogate in {folder} is left out: {reason}. backend='auto' answers from the tables "
+                          f"in {self._data_root} alone; to extend them, build surrogates on them with `python -m "
+                          f"plm_nasbench.surrogates --data {self._data_root} --out DIR` and pass surrogates=DIR "
+                          "(backend='surrogate' asks a surrogate alone)", stacklevel=3)
             return None
         return SmallSpaceSurrogate.load(folder, self.space)
 
@@ -162,8 +172,9 @@ class Benchmark:
     def available(cls, data: str | Path | None = None, surrogates: str | Path | None = None) -> pd.DataFrame:
         """Every benchmark the tables under ``data`` answer (default: the package's): one row per set of
         ``Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)`` arguments, with the rows of
-        its tables, the studies they come from and whether a surrogate extends it to the whole space."""
-        from ..surrogates.build import surrogate_folder
+        its tables, the studies they come from and whether a surrogate fitted on these tables (the versions
+        ``data`` holds) extends it to the whole space."""
+        from ..surrogates.build import fitted_elsewhere, surrogate_folder
 
         manifest = Manifest.load(data if data is not None else default_data_dir())
         surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
@@ -182,8 +193,9 @@ class Benchmark:
                 item["studies"].append(entry.get("study", relpath))
         records = []
         for (task, model, space, scheme, strategy, trained_on), item in sorted(found.items(), key=str):
-            surrogate = (space == "small" and trained_on in (None, "small") and
-                         (surrogate_folder(surrogate_root, model, scheme, strategy, task) / "surrogate.json").is_file())
+            folder = surrogate_folder(surrogate_root, model, scheme, strategy, task)
+            surrogate = (space == "small" and trained_on in (None, "small") and (folder / "surrogate.json").is_file()
+                         and fitted_elsewhere(folder, manifest) is None)
             records.append({"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
                             "supernetwork_space": trained_on, "table_rows": item["table_rows"],
                             "studies": ", ".join(item["studies"]), "surrogate": surrogate})

@@ -1,11 +1,13 @@
 """Rebuilding the shipped surrogates from the Parquet tables, with their quality report.
 
-    python -m plm_nasbench.surrogates [--data data] [--out surrogates] [--model minilm-l6-h384]
+    python -m plm_nasbench.surrogates [--data data --out DIR] [--model minilm-l6-h384] [--grid-study ws-small-grid]
 
 For every task with a ``small`` grid table (study ``ws-small-grid``) the weight-sharing surrogate is fitted
 on the grid and scored on the full-resolution hold-out configurations (study ``ws-small-holdout``), which it
 never sees; for every task with standalone learning curves (``standalone-small``) a standalone surrogate
-(epoch as a feature) is scored on a fifth of its configurations held out, then refitted on all. Scores:
+(epoch as a feature) is scored on a fifth of its configurations held out, then refitted on all. Tables of
+other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``, ``--standalone-study``,
+``--latency-study``). Scores:
 R^2, Spearman, Kendall tau and MAE per learned objective. Writes ``<out>/<model>/<scheme>/<strategy>/<task>/``,
 ``<out>/report.json`` and ``<out>/REPORT.md``.
 """
@@ -16,6 +18,7 @@ import argparse
 import json
 import shutil
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,9 +33,11 @@ from ..spaces import get_search_space
 from ..tables import Manifest
 from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate
 
-TRAIN_STUDY, HOLDOUT_STUDY = "ws-small-grid", "ws-small-holdout"
-LATENCY_STUDY = "latency-small-grid"  # the latency of the grid's configurations, which the grid table carries too
-STANDALONE_STUDY = "standalone-small"
+#: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid,
+#: its full-resolution hold-out, the standalone learning curves, and the latency of the grid's configurations
+#: (which the grid table carries too; standalone surrogates learn latency from it).
+STUDIES = {"grid": "ws-small-grid", "holdout": "ws-small-holdout", "standalone": "standalone-small",
+           "latency": "latency-small-grid"}
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
 
@@ -70,6 +75,26 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
     return Path(root) / model / scheme / strategy / task
 
 
+def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
+    """Why the surrogate saved in ``folder`` was not fitted on the tables of ``manifest`` (None when it was):
+    the table it learned from (and, for standalone surrogates, the latency table), named with its SHA-256 in
+    ``surrogate.json``, is missing from that data folder or has changed since."""
+    record = json.loads((Path(folder) / "surrogate.json").read_text())
+    if "train_table" not in record:
+        return "it records no training table (an older plm_nasbench built it)"
+    for kind in ("train", "latency"):
+        relpath, sha256 = record.get(f"{kind}_table"), record.get(f"{kind}_sha256")
+        if relpath is None:
+            continue
+        entry = manifest.tables.get(relpath)
+        if entry is None:
+            return f"it learned from {relpath}, which {manifest.root} does not hold"
+        if entry["sha256"] != sha256:
+            return (f"it learned from another version of {relpath} (SHA-256 {str(sha256)[:12]}..., "
+                    f"{manifest.root} holds {entry['sha256'][:12]}...)")
+    return None
+
+
 def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFrame | None = None) -> dict[str, Any]:
     """Quality of every learned objective on ``holdout`` rows (at their largest epoch), the number of rows
     flagged out of data, and the largest relative error of the analytic FLOPs. With the ``grid`` the
@@ -96,12 +121,12 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
             "flops_max_relative_error": float(np.max(np.abs(predicted["flops"] - flops) / flops))}
 
 
-def grid_latency(manifest: Manifest, model: str) -> tuple[str, pd.DataFrame] | None:
-    """The latency table of the grid's configurations (``LATENCY_STUDY``): its path and its rows with the
+def grid_latency(manifest: Manifest, model: str, study: str = STUDIES["latency"]) -> tuple[str, pd.DataFrame] | None:
+    """The latency table of the grid's configurations (``study``): its path and its rows with the
     ``small`` space's fields as columns; None when there is none. Standalone surrogates learn their latency
     objectives from it: the configurations of a standalone table are not all timed, and latency does not
     depend on the training."""
-    found = manifest.find(study=LATENCY_STUDY, model=model)
+    found = manifest.find(study=study, model=model)
     if not found:
         return None
     table = manifest.read(found[0]).reset_index(drop=True)
@@ -119,21 +144,35 @@ def _split_configs(table: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd
     return table[~mask], table[mask]
 
 
-def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h384", n_members: int = 3
-          ) -> dict[str, Any]:
+def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h384", n_members: int = 3,
+          studies: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Fit, score and save a surrogate per (scheme, strategy, task) that has a ``small`` training table.
 
-    Weight sharing: fitted on the grid (``ws-small-grid``), scored on the full-resolution hold-out
-    (``ws-small-holdout``). Standalone: scored after fitting on 80% of the ``standalone-small``
+    Weight sharing: fitted on the grid (study ``studies["grid"]``), scored on the full-resolution hold-out
+    (``studies["holdout"]``). Standalone: scored after fitting on 80% of the ``studies["standalone"]``
     configurations (at the last epoch, on the other 20%), then refitted on all of them; its latency objectives
-    are learned from the grid's latency table (:func:`grid_latency`). Returns the report.
+    are learned from the grid's latency table (``studies["latency"]``, :func:`grid_latency`). ``studies``
+    overrides roles of :data:`STUDIES`. Returns the report; raises ValueError when ``data_root`` holds neither
+    a grid nor a standalone table of ``model``.
     """
+    unknown = set(studies or {}) - set(STUDIES)
+    if unknown:
+        raise ValueError(f"unknown study role(s) {sorted(unknown)}; roles: {', '.join(STUDIES)}")
+    studies = {**STUDIES, **(studies or {})}
     manifest = Manifest.load(data_root)
-    report: dict[str, Any] = {"created": now(), "environment": environment(), "model": model, "surrogates": []}
-    timed = grid_latency(manifest, model)
+    training = {study: manifest.find(study=studies[study], model=model) for study in ("grid", "standalone")}
+    if not any(training.values()):
+        held = sorted({str(e.get("study")) for e in manifest.tables.values() if e.get("model") == model})
+        raise ValueError(f"{data_root} holds no table of study {studies['grid']!r} (weight sharing) or "
+                         f"{studies['standalone']!r} (standalone) for model {model!r}; its studies of that model: "
+                         f"{', '.join(held) or 'none'}. Name the studies to learn from with --grid-study and "
+                         "--standalone-study")
+    report: dict[str, Any] = {"created": now(), "environment": environment(), "model": model,
+                              "studies": studies, "surrogates": []}
+    timed = grid_latency(manifest, model, studies["latency"])
     latency = timed[1] if timed else None
-    for study in (TRAIN_STUDY, STANDALONE_STUDY):
-        for relpath in manifest.find(study=study, model=model):
+    for role in ("grid", "standalone"):
+        for relpath in training[role]:
             train = manifest.read(relpath)
             task, scheme = train["task"].iloc[0], train["scheme"].iloc[0]
             space = get_search_space("small", model, task=task)
@@ -141,9 +180,9 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                 entry: dict[str, Any] = {"task": task, "scheme": scheme, "strategy": strategy, "train_table": relpath,
                                          "train_rows": int(len(rows)), "train_configs": int(rows["config_id"].nunique()),
                                          "train_sha256": manifest.tables[relpath]["sha256"], "objectives": {}}
-                if study == TRAIN_STUDY:
+                if role == "grid":
                     surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members)
-                    holdouts = manifest.find(study=HOLDOUT_STUDY, model=model, task=task)
+                    holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
                     if holdouts:
                         holdout = manifest.read(holdouts[0])
                         entry |= {"holdout": f"{holdouts[0]} (full-resolution configurations)",
@@ -162,7 +201,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                                       held)}
                     surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency)
                     if timed:
-                        entry["latency_from"] = LATENCY_STUDY
+                        entry["latency_from"] = studies["latency"]
                         surrogate.metadata.update(latency_table=timed[0],
                                                   latency_sha256=manifest.tables[timed[0]]["sha256"])
                 entry["skipped"] = surrogate.metadata["skipped"]
@@ -176,16 +215,17 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
 
 def report_markdown(report: dict[str, Any]) -> str:
     """The human-readable quality report."""
+    studies = {**STUDIES, **report.get("studies", {})}
     lines = [
         "# Surrogate quality",
         "",
         f"Model `{report['model']}` (all numbers here come from it, not from BERT-base). Each surrogate is an "
         "ensemble of XGBoost regressors per learned objective, asked at the `num_units` values of its training "
         "configurations and interpolated linearly in `num_units` between them. Weight sharing: fitted on the `small` grid table "
-        f"(`{TRAIN_STUDY}`) and scored on the full-resolution hold-out configurations (`{HOLDOUT_STUDY}`), which it "
+        f"(`{studies['grid']}`) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
-        f"`{STANDALONE_STUDY}` configurations after fitting on the rest, then refitted on all; its latency and "
-        f"memory objectives are learned from the grid's latency table (`{LATENCY_STUDY}`), as the weight-sharing "
+        f"`{studies['standalone']}` configurations after fitting on the rest, then refitted on all; its latency and "
+        f"memory objectives are learned from the grid's latency table (`{studies['latency']}`), as the weight-sharing "
         "surrogate's are (latency depends on the architecture and the machine, not on the training), so they "
         "have no standalone score here. "
         f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. "
@@ -228,12 +268,24 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m plm_nasbench.surrogates", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(default_data_dir()))
-    parser.add_argument("--out", default=str(surrogates_dir()))
+    parser.add_argument("--data", help="tables folder (default: $PLM_NASBENCH_DATA, else the package's data/)")
+    parser.add_argument("--out", help="surrogates folder (default: $PLM_NASBENCH_SURROGATES, else the package's "
+                                      "surrogates/); needed with --data, so that surrogates of other tables never "
+                                      "replace the package's")
     parser.add_argument("--model", default="minilm-l6-h384")
-    parser.add_argument("--members", type=int, default=3)
+    parser.add_argument("--members", type=int, default=3, help="XGBoost regressors per ensemble (default 3)")
+    for role, study in STUDIES.items():
+        parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables (default {study})")
     args = parser.parse_args(argv)
-    report = build(args.data, args.out, args.model, args.members)
+    if args.data is not None and args.out is None:
+        parser.error("--data needs --out: surrogates of other tables must not replace the package's surrogates/")
+    if args.members < 1:
+        parser.error(f"--members must be at least 1, got {args.members}")
+    try:
+        report = build(args.data or default_data_dir(), args.out or surrogates_dir(), args.model, args.members,
+                       {role: getattr(args, f"{role}_study") for role in STUDIES})
+    except (ValueError, FileNotFoundError) as err:
+        parser.exit(2, f"error: {err}\n")
     print(report_markdown(report))
 
 
