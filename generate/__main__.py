@@ -113,6 +113,16 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     return 0
 
 
+#: What a Ctrl-C leaves behind, per command.
+_INTERRUPTED = {
+    "run": "finished units are kept and the unit in flight is lost (a super-network training resumes from its last "
+           "finished epoch); `run` again resumes",
+    "merge": "the tables written so far are in the manifest and the one in flight is as it was (writes are atomic); "
+             "`merge` again completes it",
+    "verify": "nothing was written",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     git_commit()  # pinned now, so that results name the code this process loaded even if the checkout moves on
@@ -182,8 +192,8 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("\ninterrupted: finished units are kept and the unit in flight is lost (a super-network training "
-              "resumes from its last finished epoch); `run` again resumes", file=sys.stderr)
+        command = next((a for a in sys.argv[1:] if a in _INTERRUPTED), None)
+        print(f"\ninterrupted{': ' + _INTERRUPTED[command] if command else ''}", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # output piped into a reader that stopped (head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

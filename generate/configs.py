@@ -25,7 +25,8 @@ def check_selection(selection: Mapping[str, Any], where: str) -> None:
                          f"allowed: {', '.join(sorted(allowed))}")
     if kind == "sample":
         for key in ("n", "seed"):
-            if not isinstance(selection.get(key), int) or selection[key] < (1 if key == "n" else 0):
+            value = selection.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "n" else 0):
                 raise ValueError(f"{where}: configs.{key} must be a {'positive' if key == 'n' else 'non-negative'} "
                                  f"integer, got {selection.get(key)!r}")
 

@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 
 from plm_nasbench.locking import exclusive_lock
-from plm_nasbench.tables import (COLUMNS, LATENCY_COLUMNS, LATENCY_FIELDS, ChecksumError, Manifest, conform,
-                                 write_parquet)
+from plm_nasbench.tables import (COLUMNS, LATENCY_COLUMNS, LATENCY_FIELDS, MANIFEST_FILE, ChecksumError, Manifest,
+                                 conform, write_parquet)
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
@@ -53,7 +53,10 @@ def _planned(plan: Plan) -> dict[str, set[str]]:
 def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
     """``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified), each with the
     wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing. Waits for a
-    merge into the same folder to finish, so it never reads a table newer than its manifest entry."""
+    merge into the same folder to finish, so it never reads a table newer than its manifest entry. A folder
+    without a manifest holds nothing (and is left as it is)."""
+    if not (Path(data_root) / MANIFEST_FILE).is_file():
+        return {}
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         manifest = Manifest.load(data_root)
         seconds: dict[str, float] = {}
@@ -184,7 +187,8 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
           only: set[tuple[str, str | None]] | None = None) -> dict[str, Any]:
     """Write every complete (study, task) table, or those in ``only``, and the latency tables (which every table
     joins), and update the manifest; returns what was written, incomplete, corrupt, stale, held back, mixed or
-    replaced. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
+    replaced. Where ``only`` names a latency study, the plan's tables already in ``data_root`` are written too,
+    so that they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
     overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         return _merge(plan, store, data_root, partial, only)
@@ -198,7 +202,11 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         groups[(unit.study, unit.task)].append(unit)
     report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "stale": {}, "held": {},
                               "mixed": {}, "replaced": {}}
+    if only is not None and any(groups[k][0].scheme == "latency" for k in only if k in groups):
+        only = only | {k for k in groups if table_path(plan, *k) in manifest.tables}  # re-join its new columns
     for unit in plan.units:
+        if only is not None and unit.scheme != "latency" and (unit.study, unit.task) not in only:
+            continue  # shards of tables not merged now are checked when those are
         if store.state(unit) == "corrupt":
             with store.lock(unit) as held:  # a run holding the unit is redoing it
                 if held and store.state(unit) == "corrupt":

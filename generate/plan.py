@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,15 +113,33 @@ def _check_keys(table: dict, allowed: set[str], where: str) -> None:
         _fail(where, f"unknown key(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}")
 
 
+def _check_number(value: Any, key: str, where: str, integer: bool = True, smallest: float = 0,
+                  inclusive: bool = True) -> None:
+    """``value`` is an integer (or, with ``integer=False``, a finite number) >= ``smallest`` (> without
+    ``inclusive``); booleans are not numbers here."""
+    typed = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not typed or not (value >= smallest if inclusive else value > smallest):
+        _fail(where, f"{key} must be {'an integer' if integer else 'a finite number'} "
+                     f"{'>=' if inclusive else '>'} {smallest}, got {value!r}")
+
+
 def _check_numbers(table: dict, where: str) -> None:
     """Every numeric setting of ``table`` (see ``_NUMBERS``) has the right type and range."""
-    for key in _NUMBERS.keys() & table.keys():
+    for key in sorted(_NUMBERS.keys() & table.keys()):
         integer, smallest, inclusive = _NUMBERS[key]
-        value = table[key]
-        typed = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not typed or not (value >= smallest if inclusive else value > smallest):
-            _fail(where, f"{key} must be {'an integer' if integer else 'a number'} "
-                         f"{'>=' if inclusive else '>'} {smallest}, got {value!r}")
+        _check_number(table[key], key, where, integer, smallest, inclusive)
+
+
+def _as_floats(table: dict) -> dict:
+    """``table`` with its float-only settings as floats, so that ``weight_decay = 0`` and ``0.0`` give one unit id."""
+    return {k: float(v) if k in _NUMBERS and not _NUMBERS[k][0] else v for k, v in table.items()}
+
+
+def _table(value: Any, where: str, example: str) -> dict:
+    """``value`` if it is a TOML table, else a ValueError naming ``where``."""
+    if not isinstance(value, dict):
+        _fail(where, f"must be a table such as {example}, got {value!r}")
+    return value
 
 
 def _names(value: Any, known: tuple[str, ...] | list[str], what: str, where: str) -> list[str]:
@@ -160,25 +179,28 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     _names(raw["model"], list(MODELS), "model", source)
     dtype = raw.get("dtype", "float32")
     _names(dtype, DTYPES, "dtype", source)
-    caps = raw.get("caps", {})
+    caps = _table(raw.get("caps", {}), f"{source} [caps]", "[caps.default] max_train = 1000")
     for task, entry in caps.items():
         if task != "default":
             _names(task, list(TASKS), "caps task", f"{source} [caps]")
+        _table(entry, f"{source} [caps.{task}]", "{max_train = 1000}")
         _check_keys(entry, _CAP_KEYS, f"{source} [caps.{task}]")
         for key, value in entry.items():
-            if not isinstance(value, int) or value < 1:
-                _fail(f"{source} [caps.{task}]", f"{key} must be a positive integer, got {value!r}")
+            _check_number(value, key, f"{source} [caps.{task}]", smallest=1)
     _check_numbers(raw, source)
-    training = raw.get("training", {})
+    training = _table(raw.get("training", {}), f"{source} [training]", "[training] epochs = 5")
     _check_keys(training, _TRAINING_KEYS, f"{source} [training]")
     _check_numbers(training, f"{source} [training]")
-    strategy = raw.get("strategy", {})
+    strategy = _table(raw.get("strategy", {}), f"{source} [strategy]", "[strategy] num_random = 2")
     _check_keys(strategy, _STRATEGY_KEYS, f"{source} [strategy]")
     _check_numbers(strategy, f"{source} [strategy]")
+    training, strategy = _as_floats(training), _as_floats(strategy)
     _names(strategy.get("space", "small"), list(SEARCH_SPACES), "strategy space", f"{source} [strategy]")
     batch_sizes = raw.get("latency_batch_sizes", [1, 32])
-    if not isinstance(batch_sizes, list) or not all(b in (1, 32) for b in batch_sizes):
-        _fail(source, f"latency_batch_sizes must be a list drawn from [1, 32] (the schema's columns), got {batch_sizes!r}")
+    if (not isinstance(batch_sizes, list) or not batch_sizes or len(set(map(repr, batch_sizes))) < len(batch_sizes)
+            or not all(type(b) is int and b in (1, 32) for b in batch_sizes)):
+        _fail(source, "latency_batch_sizes must be a non-empty list of distinct batch sizes drawn from [1, 32] (the "
+                      f"schema's columns), got {batch_sizes!r}")
     plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", 128)),
                 tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", 16)),
                 caps, training, strategy, raw.get("study", []), source, raw.get("latency_hardware"),
@@ -192,7 +214,10 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     if not plan.studies:
         _fail(source, "the plan has no [[study]] entries")
     seen = set()
+    if not isinstance(plan.studies, list):
+        _fail(source, f"study must be a list of [[study]] tables, got {plan.studies!r}")
     for index, study in enumerate(plan.studies):
+        _table(study, f"{source} study #{index + 1}", "[[study]] name = \"grid\" ...")
         where = f"{source} study #{index + 1} ({study.get('name', 'unnamed')})"
         _check_keys(study, _STUDY_KEYS, where)
         if not isinstance(study.get("name"), str) or study["name"] in seen:
@@ -211,8 +236,7 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
         _fail(where, "'configs' must be a table such as {kind = \"sample\", n = 100, seed = 0}")
     check_selection(selection, where)
     chunk = study.get("chunk", 1 if scheme == "standalone" else 100)
-    if not isinstance(chunk, int) or chunk < 1:
-        _fail(where, f"chunk must be a positive integer, got {chunk!r}")
+    _check_number(chunk, "chunk", where, smallest=1)
     dtype = study.get("dtype", plan.dtype)
     _names(dtype, DTYPES, "dtype", where)
     _check_numbers(study, where)
@@ -227,8 +251,10 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     else:
         tasks = _names(study.get("tasks"), list(TASKS), "tasks", where)
         seeds = study.get("seeds", [0])
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        if not isinstance(seeds, list) or not seeds:
             _fail(where, f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+        for seed in seeds:
+            _check_number(seed, "every seed", where)
         if scheme == "weight_sharing":
             strategies = _names(study.get("strategies", ["full"]), STRATEGY_NAMES, "strategies", where)
         else:
@@ -260,6 +286,8 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
                     payload = {"model": plan.model, "scheme": scheme, "task": task, "space": space_name,
                                "strategy": strategy, "seed": seed, "configs": part, "dtype": dtype, "epochs": epochs,
                                "max_length": plan.max_length, "data_seed": plan.data_seed,
+                               # latency units hash [training] too (edition 1's ids were made so): changing
+                               # the training settings re-times the latency studies
                                "caps": plan.caps_for(task) if task else None, "training": plan.training,
                                "strategy_settings": settings,
                                "latency": [list(plan.latency_batch_sizes), plan.latency_repeats]

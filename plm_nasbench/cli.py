@@ -6,12 +6,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
 from .architecture import MODELS, TASK_HEADS, get_architecture
-from .objectives import OBJECTIVES
 from .paths import data_dir
 from .spaces import SEARCH_SPACES, get_search_space
 
@@ -47,7 +47,7 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {task}: {kind}")
     from .tables import Manifest
 
-    manifest = Manifest.load(data_dir())
+    manifest = Manifest.load(args.data if args.data is not None else data_dir())
     print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows; latency tables have no task):")
     if not manifest.tables:
         print("  none yet (no MANIFEST.json)")
@@ -62,11 +62,26 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(value: str, flag: str) -> list[str]:
+    """A comma-separated option as names (spaces around them dropped); repeats are an error."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{flag} names {', '.join(repeated)} more than once")
+    return names
+
+
 def _bench(args: argparse.Namespace) -> Any:
     from . import Benchmark
 
-    return Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, strategy=args.strategy,
-                     backend=args.backend)
+    return Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, **_super_network(args),
+                     backend=args.backend, data=args.data, surrogates=args.surrogates,
+                     data_dir=getattr(args, "data_dir", None), device=getattr(args, "device", "cpu"))
+
+
+def _super_network(args: argparse.Namespace) -> dict[str, str]:
+    """``strategy`` and ``supernetwork_space`` as given (a standalone benchmark refuses them when not defaults)."""
+    return {"strategy": args.strategy, "supernetwork_space": args.supernetwork_space}
 
 
 def _format(frame: Any) -> str:
@@ -91,11 +106,21 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The longest configuration ``pareto`` prints whole (``large`` ones are thousands of characters).
+CONFIG_WIDTH = 60
+
+
 def _pareto(args: argparse.Namespace) -> int:
     bench = _bench(args)
-    front = bench.pareto_front(tuple(args.objectives.split(",")), epoch=args.epoch)
-    print(f"{bench!r}: {len(front)} non-dominated configurations of {args.objectives}")
-    print(_format(front[["config", *args.objectives.split(","), "test_error"]]))
+    objectives = _names(args.objectives, "--objectives")
+    front = bench.pareto_front(tuple(objectives), epoch=args.epoch)
+    print(f"{bench!r}: {len(front)} non-dominated configurations of {', '.join(objectives)}")
+    long = front["config"].str.len() > CONFIG_WIDTH
+    if long.any():
+        front["config"] = front["config"].where(~long, front["config"].str[:CONFIG_WIDTH - 3] + "...")
+        print(f"(configurations longer than {CONFIG_WIDTH} characters are cut; Benchmark.pareto_front() returns "
+              "them whole)")
+    print(_format(front[["config", *dict.fromkeys([*objectives, "test_error"])]]))
     return 0
 
 
@@ -105,21 +130,17 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from .plots import plot_fronts, plot_ranks, plot_regret
     from .protocol import average_ranks
-    from .simulation import add_regret, benchmarks_for, final_regret, final_results, simulate
+    from .simulation import add_regret, benchmarks_for, check_objectives, final_regret, final_results, simulate
 
-    methods = args.methods.split(",")
-    objectives = tuple(args.objectives.split(","))
-    if len(objectives) != 2:
-        raise ValueError(f"--objectives needs exactly two objectives (the protocol's hypervolume is 2-D), got {objectives}")
-    unknown = [o for o in objectives if o not in OBJECTIVES]
-    if unknown:
-        raise ValueError(f"--objectives: unknown objective(s) {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
+    methods = _names(args.methods, "--methods")
+    objectives = tuple(_names(args.objectives, "--objectives"))
+    check_objectives(objectives)
     for flag, value in (("--seeds", args.seeds), ("--evaluations", args.evaluations), ("--workers", args.workers)):
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     start = time.perf_counter()
     benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
-                                strategy=args.strategy, backend=args.backend)
+                                backend=args.backend, data=args.data, surrogates=args.surrogates, **_super_network(args))
     built = {b.scheme: b for b in benchmarks.values()}
     results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers)
     scored = add_regret(results, objectives)
@@ -146,6 +167,23 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_folders(command: argparse.ArgumentParser, surrogates: bool = True) -> None:
+    """``--data`` (and ``--surrogates``): the folders a command reads, as ``Benchmark(data=, surrogates=)``."""
+    command.add_argument("--data", default=None,
+                         help="tables folder (default: $PLM_NASBENCH_DATA, else the package's data/)")
+    if surrogates:
+        command.add_argument("--surrogates", default=None, help="surrogates folder (default: "
+                                                                "$PLM_NASBENCH_SURROGATES, else the package's surrogates/)")
+
+
+def _add_super_network(command: argparse.ArgumentParser) -> None:
+    """``--strategy`` and ``--supernetwork-space``: which weight-sharing super-network answers."""
+    command.add_argument("--strategy", default="full", help="weight sharing: the super-network's training strategy "
+                                                            "(default: %(default)s)")
+    command.add_argument("--supernetwork-space", default="small", choices=list(SEARCH_SPACES),
+                         help="weight sharing: the space whose sampler trained the super-network (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plm-nasbench``."""
     parser = argparse.ArgumentParser(
@@ -157,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="list models, search spaces, tasks and the tables present")
     info.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS),
                       help="model whose search spaces are described (default: %(default)s)")
+    _add_folders(info, surrogates=False)
     info.set_defaults(handler=_info)
     for name, text in (("query", "objectives of one configuration"),
                        ("pareto", "the table's Pareto front (non-dominated configurations)")):
@@ -165,12 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS))
         cmd.add_argument("--space", default="small", choices=list(SEARCH_SPACES))
         cmd.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"])
-        cmd.add_argument("--strategy", default="full")
+        _add_super_network(cmd)
         cmd.add_argument("--backend", default="auto" if name == "query" else "table",
                          choices=["auto", "table", "surrogate", "live"] if name == "query" else ["table"])
         cmd.add_argument("--epoch", type=int, default=None)
+        _add_folders(cmd)
         if name == "query":
             cmd.add_argument("--seed", type=int, default=None)
+            cmd.add_argument("--data-dir", default=None, help="--backend live: the task data in the GLUE layout "
+                                                              "(rte/train.tsv ...; default $PLM_NASBENCH_DATASETS)")
+            cmd.add_argument("--device", default="cpu", help="--backend live: where to train and evaluate (cpu, cuda)")
             cmd.add_argument("config", help='the configuration as JSON, e.g. \'{"num_layers": 4, "num_heads": 6, '
                                             '"num_units": 768}\'')
             cmd.set_defaults(handler=_query)
@@ -191,10 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scheme", default="auto", choices=["auto", "weight_sharing", "standalone"],
                      help="auto (default): moasha on the standalone tables (it needs epochs), the other methods on "
                           "weight sharing; otherwise every method on the named scheme")
-    sim.add_argument("--strategy", default="full")
+    _add_super_network(sim)
     sim.add_argument("--backend", default="auto", choices=["auto", "table"],
                      help="auto (default): the tables, and the surrogate off them; table: real rows only, a proposed "
                           "configuration answered by the table's nearest one")
+    _add_folders(sim)
     sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV")
     sim.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="processes running (method, seed) pairs in parallel (default: all cores)")
@@ -202,12 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """Warnings as one line on stderr, without the source line a library warning would point at."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``plm-nasbench``."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return args.handler(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, OSError) as err:  # OSError: missing files, an unreachable Hub (ConnectionError)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2

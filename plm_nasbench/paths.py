@@ -8,6 +8,8 @@ from pathlib import Path
 #: Environment variables overriding the folders of the tables, the surrogates and the checkpoint cache.
 DATA_ENV, SURROGATES_ENV, CACHE_ENV = "PLM_NASBENCH_DATA", "PLM_NASBENCH_SURROGATES", "PLM_NASBENCH_CACHE"
 _CHECKOUT = Path(__file__).resolve().parent.parent
+#: The tables and surrogates that come with the package (the defaults when no environment variable is set).
+PACKAGE_DATA, PACKAGE_SURROGATES = _CHECKOUT / "data", _CHECKOUT / "surrogates"
 
 
 def _folder(env: str, default: Path) -> Path:
@@ -17,12 +19,12 @@ def _folder(env: str, default: Path) -> Path:
 
 def data_dir() -> Path:
     """Folder of the benchmark tables: ``$PLM_NASBENCH_DATA``, else ``data/`` of the source checkout."""
-    return _folder(DATA_ENV, _CHECKOUT / "data")
+    return _folder(DATA_ENV, PACKAGE_DATA)
 
 
 def surrogates_dir() -> Path:
     """Folder of the surrogates: ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/`` of the source checkout."""
-    return _folder(SURROGATES_ENV, _CHECKOUT / "surrogates")
+    return _folder(SURROGATES_ENV, PACKAGE_SURROGATES)
 
 
 def cache_dir() -> Path:

@@ -10,6 +10,7 @@ draws that pick one run per method.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,10 +83,24 @@ def front_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def pareto_mask(values: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives, minimised); of rows with equal
-    values only the first is marked."""
+def _objective_matrix(values: Any, name: str, columns: int | None = None) -> np.ndarray:
+    """``values`` as a finite float matrix (rows x objectives), else a ValueError naming ``name``: NaN has no
+    place in a dominance order (leave rows without a value out first)."""
     values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or (columns is not None and values.shape[1] != columns):
+        shape = "n x 2" if columns == 2 else "rows x objectives"
+        raise ValueError(f"{name} takes a {shape} array of objective values, got shape {values.shape}")
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name}: row {int(np.flatnonzero(bad)[0])} is not finite ({values[bad][0].tolist()}); "
+                         f"{int(bad.sum())} of {len(values)} rows are; leave them out first")
+    return values
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values`` (rows x objectives, minimised, finite); of rows with
+    equal values only the first is marked."""
+    values = _objective_matrix(values, "pareto_mask")
     first = np.zeros(len(values), dtype=bool)
     first[np.unique(values, axis=0, return_index=True)[1]] = True
     return ~_dominated(values) & first
@@ -93,14 +108,14 @@ def pareto_mask(values: np.ndarray) -> np.ndarray:
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
     """The non-dominated points (minimisation), duplicates removed, sorted by the first objective."""
-    points = np.unique(np.asarray(points, dtype=np.float64), axis=0)
+    points = np.unique(_objective_matrix(points, "non_dominated"), axis=0)
     return points[~_dominated(points)]
 
 
 def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> float:
     """Area dominated by ``points`` (n x 2, minimised) and bounded by ``reference``: a sweep over the points
     sorted by the first objective, each adding the strip below the lowest second objective seen so far."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = _objective_matrix(points, "hypervolume_2d", columns=2)
     points = points[np.all(points < np.asarray(reference), axis=1)]
     if len(points) == 0:
         return 0.0
@@ -112,7 +127,7 @@ def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_PO
 
 def hypervolume_trajectory(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
     """Hypervolume after each of the (normalised) points in evaluation order."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    points = _objective_matrix(points, "hypervolume_2d", columns=2)
     volumes = np.array([hypervolume_2d(points[: i + 1], reference) for i in range(len(points))])
     return np.maximum.accumulate(volumes) if len(volumes) else volumes  # monotone, as exact arithmetic is
 

@@ -64,7 +64,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     np.random.seed(seed)  # MO-ASHA samples from numpy's global generator
     scheduler = _scheduler(method, bench, metrics, seed)
     fields = list(bench.space.syne_tune_space())
-    clock = _start_time(bench)
+    clock = bench.supernetwork_cost
     rows = []
     epochs = bench.fidelities if method in MULTI_FIDELITY else [None]
     for trial_id in range(max_evaluations):
@@ -105,10 +105,16 @@ def _check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[s
                          f"{result['source']}); objectives with values there: {', '.join(present)}")
 
 
-def _start_time(bench: Benchmark) -> float:
-    from .integrations.syne_tune import supernetwork_cost
 
-    return supernetwork_cost(bench)
+
+def check_objectives(objectives: Sequence[str]) -> None:
+    """ValueError unless ``objectives`` are two different known objectives (the protocol's hypervolume is 2-D)."""
+    if isinstance(objectives, str) or len(objectives) != 2 or objectives[0] == objectives[1]:
+        raise ValueError(f"objectives must be two different objectives (the protocol's hypervolume is 2-D), got "
+                         f"{objectives!r}")
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        raise ValueError(f"unknown objective(s) {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
 
 
 def _check_methods(methods: Sequence[str]) -> None:
@@ -130,17 +136,23 @@ def natural_scheme(method: str) -> str:
     return "standalone" if method in MULTI_FIDELITY else "weight_sharing"
 
 
+#: The Benchmark arguments that name a weight-sharing super-network.
+SUPER_NETWORK_ARGS = ("strategy", "supernetwork_space")
+
+
 def benchmarks_for(task: str, methods: Sequence[str], scheme: str = "auto", **kwargs: Any) -> dict[str, Benchmark]:
     """method -> the Benchmark it runs on (one per scheme; ``scheme="auto"``: each method's
-    :func:`natural_scheme`), checked before anything runs: a benchmark must offer something to search
+    :func:`natural_scheme`; ``kwargs`` go to each, ``strategy`` and ``supernetwork_space`` to the weight-sharing
+    one only), checked before anything runs: a benchmark must offer something to search
     (a surrogate or several table configurations) and multi-fidelity methods need several epochs."""
     _check_methods(methods)
     built: dict[str, Benchmark] = {}
     chosen = {}
     for method in methods:
         name = natural_scheme(method) if scheme == "auto" else scheme
-        if name not in built:
-            built[name] = Benchmark(task, scheme=name, **kwargs)
+        if name not in built:  # a standalone benchmark has no super-network to name
+            options = {k: v for k, v in kwargs.items() if name == "weight_sharing" or k not in SUPER_NETWORK_ARGS}
+            built[name] = Benchmark(task, scheme=name, **options)
         bench = chosen[method] = built[name]
         held = len(bench.configs()) if not bench.covers_space else None
         if held is not None and held < 2:
@@ -175,6 +187,7 @@ def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_eval
     from their ``init_args``. Runs on different schemes of one task share the hypervolume normalisation
     in :func:`add_regret`, so a weight-sharing and a standalone method compare on one time axis."""
     _check_methods(list(benchmarks))
+    check_objectives(objectives)
     jobs = [(bench, m, s, max_evaluations, tuple(objectives)) for m, bench in benchmarks.items() for s in seeds]
     if workers <= 1 or len(jobs) == 1:
         frames = [run_method(*job) for job in jobs]
@@ -190,7 +203,9 @@ def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_eval
 
 def add_regret(results: pd.DataFrame, objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:
     """``results`` with ``hypervolume`` and ``regret`` (4 - hypervolume) after each result of each run, the
-    objectives quantile-normalised over every value observed by every method and seed."""
+    objectives quantile-normalised over every value observed by every method and seed. ``results`` needs the
+    columns ``method``, ``seed``, ``trial``, ``time`` and ``objectives`` (one row per result, as
+    :func:`simulate` returns; rows of an optimizer of your own can join them)."""
     normaliser = QuantileNormaliser().fit(results[list(objectives)].to_numpy())
     out = results.copy()
     out["hypervolume"] = np.nan

@@ -137,7 +137,7 @@ def synthetic_rows(space, configs, study, seeds=(0,), noise=0.0):
                 "test_error": error + 0.01, "num_params": space.num_parameters(config), "params_fraction": size,
                 "flops": float(flops_per_sequence(space.architecture, heads, units, LENGTHS).mean()),
                 "latency_b1_median": 0.001 + 0.01 * size, "train_time": 0.0, "eval_time": size,
-                "supernetwork_space": "small",
+                "supernetwork_space": "small", "supernetwork_train_time": 100.0 + seed,
                 "cumulative_time": size, "max_length": 128, "rows_train": 10, "rows_valid": 5, "rows_test": 4,
                 "data_seed": 128, "partial_data": False, "dtype": "float32", "device": "cpu", "hardware": "test",
                 "unit_id": study})
@@ -166,7 +166,8 @@ def tables(tmp_path_factory):
     curves = synthetic_rows(space, holdout[:60], "standalone-small")
     curves = pd.concat([curves.assign(epoch=e, valid_error=curves["valid_error"] + 0.05 * (5 - e),
                                       cumulative_time=curves["cumulative_time"] * e) for e in range(1, 6)])
-    curves = conform(curves.assign(scheme="standalone", strategy="none", supernetwork_space=None), "standalone")
+    curves = conform(curves.assign(scheme="standalone", strategy="none", supernetwork_space=None,
+                                       supernetwork_train_time=np.nan), "standalone")
     relpath = "minilm-l6-h384/standalone-small/rte.parquet"
     manifest.record(relpath, curves, write_parquet(curves, root / relpath), {"study": "standalone-small"})
     manifest.save()

@@ -13,6 +13,7 @@ import pytest
 
 from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError
+from plm_nasbench.objectives import OBJECTIVES
 from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
@@ -57,7 +58,6 @@ def test_table_lookups_seeds_and_errors(tables):
 def test_table_keys_stay_exact_where_mixed_radix_codes_would_overflow(space_name):
     """medium's field ranges multiply past 2**63: its keys must not wrap around (two configurations, one key)."""
     from plm_nasbench.benchmark.table import TableIndex
-    from plm_nasbench.objectives import OBJECTIVES
 
     space = get_search_space(space_name, "minilm-l6-h384")
     rng = np.random.default_rng(0)
@@ -69,8 +69,8 @@ def test_table_keys_stay_exact_where_mixed_radix_codes_would_overflow(space_name
         warnings.simplefilter("error")  # numpy's overflow warnings included
         index = TableIndex(frame.iloc[:50], space)
         assert [index.lookup(c)["valid_error"] for c in configs[:50]] == frame["valid_error"][:50].tolist()
-        values, found = index.lookup_many(index.codes(configs[:50]))
-    assert found.all() and values[:, 0].tolist() == frame[OBJECTIVES["valid_error"].column][:50].tolist()
+        values, counts = index.lookup_many(index.codes(configs[:50]))
+    assert (counts == 1).all() and values[:, 0].tolist() == frame[OBJECTIVES["valid_error"].column][:50].tolist()
     for config in configs[50:]:
         with pytest.raises(ConfigNotInTableError, match="is not in the table"):
             index.lookup(config)
@@ -101,9 +101,9 @@ def test_available_lists_what_the_tables_answer(tables):
     listing = Benchmark.available(root, surrogates).set_index(["task", "scheme", "strategy"])
     ws = listing.loc[("rte", "weight_sharing", "full")]
     assert ws["studies"] == "ws-small-grid, ws-small-holdout" and ws["surrogate"] and ws["space"] == "small"
-    manifest = Manifest.load(root)  # rows of its tables (configurations both tables hold count twice)
-    assert ws["table_rows"] == sum(manifest.tables[f"minilm-l6-h384/{s}/rte.parquet"]["rows"]
-                                   for s in ("ws-small-grid", "ws-small-holdout"))
+    manifest = Manifest.load(root)  # the rows it answers from: a configuration both tables hold counts once
+    held = sum(manifest.tables[f"minilm-l6-h384/{s}/rte.parquet"]["rows"] for s in ("ws-small-grid", "ws-small-holdout"))
+    assert ws["table_rows"] == len(Benchmark("rte", backend="table", data=root).table()) < held
     standalone = listing.loc[("rte", "standalone", "none")]
     assert standalone["supernetwork_space"] is None and standalone["surrogate"]
     assert not Benchmark.available(root, surrogates / "none")["surrogate"].any()
@@ -138,14 +138,43 @@ def test_auto_leaves_out_a_surrogate_fitted_on_other_tables(tables, tmp_path):
     with warnings.catch_warnings():  # the tables it learned from: no warning
         warnings.simplefilter("error")
         assert Benchmark("rte", data=root, surrogates=surrogates).query(off_table)["source"] == "surrogate"
+    data = tmp_path / "standalone-only"  # no weight-sharing table at all, and the surrogate left out
+    own = Manifest.load(data)
+    curves_path = "minilm-l6-h384/standalone-small/rte.parquet"
+    own.record(curves_path, source.read(curves_path), write_parquet(source.read(curves_path), data / curves_path),
+               {"study": "standalone-small"})
+    own.save()
+    with pytest.warns(UserWarning, match="--model minilm-l6-h384 --out DIR"):
+        with pytest.raises(FileNotFoundError, match="no table for task='rte'.*; the surrogate in .* was left out "
+                                                    "\\(it learned from other tables\\)"):
+            Benchmark("rte", data=data, surrogates=surrogates)
 
 
-def test_errors_say_what_answers_instead(tables):
+def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(tables, tmp_path):
+    from plm_nasbench.surrogates.build import fitted_elsewhere
+
+    root, _, _, _, _ = tables
+    manifest = Manifest.load(root)
+    grid_path, curves_path = "minilm-l6-h384/ws-small-grid/rte.parquet", "minilm-l6-h384/standalone-small/rte.parquet"
+    record = {"train_table": curves_path, "train_sha256": manifest.tables[curves_path]["sha256"],
+              "latency_table": grid_path, "latency_sha256": manifest.tables[grid_path]["sha256"]}
+    cases = [(record, None), ({**record, "latency_sha256": "0" * 64}, f"another version of {grid_path}"),
+             ({**record, "latency_table": "minilm-l6-h384/gone/latency.parquet"}, "gone/latency.parquet, which"),
+             ({k: v for k, v in record.items() if not k.startswith("train")}, "records no training table")]
+    for i, (fields, reason) in enumerate(cases):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        (folder / "surrogate.json").write_text(json.dumps(fields))
+        found = fitted_elsewhere(folder, manifest)
+        assert found is None if reason is None else reason in found
+
+
+def test_errors_say_what_answers_instead(tables, tmp_path):
     root, surrogates, _, grid, _ = tables
     off_table = {"num_layers": 3, "num_heads": 4, "num_units": 100}
     with pytest.raises(ConfigNotInTableError, match="backend='surrogate' or 'auto' predicts it"):
         Benchmark("rte", backend="table", data=root).query(off_table)
-    without = Benchmark("rte", data=root, surrogates=surrogates / "none")  # auto, but no surrogate to fall back on
+    without = Benchmark("rte", data=root, surrogates=tmp_path)  # auto, but no surrogate to fall back on
     with pytest.raises(ConfigNotInTableError, match="no surrogate covers this benchmark"):
         without.query(off_table)
     with pytest.raises(FileNotFoundError, match="no table for task='mrpc'.*no surrogate either"):
@@ -303,9 +332,18 @@ def test_the_builder_learns_from_the_studies_it_is_told_and_never_replaces_the_p
     own.record("minilm-l6-h384/curves/rte.parquet", curves,
                write_parquet(curves, data / "minilm-l6-h384/curves/rte.parquet"), {"study": "curves"})
     own.save()
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--data", str(data)])
-    assert exit_info.value.code == 2 and "--data needs --out" in capsys.readouterr().err
+    for argv, env in ((["--data", str(data)], {}), ([], {"PLM_NASBENCH_DATA": str(data)})):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("PLM_NASBENCH_SURROGATES", raising=False)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            with pytest.raises(SystemExit) as exit_info:
+                main(argv)
+        assert exit_info.value.code == 2 and "are not the package's: name where" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # a study named on purpose must exist
+        main(["--data", str(data), "--out", str(tmp_path / "out"), "--standalone-study", "curvez"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no table of the standalone study 'curvez'" in err and "curves" in err
     with pytest.raises(SystemExit) as exit_info:
         main(["--data", str(data), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
@@ -367,11 +405,16 @@ def test_epochs_seeds_and_arguments_are_checked_on_every_path(tables):
         bench.pareto_front("valid_error")
     with pytest.raises(ValueError, match="n must be a non-negative integer, got -1"):
         bench.sample(-1)
-    with pytest.raises(ValueError, match="num_layers must be an integer in \\[0, 6\\], got values of type str "
-                                         "\\(for example '4'\\)"):
+    with pytest.raises(ValueError, match="num_layers must be an integer in \\[0, 6\\], got '4' \\(str\\) "
+                                         "\\(configuration #0\\)"):
         bench.query_many([{**grid[0], "num_layers": "4"}])
+    for bad in (4.5, 4.0, True):  # query_many refuses what query refuses
+        with pytest.raises(ValueError, match=f"num_layers must be an integer in \\[0, 6\\], got {bad}.*#1\\)"):
+            bench.query_many([grid[0], {**grid[0], "num_layers": bad}])
+        with pytest.raises(ValueError, match=f"num_layers must be an integer in \\[0, 6\\], got {bad}"):
+            bench.query({**grid[0], "num_layers": bad})
     with pytest.raises(ValueError, match="num_layers must be an integer in \\[0, 6\\], got 4.5 \\(configuration #1\\)"):
-        bench.query_many([grid[0], {**grid[0], "num_layers": 4.5}])
+        bench.query_many(pd.DataFrame([grid[0], {**grid[0], "num_layers": 4.5}]))
     with pytest.raises(FileNotFoundError, match="data_dir '/nonexistent' is not a folder"):
         Benchmark("rte", backend="live", data_dir="/nonexistent")
     table = Benchmark("rte", backend="table", data=root)
@@ -453,6 +496,28 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert "non-dominated" in capsys.readouterr().out
     assert main(["query", "--task", "rte", '{"num_layers": 40, "num_heads": 6, "num_units": 700}']) == 2
     assert "num_layers must be an integer in [0, 6]" in capsys.readouterr().err
+    monkeypatch.delenv("PLM_NASBENCH_DATA")
+    monkeypatch.delenv("PLM_NASBENCH_SURROGATES")
+    folders = ["--data", str(root), "--surrogates", str(surrogates)]  # the same folders as options
+    assert main(["query", "--task", "rte", *folders, '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 0
+    assert "surrogate" in capsys.readouterr().out
+    assert main(["query", "--task", "rte", "--data", str(root / "nothere"), json.dumps(grid[10])]) == 2
+    assert "data folder" in (err := capsys.readouterr().err) and "nothere' does not exist (it came from data=)" in err
+    assert main(["info", "--data", str(root)]) == 0
+    assert f"Tables in {root}" in capsys.readouterr().out
+    assert main(["pareto", "--task", "rte", *folders, "--objectives", "valid_error, test_error"]) == 0
+    header = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("config")][0]
+    assert header.split() == ["config", "valid_error", "test_error"]  # spaces dropped, test_error once
+    assert main(["pareto", "--task", "rte", *folders, "--objectives", "valid_error,valid_error"]) == 2
+    assert "--objectives names valid_error more than once" in capsys.readouterr().err
+    assert main(["query", "--task", "rte", *folders, "--scheme", "standalone", "--strategy", "kd",
+                 json.dumps(grid[10])]) == 2
+    assert "no super-network: leave strategy ('kd')" in capsys.readouterr().err
+    assert main(["query", "--task", "rte", *folders, "--supernetwork-space", "layer", json.dumps(grid[10])]) == 2
+    assert "supernetwork_space='layer'" in capsys.readouterr().err  # no such table here
+    assert main(["query", "--task", "rte", "--backend", "live", "--data-dir", str(root / "nothere"),
+                 json.dumps(grid[10])]) == 2
+    assert "nothere' is not a folder" in capsys.readouterr().err  # --data-dir reaches the live evaluator
 
 
 @pytest.mark.integration
@@ -487,3 +552,95 @@ def test_surrogate_answers_the_plateau_value_exactly(tables):
     on = fields[:, 0] <= 2
     assert (predicted[on] == 0.5073627844712182).mean() > 0.95
     assert (predicted[~on] != 0.5073627844712182).mean() > 0.95
+
+
+def test_query_many_takes_any_iterable_and_answers_with_the_columns_of_query(tables, tmp_path):
+    root, surrogates, _, grid, _ = tables
+    for backend in ("table", "auto"):
+        bench = Benchmark("rte", backend=backend, data=root, surrogates=surrogates)
+        expected = bench.query_many(grid[:5])
+        assert expected["valid_error"].notna().all()
+        for configs in (iter(grid[:5]), (c for c in grid[:5]), np.array(grid[:5], dtype=object), pd.Series(grid[:5]),
+                        tuple(grid[:5])):
+            pd.testing.assert_frame_equal(bench.query_many(configs), expected)
+        single = bench.query(grid[3])
+        row = expected.iloc[3]
+        assert set(single) <= set(expected.columns)
+        assert {k: row[k] for k in ("epoch", "seed", "n_seeds", "source")} == {
+            k: single[k] for k in ("epoch", "seed", "n_seeds", "source")}
+        assert bench.query_many(grid[:2], seed=1)["seed"].tolist() == [1, 1]
+    mixed = Benchmark("rte", data=root, surrogates=surrogates).query_many(
+        [grid[0], {"num_layers": 3, "num_heads": 4, "num_units": 100}])
+    assert mixed["source"].tolist() == ["table", "surrogate"] and mixed["n_seeds"].tolist() == [2, 0]
+    assert mixed["epoch"].tolist() == [5, 5]
+    with pytest.raises(TypeError, match="got the string 'abc'"):
+        bench.query_many("abc")
+
+
+def test_pareto_front_leaves_out_configurations_without_the_objective(tables, tmp_path):
+    """A NaN objective used to stop the dominance sweep, so dominated configurations were kept."""
+    from conftest import synthetic_rows
+    from plm_nasbench.spaces import get_search_space
+    from plm_nasbench.tables import write_parquet
+
+    root, _, _, grid, _ = tables
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    frame = synthetic_rows(space, grid, "ws-small-grid")
+    frame.loc[frame["num_layers"] == 1, "latency_b1_median"] = np.nan  # not timed
+    data = tmp_path / "data"
+    manifest = Manifest.load(data)
+    relpath = "minilm-l6-h384/ws-small-grid/rte.parquet"
+    manifest.record(relpath, frame, write_parquet(frame, data / relpath), {"study": "ws-small-grid"})
+    manifest.save()
+    bench = Benchmark("rte", backend="table", data=data)
+    with pytest.warns(UserWarning, match=f"{(frame['num_layers'] == 1).sum()} of {len(frame)} configurations lack "
+                                         "valid_error or latency"):
+        front = bench.pareto_front(("valid_error", "latency"))
+    values = front[["valid_error", "latency"]].to_numpy()
+    assert np.isfinite(values).all() and pareto_mask(values).all()
+    measured = bench.query_many(grid)
+    measured = measured[measured["latency"].notna()][["valid_error", "latency"]].to_numpy()
+    assert len(front) == pareto_mask(measured).sum()
+    with pytest.raises(ValueError, match="objectives repeat: valid_error"):
+        bench.pareto_front(("valid_error", "valid_error"))
+
+
+def test_surrogates_answer_the_fidelities_and_costs_of_their_tables(tables):
+    """A weight-sharing surrogate answers the super-network's epoch only and knows its training time; no learned
+    objective is negative; a standalone surrogate's cumulative runtime never falls from one epoch to the next."""
+    root, surrogates, _, grid, _ = tables
+    table = Benchmark("rte", backend="table", data=root)
+    alone = Benchmark("rte", backend="surrogate", surrogates=surrogates)
+    assert alone.fidelities == table.fidelities == [5]
+    assert alone.supernetwork_cost == table.supernetwork_cost == pytest.approx(100.5)  # seeds 0 and 1
+    with pytest.raises(ConfigNotInTableError, match="epoch 1 is not a fidelity"):
+        alone.query(grid[0], epoch=1)
+    standalone = Benchmark("rte", scheme="standalone", backend="surrogate", surrogates=surrogates)
+    assert standalone.fidelities == [1, 2, 3, 4, 5] and standalone.supernetwork_cost == 0.0
+    space = standalone.space
+    every = pd.DataFrame(np.stack(np.unravel_index(np.arange(space.num_configs),
+                                                   [high + 1 for _, high in space.bounds.values()]), axis=1),
+                         columns=list(space.bounds))
+    learned = [name for name, o in OBJECTIVES.items() if o.kind == "learned"]
+    for bench in (alone, standalone):
+        answers = bench.query_many(every)
+        assert (answers[learned].fillna(0) >= 0).all().all()
+    runtimes = np.stack([standalone.query_many(every, epoch=e)["runtime"].to_numpy() for e in range(1, 6)])
+    assert (np.diff(runtimes, axis=0) >= 0).all()
+
+
+def test_arguments_that_mean_nothing_for_a_benchmark_are_refused(tables):
+    root, surrogates, _, grid, _ = tables
+    for kwargs in ({"strategy": "sandwich"}, {"supernetwork_space": "layer"}):
+        with pytest.raises(ValueError, match="scheme='standalone' .* no super-network: leave strategy"):
+            Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates, **kwargs)
+    alone = Benchmark("rte", backend="surrogate", surrogates=surrogates)
+    for method in (alone.table, alone.pareto_front, alone.configs):
+        with pytest.raises(FileNotFoundError, match="backend='surrogate' loads no table; .*backend='table' or 'auto'"):
+            method()
+    table = Benchmark("rte", backend="table", data=root)
+    held = len(table.configs())
+    drawn = table.sample(held, seed=3)  # every configuration once: without replacement
+    assert len({json.dumps(c, sort_keys=True) for c in drawn}) == held > len(grid)
+    with pytest.raises(ValueError, match=f"n = {held + 1} is more than the {held:,} configurations"):
+        table.sample(held + 1)

@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_model
 from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
 from plm_nasbench.evaluation.latency import measure_latency
-from plm_nasbench.evaluation.memory import cpu_peak_supported
+from plm_nasbench.evaluation.memory import peak_memory
 from plm_nasbench.models import architecture_of, extract_subnetwork, load_checkpoint, save_checkpoint
 from plm_nasbench.locking import exclusive_lock
 from plm_nasbench.models.checkpoints import WEIGHTS_FILE, cached_checkpoints
@@ -61,7 +61,19 @@ def test_shared_weights_extraction_leaves_the_supernetwork_intact():
     assert sum(p.numel() for p in shared.parameters()) == space.num_parameters(config)
 
 
-@pytest.mark.skipif(not cpu_peak_supported(), reason="peak RSS can only be reset on Linux")
+def test_peak_memory_counts_the_tensors_held_at_once():
+    """Blocks freed before the next one is made do not add up (a resident-set peak counted every page touched)."""
+    x = torch.zeros(256, 1024)  # 1 MiB, held before the block: not counted
+    with torch.inference_mode(), peak_memory("cpu") as peak:
+        h = x
+        for _ in range(5):
+            h = h + 1  # each step holds the new 1 MiB result and the previous one
+    assert 2 * 2**20 <= peak["bytes"] < 2 * 2**20 + 4096  # (plus the scalar 1 as a tensor)
+    with peak_memory("cpu") as peak:
+        held = [torch.zeros(256, 1024) for _ in range(3)]
+    assert 3 * 2**20 <= peak["bytes"] < 3 * 2**20 + 4096 and len(held) == 3
+
+
 def test_peak_memory_grows_with_batch_size():
     model = tiny_model("bert")
     small = measure_latency(model, 16, 1, repeats=2)

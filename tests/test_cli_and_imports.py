@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from plm_nasbench.cli import main
@@ -20,13 +21,23 @@ def test_info_lists_models_spaces_tasks_and_tables(capsys, tmp_path, monkeypatch
                  "large: ~9.3 x 10^2795 configs", "stsb: regression",
                  "swag: multiple_choice", "none yet"):
         assert word in out
-    (tmp_path / "MANIFEST.json").write_text(json.dumps({"schema_version": 1, "tables": {"m/s/rte.parquet": {
-        "model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "standalone",
-        "strategy": "none", "rows": 1200, "sha256": "0" * 64}}}))
-    main(["info"])
+    from conftest import synthetic_rows
+    from plm_nasbench.spaces import get_search_space
+    from plm_nasbench.tables import Manifest, conform, write_parquet
+
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    rows = synthetic_rows(space, [space.sample(np.random.default_rng(i)) for i in range(12)], "s")
+    rows = conform(rows.assign(scheme="standalone", strategy="none", supernetwork_space=None), "s")
+    manifest = Manifest.load(tmp_path)
+    manifest.record("m/s/rte.parquet", rows, write_parquet(rows, tmp_path / "m/s/rte.parquet"), {"study": "s"})
+    manifest.save()
+    assert main(["info"]) == 0
     out = capsys.readouterr().out
-    assert "m/s/rte.parquet: minilm-l6-h384, rte, small, standalone, none: 1,200 rows" in out
+    assert "m/s/rte.parquet: minilm-l6-h384, rte, small, standalone, none: 12 rows" in out
     assert "Benchmarks they answer" in out and "standalone" in out.split("Benchmarks they answer")[1]
+    (tmp_path / "m/s/rte.parquet").write_bytes(b"tampered")
+    assert main(["info"]) == 2
+    assert "m/s/rte.parquet" in capsys.readouterr().err
     (tmp_path / "MANIFEST.json").write_text("{broken")
     assert main(["info"]) == 2
     assert "MANIFEST.json is not valid JSON" in capsys.readouterr().err

@@ -125,5 +125,6 @@ def test_benchmark_picks_the_super_network_and_checks_what_can_be_searched(findi
     relpath = "minilm-l6-h384/standalone-unpruned/rte.parquet"
     manifest.record(relpath, single, write_parquet(single, tmp_path / relpath), {"study": "standalone-unpruned"})
     manifest.save()
+    (tmp_path / "no-surrogates").mkdir()
     with pytest.raises(ValueError, match="moasha on .*1 configuration.*nothing to search"):
-        benchmarks_for("rte", ["moasha"], data=tmp_path, surrogates=tmp_path / "none")
+        benchmarks_for("rte", ["moasha"], data=tmp_path, surrogates=tmp_path / "no-surrogates")

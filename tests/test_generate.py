@@ -69,15 +69,35 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
     units = parse_plan(own).units
     assert units[0].supernetwork_space == "layer" and units[0].unit_id != first.units[0].unit_id
     assert units[2].unit_id == first.units[2].unit_id
+    decays = []
+    for decay in (0, 0.0):  # one setting, one unit id, however TOML typed it
+        raw = copy.deepcopy(smoke_plan())
+        raw["training"]["weight_decay"] = decay
+        decays.append([u.unit_id for u in parse_plan(raw).units])
+    assert decays[0] == decays[1]
     for path, value, message in [(("study", 0, "tasks"), ["rte", "nosuch"], "unknown task 'nosuch'"),
                                  (("study", 0, "space"), "huge", "unknown space 'huge'"),
                                  (("study", 0, "strategies"), ["best"], "unknown strategy 'best'; known: standard"),
                                  (("study", 0, "epochs"), "1", r"study #1 .*epochs must be an integer >= 1, got '1'"),
                                  (("study", 2, "epochs"), 2, r"latency studies .* no 'epochs'"),
                                  (("training",), {"batch_size": 0}, r"\[training\]: batch_size must be an integer >= 1"),
-                                 (("training",), {"learning_rate": "2e-5"}, "learning_rate must be a number > 0, got '2e-5'"),
-                                 (("training",), {"weight_decay": -0.1}, "weight_decay must be a number >= 0"),
-                                 (("strategy",), {"temperature": 0}, r"\[strategy\]: temperature must be a number > 0"),
+                                 (("training",), {"learning_rate": "2e-5"}, "learning_rate must be a finite number > 0, got '2e-5'"),
+                                 (("training",), {"learning_rate": float("inf")}, "learning_rate must be a finite number > 0, got inf"),
+                                 (("training",), 3, r"\[training\]: must be a table such as \[training\] epochs = 5, got 3"),
+                                 (("study",), [3], "study #1: must be a table"),
+                                 (("study",), {"name": "x"}, "study must be a list of \\[\\[study\\]\\] tables"),
+                                 (("study", 0, "chunk"), True, "chunk must be an integer >= 1, got True"),
+                                 (("study", 0, "seeds"), [0, True], "every seed must be an integer >= 0, got True"),
+                                 (("caps",), {"default": {"max_train": True}}, "max_train must be an integer >= 1, got True"),
+                                 (("caps",), {"rte": 3}, r"\[caps.rte\]: must be a table"),
+                                 (("study", 0, "configs"), {"kind": "sample", "n": True, "seed": 0},
+                                  "configs.n must be a positive integer, got True"),
+                                 (("latency_batch_sizes",), [True], "latency_batch_sizes must be a non-empty list of distinct"),
+                                 (("latency_batch_sizes",), [1.0], "latency_batch_sizes must be"),
+                                 (("latency_batch_sizes",), [], "latency_batch_sizes must be"),
+                                 (("latency_batch_sizes",), [1, 1], "latency_batch_sizes must be"),
+                                 (("training",), {"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
+                                 (("strategy",), {"temperature": 0}, r"\[strategy\]: temperature must be a finite number > 0"),
                                  (("max_length",), -3, "max_length must be an integer >= 1, got -3"),
                                  (("eval_batch_size",), True, "eval_batch_size must be an integer >= 1, got True"),
                                  (("latency_repeats",), 0, "latency_repeats must be an integer >= 1, got 0"),
@@ -117,6 +137,8 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     report = merge(plan, store, tmp_path / "data")
     assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet",
                                       "minilm-l6-h384/lat/latency.parquet"}
+    merged_store = ShardStore(plan, tmp_path / "work", merged_units(plan, tmp_path / "data"))
+    assert merged_store.status(plan.units).splitlines()[-1].split()[:5] == ["total", "0", "4", "0", "0"]  # done and merged
     manifest = Manifest.load(tmp_path / "data")
     ws = manifest.read("minilm-l6-h384/ws/rte.parquet")
     assert len(ws) == 4 and ws["latency_b1_median"].notna().all() and (ws["epoch"] == 2).all()
@@ -143,7 +165,14 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     shard = store.shard_path(plan.units[1])  # a truncated shard is detected, never merged, and redone
     shard.write_bytes(shard.read_bytes()[:100])
     assert store.state(plan.units[1]) == "corrupt"
-    report = merge(plan, store, tmp_path / "data")  # the table keeps the unit's rows it had, not the corrupt bytes
+    report = merge(plan, store, tmp_path / "data", only={("sa", "rte")})  # another study's shard is not its business
+    assert report["corrupt"] == [] and store.state(plan.units[1]) == "corrupt"
+    assert "minilm-l6-h384/ws/rte.parquet" not in report["written"]
+    # a latency study's merge rewrites the plan's tables in data/ (so they copy its columns); the ws table keeps
+    # the unit's rows it had, not the corrupt bytes
+    report = merge(plan, store, tmp_path / "data", only={("lat", None)})
+    assert set(report["written"]) == {"minilm-l6-h384/lat/latency.parquet", "minilm-l6-h384/sa/rte.parquet",
+                                      "minilm-l6-h384/ws/rte.parquet"}
     assert report["corrupt"] and report["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
     manifest = Manifest.load(tmp_path / "data")
     pd.testing.assert_frame_equal(manifest.read("minilm-l6-h384/ws/rte.parquet"), ws)
@@ -295,6 +324,16 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main(["run", str(plan), "--task", "rte", "--work-dir", str(tmp_path / "work")]) == 2
     assert "--task rte: not in plan 'x', whose tasks are (none)" in capsys.readouterr().err
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
+    two = tmp_path / "two.toml"  # names that exist but select nothing together
+    two.write_text('name = "y"\nmodel = "minilm-l6-h384"\n' + "".join(
+        f'[[study]]\nname = "{name}"\nscheme = "standalone"\ntasks = ["{task}"]\nspace = "small"\n'
+        'configs = {kind = "largest"}\n' for name, task in (("b", "rte"), ("c", "mrpc"))))
+    assert generate_main(["plan", str(two), "--study", "b", "--task", "mrpc"]) == 2
+    assert "the plan has no unit of study b for task mrpc" in capsys.readouterr().err
+    assert generate_main(["merge", str(two), "--study", "b", "--work-dir", str(tmp_path / "work2"),
+                          "--data", str(tmp_path / "data2")]) == 0  # nothing done yet: b is incomplete
+    out = capsys.readouterr().out
+    assert "b/rte" in out and "c/mrpc" not in out
 
 
 def test_bf16_plans_need_hardware_bf16(tmp_path, capsys, monkeypatch):

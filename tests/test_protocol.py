@@ -61,3 +61,18 @@ def test_two_objective_sweep_matches_pairwise_dominance():
         pairwise = [np.any(np.all(values <= v, axis=1) & np.any(values < v, axis=1)) for v in values]
         assert _dominated(values).tolist() == pairwise
         assert _dominated(np.column_stack([values, values[:, :1]])).tolist() == pairwise  # n-D path
+
+
+def test_dominance_and_hypervolume_refuse_nan_and_bad_shapes():
+    """NaN has no place in a dominance order: a NaN row used to stop the sweep and keep dominated points."""
+    from plm_nasbench.protocol import pareto_mask
+
+    with_nan = np.array([[0.1, 0.9], [np.nan, 0.5], [0.5, 0.5], [0.6, 0.6]])
+    for fn in (pareto_mask, non_dominated, hypervolume_2d):
+        with pytest.raises(ValueError, match=f"{fn.__name__}: row 1 is not finite"):
+            fn(with_nan)
+    with pytest.raises(ValueError, match="hypervolume_2d takes a n x 2 array of objective values, got shape \\(2, 3\\)"):
+        hypervolume_2d(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="got shape \\(4,\\)"):
+        pareto_mask(np.zeros(4))
+    assert pareto_mask(with_nan[[0, 2, 3]]).tolist() == [True, True, False]

@@ -256,3 +256,28 @@ def test_morea_evolves_after_its_population_fills(tables):
     assert all(min(sum(configs[i][k] != p[k] for k in p) for p in configs[:i]) <= 1
                for i in range(MOREA_POPULATION, len(configs)))
     assert rs["config"].tolist() != morea["config"].tolist()
+
+
+def test_an_optimizer_of_your_own_is_scored_beside_the_simulated_ones(tables):
+    """The README's recipe: rows of a hand-written loop join simulate()'s and share its normalisation."""
+    from plm_nasbench.protocol import average_ranks
+    from plm_nasbench.simulation import add_regret, final_regret, simulate
+
+    root, surrogates, *_ = tables
+    bench, objectives = Benchmark("rte", data=root, surrogates=surrogates), ("valid_error", "params_fraction")
+    rows = []
+    for seed in range(2):
+        clock = bench.supernetwork_cost
+        for trial, config in enumerate(bench.sample(10, seed=seed)):
+            result = bench.query(config)
+            clock += result["runtime"]
+            rows.append({"method": "mine", "seed": seed, "trial": trial, "time": clock,
+                         **{o: result[o] for o in objectives}})
+    simulated = simulate({"rs": bench}, range(2), 10, objectives)
+    assert simulated.groupby("seed")["time"].min().gt(bench.supernetwork_cost).all()  # the clock starts after it
+    scored = add_regret(pd.concat([simulated, pd.DataFrame(rows)], ignore_index=True), objectives)
+    assert scored["regret"].between(0, 4).all()
+    assert scored.groupby(["method", "seed"])["regret"].apply(lambda r: r.is_monotonic_decreasing).all()
+    assert set(average_ranks({"rte": final_regret(scored)})) == {"mine", "rs"}
+    with pytest.raises(ValueError, match="two different objectives"):
+        simulate({"rs": bench}, range(1), 5, ("valid_error", "valid_error"))

@@ -4,8 +4,9 @@ the surrogates, or the real evaluator."""
 from __future__ import annotations
 
 import json
+import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,10 @@ import pandas as pd
 from ..architecture import MODELS, TASK_HEADS
 from ..objectives import OBJECTIVES, Objective
 from ..paths import data_dir as default_data_dir
-from ..paths import surrogates_dir
+from ..paths import DATA_ENV, SURROGATES_ENV, surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
-from ..tables import SCHEMES, Manifest
+from ..tables import SCHEMES, Manifest, supernetwork_seconds
 from .table import ConfigNotInTableError, TableIndex, describe_config
 
 BACKENDS = ("auto", "table", "surrogate", "live")
@@ -44,8 +45,29 @@ def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
         warnings.warn(f"{int((~keep).sum())} rows come from other super-networks than the one with the most rows "
                       f"of their seed and are left out: " + ", ".join(
                           f"seed {s}, id {i or 'missing'} ({n} rows of {study})" for (s, i, study), n in dropped.items())
-                      + " (`Manifest.load(data).find(study=...)` finds a study's own table)", stacklevel=4)
+                      + " (`Manifest.load(data).find(study=...)` finds a study's own table)", stacklevel=5)
     return frame[keep]
+
+
+def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: str, strategy: str,
+                supernetwork_space: str | None) -> pd.DataFrame | None:
+    """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
+    rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
+    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch)."""
+    paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
+    if not paths:
+        return None
+    frame = pd.concat([manifest.read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
+                      ignore_index=True)
+    keep = (frame["strategy"] == strategy) & (frame["search_space"] == space)
+    if supernetwork_space is not None:
+        keep &= frame["supernetwork_space"] == supernetwork_space
+    frame = frame[keep]
+    if frame.empty:
+        return None
+    frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
+    frame = _one_supernetwork_per_seed(frame)
+    return frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
 
 
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
@@ -86,6 +108,9 @@ class Benchmark:
         if scheme == "weight_sharing":
             _check("strategy", strategy, STRATEGIES)
             _check("supernetwork_space", supernetwork_space, list(SEARCH_SPACES))
+        elif (strategy, supernetwork_space) != ("full", "small"):
+            raise ValueError(f"scheme='standalone' fine-tunes each sub-network alone, so it has no super-network: "
+                             f"leave strategy ({strategy!r}) and supernetwork_space ({supernetwork_space!r}) out")
         self.task, self.model, self.scheme, self.backend = task, model, scheme, backend
         #: The arguments that rebuild this benchmark (e.g. in worker processes).
         self.init_args = {"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
@@ -96,9 +121,17 @@ class Benchmark:
         self.space: SearchSpace = get_search_space(space, model, task=task)
         self._data_root = Path(data) if data is not None else default_data_dir()
         self._surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
+        for name, given, env, folder, read_by in (
+                ("data", data, DATA_ENV, self._data_root, ("auto", "table")),
+                ("surrogates", surrogates, SURROGATES_ENV, self._surrogate_root, ("auto", "surrogate"))):
+            named = given is not None or os.environ.get(env)  # a folder the user named, which this backend reads
+            if named and backend in read_by and not folder.is_dir():
+                raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist (it came from "
+                                        f"{f'{name}=' if given is not None else f'${env}'})")
         self._task_data_dir, self._device = data_dir, device
         self._index: TableIndex | None = None
         self._surrogate: Any = None
+        self._left_out: Path | None = None  # the folder of a surrogate fitted on other tables than ``data``'s
         self._live: Any = None
         self._encoded: np.ndarray | None = None
         self._table_configs: list[dict[str, Any]] = []
@@ -108,7 +141,9 @@ class Benchmark:
         if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
             self._surrogate = self._load_surrogate(required=backend == "surrogate")
         if backend == "auto" and self._index is None and self._surrogate is None:
-            raise FileNotFoundError(f"{self._nothing_found()}; no surrogate either")
+            raise FileNotFoundError(f"{self._nothing_found()}; " + (
+                f"the surrogate in {self._left_out} was left out (it learned from other tables)"
+                if self._left_out else "no surrogate either"))
         self._fidelity_set = frozenset(self.fidelities)  # what every query's epoch is checked against
 
     # -- loading ---------------------------------------------------------------------------------
@@ -120,23 +155,12 @@ class Benchmark:
                 "backend='live' evaluates for real")
 
     def _load_table(self, required: bool) -> TableIndex | None:
-        manifest = self._manifest
-        paths = manifest.find(model=self.model, task=self.task, search_space=self.space.name, scheme=self.scheme,
-                              strategy=self.strategy)
-        frame = pd.concat([manifest.read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
-                          ignore_index=True) if paths else None
-        if frame is not None:
-            keep = (frame["strategy"] == self.strategy) & (frame["search_space"] == self.space.name)
-            if self.supernetwork_space is not None:
-                keep &= frame["supernetwork_space"] == self.supernetwork_space
-            frame = frame[keep]
-        if frame is None or frame.empty:
+        frame = served_rows(self._manifest, self.model, self.task, self.space.name, self.scheme, self.strategy,
+                            self.supernetwork_space)
+        if frame is None:
             if required:
                 raise FileNotFoundError(self._nothing_found())
             return None
-        frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
-        frame = _one_supernetwork_per_seed(frame)
-        frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
         return TableIndex(frame.drop(columns="_study"), self.space)
 
     def _load_surrogate(self, required: bool) -> Any:
@@ -162,8 +186,9 @@ class Benchmark:
         if self._manifest is not None and (reason := fitted_elsewhere(folder, self._manifest)):
             warnings.warn(f"the surrogate in {folder} is left out: {reason}. backend='auto' answers from the tables "
                           f"in {self._data_root} alone; to extend them, build surrogates on them with `python -m "
-                          f"plm_nasbench.surrogates --data {self._data_root} --out DIR` and pass surrogates=DIR "
-                          "(backend='surrogate' asks a surrogate alone)", stacklevel=3)
+                          f"plm_nasbench.surrogates --data {self._data_root} --model {self.model} --out DIR` and pass "
+                          "surrogates=DIR (backend='surrogate' asks a surrogate alone)", stacklevel=3)
+            self._left_out = folder
             return None
         return SmallSpaceSurrogate.load(folder, self.space)
 
@@ -171,34 +196,34 @@ class Benchmark:
     @classmethod
     def available(cls, data: str | Path | None = None, surrogates: str | Path | None = None) -> pd.DataFrame:
         """Every benchmark the tables under ``data`` answer (default: the package's): one row per set of
-        ``Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)`` arguments, with the rows of
-        its tables, the studies they come from and whether a surrogate fitted on these tables (the versions
+        ``Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)`` arguments, with the table rows
+        it answers from (``table_rows``: of one dtype and one super-network per seed, as it loads them), the
+        studies they come from and whether a surrogate fitted on these tables (the versions
         ``data`` holds) extends it to the whole space."""
         from ..surrogates.build import fitted_elsewhere, surrogate_folder
 
         manifest = Manifest.load(data if data is not None else default_data_dir())
         surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
-        found: dict[tuple, dict[str, Any]] = {}
-        for relpath, entry in sorted(manifest.tables.items()):
+        keys = set()
+        for entry in manifest.tables.values():
             if entry.get("scheme") not in SCHEMES:  # latency tables answer no benchmark of their own
                 continue
             strategies = entry["strategy"] if isinstance(entry["strategy"], list) else [entry["strategy"]]
-            rows = (manifest.read(relpath)["strategy"].value_counts().to_dict() if len(strategies) > 1
-                    else {strategies[0]: entry["rows"]})
-            for strategy in strategies:
-                key = (entry["task"], entry["model"], entry["search_space"], entry["scheme"], strategy,
-                       entry.get("supernetwork_space"))
-                item = found.setdefault(key, {"table_rows": 0, "studies": []})
-                item["table_rows"] += int(rows.get(strategy, 0))
-                item["studies"].append(entry.get("study", relpath))
+            keys |= {(entry["task"], entry["model"], entry["search_space"], entry["scheme"], strategy,
+                      entry.get("supernetwork_space")) for strategy in strategies}
         records = []
-        for (task, model, space, scheme, strategy, trained_on), item in sorted(found.items(), key=str):
+        for task, model, space, scheme, strategy, trained_on in sorted(keys, key=str):
+            with warnings.catch_warnings():  # rows left out are counted out here, and named when a benchmark loads
+                warnings.simplefilter("ignore")
+                rows = served_rows(manifest, model, task, space, scheme, strategy, trained_on)
+            if rows is None:
+                continue
             folder = surrogate_folder(surrogate_root, model, scheme, strategy, task)
             surrogate = (space == "small" and trained_on in (None, "small") and (folder / "surrogate.json").is_file()
                          and fitted_elsewhere(folder, manifest) is None)
             records.append({"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
-                            "supernetwork_space": trained_on, "table_rows": item["table_rows"],
-                            "studies": ", ".join(item["studies"]), "surrogate": surrogate})
+                            "supernetwork_space": trained_on, "table_rows": len(rows),
+                            "studies": ", ".join(pd.unique(rows["_study"])), "surrogate": surrogate})
         columns = ["task", "model", "space", "scheme", "strategy", "supernetwork_space", "table_rows", "studies",
                    "surrogate"]
         frame = pd.DataFrame(records, columns=columns)
@@ -236,7 +261,19 @@ class Benchmark:
         """Epochs the table holds (weight sharing: the super-network's epochs only)."""
         if self._index is not None:
             return self._index.epochs.tolist()
-        return list(range(1, (self._surrogate.max_epoch or 5) + 1)) if self._surrogate else []
+        return self._surrogate.fidelities if self._surrogate else []
+
+    @property
+    def supernetwork_cost(self) -> float:
+        """Weight sharing: seconds the super-network took to fine-tune, paid once before any sub-network is
+        evaluated (the mean over the table's seeds, or the one recorded with the surrogate); 0 for standalone."""
+        if self.scheme != "weight_sharing":
+            return 0.0
+        if self._index is not None:
+            seconds = supernetwork_seconds(self._index.frame)
+        else:
+            seconds = self._surrogate.supernetwork_train_time if self._surrogate is not None else None
+        return seconds if seconds is not None else 0.0
 
     def __repr__(self) -> str:
         return (f"Benchmark(task={self.task!r}, model={self.model!r}, space={self.space.name!r}, scheme={self.scheme!r}, "
@@ -288,24 +325,33 @@ class Benchmark:
         predicted = self._surrogate_predict(self._fields([config]), epoch, seed)
         return {name: values[:1].tolist()[0] for name, values in predicted.items()}  # Python scalars
 
-    def query_many(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
+    def query_many(self, configs: Iterable[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
                    seed: int | None = None) -> pd.DataFrame:
-        """Objectives of many configurations as a DataFrame (one row each, in order, with ``source``; where the
-        surrogate answers any, also its ``<objective>_std`` and ``out_of_data`` columns, NaN and False on table
-        rows)."""
+        """Objectives of many configurations (any iterable of mappings, or a DataFrame with the space's fields) as
+        a DataFrame: one row each, in order, with the columns of :meth:`query` (every objective, ``epoch``,
+        ``seed``, ``n_seeds``, ``source``); where the surrogate answers any, also its ``<objective>_std`` and
+        ``out_of_data`` columns (NaN and False on table rows)."""
         if isinstance(configs, Mapping):
             raise TypeError("query_many takes a sequence of configurations or a DataFrame, got one configuration "
                             "(a mapping): use query() for one")
+        if isinstance(configs, (str, bytes)):
+            raise TypeError(f"query_many takes a sequence of configurations or a DataFrame, got the string {configs!r}")
+        if not isinstance(configs, pd.DataFrame):
+            configs = list(configs)  # an iterator is read once; arrays and Series of mappings become a list
         self._check_epoch_and_seed(epoch, seed)
         if self.backend == "live":
-            records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else list(configs)
+            records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
             return pd.DataFrame([self._live_query(c, epoch, seed) for c in records])
         if self._index is None:
             return self._surrogate_frame(configs, epoch, seed)
         codes = self._index.codes(configs)
-        values, found = self._index.lookup_many(codes, epoch, seed)
+        values, counts = self._index.lookup_many(codes, epoch, seed)
+        found = counts > 0
         frame = pd.DataFrame(values, columns=list(OBJECTIVES))
         frame["num_params"] = frame["num_params"].astype("Int64")
+        frame["epoch"] = self._index.epoch(epoch)
+        frame["seed"] = pd.Series([seed] * len(frame), dtype=object)
+        frame["n_seeds"] = counts
         frame["source"] = np.where(found, "table", "")
         fillable = self._fillable()
         rows = np.flatnonzero(found & frame[fillable].isna().any(axis=1).to_numpy())
@@ -326,7 +372,8 @@ class Benchmark:
                     f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}, "
                     f"{describe_config(first)}); {self._off_table_hint(seed)}")
             predicted = self._surrogate_frame(records, epoch, seed)
-            frame.loc[missing, list(OBJECTIVES) + ["source"]] = predicted[list(OBJECTIVES) + ["source"]].to_numpy()
+            answered = list(OBJECTIVES) + ["epoch", "n_seeds", "source"]
+            frame.loc[missing, answered] = predicted[answered].to_numpy()
             for column in [c for c in predicted if c.endswith("_std") or c == "out_of_data"]:
                 frame[column] = np.zeros(len(frame), dtype=bool) if column == "out_of_data" else np.nan
                 frame.loc[missing, column] = predicted[column].to_numpy()
@@ -366,7 +413,7 @@ class Benchmark:
             raise ValueError("surrogates predict the mean over seeds: query with seed=None")
         predicted = self._surrogate.predict(fields, epoch)
         n = len(fields)
-        epoch = epoch if epoch is not None else (self._surrogate.max_epoch or self.fidelities[-1])
+        epoch = epoch if epoch is not None else self.fidelities[-1]
         return {**predicted, "epoch": np.full(n, epoch), "seed": np.full(n, None), "n_seeds": np.zeros(n, dtype=np.int64),
                 "source": np.full(n, "surrogate", dtype=object)}
 
@@ -383,22 +430,29 @@ class Benchmark:
         return self._live.query(config, epoch, seed)
 
     # -- tables and sampling ---------------------------------------------------------------------
+    def _no_table(self) -> FileNotFoundError:
+        """The error of a method that needs the table, for a benchmark without one."""
+        if self.backend in ("surrogate", "live"):
+            return FileNotFoundError(f"backend={self.backend!r} loads no table; Benchmark(..., backend='table' or "
+                                     "'auto') answers from it")
+        return FileNotFoundError(self._nothing_found())
+
     def table(self) -> pd.DataFrame:
         """Every table row this benchmark serves (all seeds and fidelities)."""
         if self._index is None:
-            raise FileNotFoundError(self._nothing_found())
+            raise self._no_table()
         return self._index.frame.drop(columns="_code").copy()
 
     def configs(self) -> list[dict[str, Any]]:
         """Every configuration the table holds."""
         if self._index is None:
-            raise FileNotFoundError(self._nothing_found())
+            raise self._no_table()
         return [dict(c) for c in self._index.configs()]
 
     def nearest_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The table configuration closest to ``config`` in ``encode()`` space (Euclidean)."""
         if self._index is None:
-            raise FileNotFoundError(self._nothing_found())
+            raise self._no_table()
         if self._encoded is None:
             self._table_configs = self.configs()
             self._encoded = np.stack([self.space.encode(c) for c in self._table_configs])
@@ -406,35 +460,48 @@ class Benchmark:
         return dict(self._table_configs[int(np.argmin(distances))])
 
     def sample(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
-        """``n`` configurations: drawn from the table's configurations when the backend answers from the table
-        only (so every one can be looked up), else from the search space's sampler."""
+        """``n`` configurations: distinct ones drawn from the table's configurations when the backend answers from
+        the table only (so every one can be looked up), else from the search space's sampler."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         rng = np.random.default_rng(seed)
         if self._index is not None and (self._surrogate is None or self.backend == "table"):
             configs = self._index.configs()
-            return [dict(configs[i]) for i in rng.integers(0, len(configs), n)]
+            if n > len(configs):
+                raise ValueError(f"n = {n} is more than the {len(configs):,} configurations the table holds (this "
+                                 "benchmark answers those only); ask for fewer, or use a backend with a surrogate")
+            return [dict(configs[i]) for i in rng.choice(len(configs), n, replace=False)]
         return [self.space.sample(rng) for _ in range(n)]
 
     def pareto_front(self, objectives: Sequence[str] = ("valid_error", "params_fraction"),
                      epoch: int | None = None) -> pd.DataFrame:
-        """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first."""
+        """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first.
+
+        Configurations the table has no value for in one of ``objectives`` (e.g. no latency measured) are left out
+        before dominance is decided, with a warning that counts them."""
         if isinstance(objectives, str):
             raise TypeError(f"objectives must be a sequence of objective names, e.g. ('valid_error', "
                             f"'params_fraction'), got the string {objectives!r}")
         for name in objectives:
             _check("objective", name, list(OBJECTIVES))
+        if len(set(objectives)) < len(objectives):
+            raise ValueError(f"objectives repeat: {', '.join(objectives)}; name each once")
         if self._index is None:
-            raise FileNotFoundError(self._nothing_found())
+            raise self._no_table()
         configs = self._index.configs()
         codes = self._index.codes(configs)
-        values, found = self._index.lookup_many(codes, epoch)
+        values, counts = self._index.lookup_many(codes, epoch)
+        found = counts > 0
         frame = pd.DataFrame(values, columns=list(OBJECTIVES))
         frame["num_params"] = frame["num_params"].astype("Int64")
         frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
-        frame = frame[found].reset_index(drop=True)
-        subset = frame[list(objectives)].to_numpy()
-        keep = pareto_mask(subset) & np.isfinite(subset).all(axis=1)
+        frame = frame[found]
+        measured = np.isfinite(frame[list(objectives)].to_numpy(dtype=float)).all(axis=1)
+        if not measured.all():
+            warnings.warn(f"pareto_front: {int((~measured).sum())} of {len(frame)} configurations lack "
+                          f"{' or '.join(objectives)} in the table and are left out", stacklevel=2)
+        frame = frame[measured].reset_index(drop=True)
+        keep = pareto_mask(frame[list(objectives)].to_numpy(dtype=float))
         return frame[keep].sort_values(list(objectives)).reset_index(drop=True)
 
     # -- Syne Tune (imported here only) --------------------------------------------------------------

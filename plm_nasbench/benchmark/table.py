@@ -100,7 +100,9 @@ class TableIndex:
         return self._ids[cid]
 
     def codes(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame) -> np.ndarray:
-        """Keys of many configurations (a DataFrame with the space's fields, or a sequence of dicts)."""
+        """Keys of many configurations (a DataFrame with the space's fields, or a sequence of dicts). Values must be
+        integers as in :meth:`code`; a DataFrame's float column is accepted where it holds whole numbers only
+        (pandas stores integer columns with a missing value as floats)."""
         if isinstance(configs, pd.DataFrame):
             if self._integer:
                 missing = [f for f in self.fields if f not in configs.columns]
@@ -111,12 +113,21 @@ class TableIndex:
             configs = configs.to_dict("records")
         if self._integer and configs and all(isinstance(c, Mapping) and len(c) == len(self.fields) for c in configs):
             try:
-                arrays = {f: np.array([c[f] for c in configs]) for f in self.fields}
+                columns = {f: [c[f] for c in configs] for f in self.fields}
             except KeyError:
                 pass
-            else:
-                return self._codes_of_arrays(arrays)
-        return np.array([self.code(c) for c in configs], dtype=np.int64)
+            else:  # values that are not all integers (4.0, True) take the per-configuration path and its error
+                arrays = {f: np.array(values) for f, values in columns.items()}
+                if (all(a.dtype.kind in "iu" for a in arrays.values())
+                        and not any({bool, np.bool_} & set(map(type, values)) for values in columns.values())):
+                    return self._codes_of_arrays(arrays)
+        codes = np.empty(len(configs), dtype=np.int64)
+        for i, config in enumerate(configs):
+            try:
+                codes[i] = self.code(config)
+            except ValueError as err:
+                raise type(err)(f"{err} (configuration #{i})") from None
+        return codes
 
     # -- lookups ---------------------------------------------------------------------------------
     def _missing(self, config: Any, epoch: int | None = None, seed: int | None = None) -> str:
@@ -172,24 +183,24 @@ class TableIndex:
             self._answers[(pos, seed_pos)] = answers
         return answers
 
-    def _values(self, codes: np.ndarray, epoch: int | None, seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        pos = self._epoch_pos(epoch)
-        keys = codes * len(self.epochs) + pos
+    def lookup_many(self, codes: np.ndarray, epoch: int | None = None,
+                    seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Objective matrix (rows x objectives, NaN rows where absent) and the number of seeds behind each row
+        (0 where the table lacks the key) for many keys."""
+        keys = np.asarray(codes, dtype=np.int64) * len(self.epochs) + self._epoch_pos(epoch)
         if seed is None:
             table_keys, table_values, counts = self._mean_keys, self._mean_values, self._mean_counts
         else:
             keys = keys * len(self.seeds) + self._seed_pos(seed)
-            table_keys, table_values, counts = self._seed_keys, self._seed_values, np.ones(len(self._seed_keys), int)
+            table_keys, table_values = self._seed_keys, self._seed_values
+            counts = np.ones(len(table_keys), dtype=np.int64)
         idx = np.minimum(np.searchsorted(table_keys, keys), len(table_keys) - 1)
         found = table_keys[idx] == keys
-        values = np.where(found[:, None], table_values[idx], np.nan)
-        return values, np.where(found, counts[idx], 0), np.where(found, 0.0, np.nan)
+        return np.where(found[:, None], table_values[idx], np.nan), np.where(found, counts[idx], 0)
 
-    def lookup_many(self, codes: np.ndarray, epoch: int | None = None,
-                    seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Objective matrix (rows x objectives, NaN rows where absent) and a found mask for many keys."""
-        values, _, marker = self._values(np.asarray(codes, dtype=np.int64), epoch, seed)
-        return values, ~np.isnan(marker)
+    def epoch(self, epoch: int | None) -> int:
+        """The epoch a lookup at ``epoch`` answers (None: the last)."""
+        return int(self.epochs[self._epoch_pos(epoch)])
 
     def configs(self) -> list[dict[str, Any]]:
         """Every configuration in the table."""

@@ -1,41 +1,45 @@
-"""Peak memory of a block of work: the high-water mark above what was in use when it began.
+"""Peak memory of a block of work: the most bytes its tensors held at once, above what was held when it began.
 
-CUDA: ``torch.cuda.max_memory_allocated`` after a reset of the peak statistics. CPU (Linux): the
-process's peak resident set size (``VmHWM`` in ``/proc/self/status``), reset by writing 5 to
-``/proc/self/clear_refs``, after ``malloc_trim`` has returned freed heap pages to the system so that
-reused memory counts again. Elsewhere the peak is reported as NaN.
+CUDA: ``torch.cuda.max_memory_allocated`` after a reset of the peak statistics. CPU: the allocation and free
+events of torch's CPU allocator that the profiler records (``profile_memory=True``), summed in time order;
+their running maximum is the peak. (Until 2026-12-03 the CPU peak was the process's peak resident set size,
+``VmHWM``, which counts every heap page a pass touched: glibc keeps freed blocks in its heap, so when the
+layers of a sub-network differ in shape their buffers do not reuse each other's pages and that "peak" grew
+towards the sum over layers; it also depended on what ran before. The ``memory_*`` columns of edition 1's
+latency tables were measured that way; see the README.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import os
+import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null (the profiler's native library logs its start and stop there)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
-def _status_kib(field: str) -> int:
-    for line in _STATUS.read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(f"{field} not in {_STATUS}")
-
-
-def _trim_heap() -> None:
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).malloc_trim(0)
-
-
-def cpu_peak_supported() -> bool:
-    """Whether this system lets the peak resident set size be reset and read (Linux)."""
-    return _STATUS.is_file() and _CLEAR_REFS.exists()
+def _held_peak(events: list[tuple[int, int]]) -> int:
+    """The running maximum of allocated bytes over (time, +allocated / -freed bytes) events, from 0."""
+    held = peak = 0
+    for _, nbytes in sorted(events):
+        held += nbytes
+        peak = max(peak, held)
+    return peak
 
 
 @contextlib.contextmanager
@@ -52,11 +56,20 @@ def peak_memory(device: Any) -> Iterator[dict[str, float]]:
         yield result
         torch.cuda.synchronize(device)
         result["bytes"] = float(torch.cuda.max_memory_allocated(device) - start)
-    elif device.type == "cpu" and cpu_peak_supported():
-        _trim_heap()
-        _CLEAR_REFS.write_text("5")
-        start = _status_kib("VmRSS")
-        yield result
-        result["bytes"] = float(max(0, _status_kib("VmHWM") - start) * 1024)
+    elif device.type == "cpu":
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        with _native_stderr_silenced():
+            profiler.start()
+        try:
+            yield result
+        finally:
+            with _native_stderr_silenced():
+                profiler.stop()
+        events = [(e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events()
+                  if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
+        result["bytes"] = float(_held_peak(events))
     else:
         yield result

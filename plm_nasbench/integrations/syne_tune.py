@@ -5,7 +5,7 @@ simulated backend is ``Benchmark.simulated_backend``), and export to Syne Tune's
 fidelity is ``epoch``; the extra objective ``elapsed_time`` is the cost Syne Tune's simulator charges:
 standalone, the cumulative training and evaluation time up to that epoch (so MO-ASHA can stop early);
 weight sharing, the time to evaluate that sub-network on the super-network. The super-network's own
-training time (``supernetwork_cost``) is paid once before any evaluation; simulations add it as an offset.
+training time (``Benchmark.supernetwork_cost``) is paid once before any evaluation; simulations add it as an offset.
 Spaces without a surrogate (layer, medium, large) answer a configuration outside the table with the
 table's nearest configuration in ``encode()`` space (``nearest=True``, the default) or raise.
 """
@@ -26,14 +26,6 @@ from ..objectives import OBJECTIVE_NAMES
 
 ELAPSED_TIME = "elapsed_time"
 FIDELITY = "epoch"
-
-
-def supernetwork_cost(bench: Benchmark) -> float:
-    """Seconds the weight-sharing super-network took to fine-tune (0 for standalone)."""
-    if bench.scheme != "weight_sharing" or not bench.seeds:
-        return 0.0
-    column = bench.table()["supernetwork_train_time"].dropna()
-    return float(column.iloc[0]) if len(column) else 0.0
 
 
 class BenchmarkBlackbox(Blackbox):

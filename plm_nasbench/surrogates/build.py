@@ -26,8 +26,8 @@ import pandas as pd
 
 from ..atomic import write_atomic
 from ..objectives import OBJECTIVES
+from ..paths import PACKAGE_DATA, PACKAGE_SURROGATES, SURROGATES_ENV, surrogates_dir
 from ..paths import data_dir as default_data_dir
-from ..paths import surrogates_dir
 from ..provenance import environment, now
 from ..spaces import get_search_space
 from ..tables import Manifest
@@ -89,9 +89,9 @@ def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
         entry = manifest.tables.get(relpath)
         if entry is None:
             return f"it learned from {relpath}, which {manifest.root} does not hold"
-        if entry["sha256"] != sha256:
+        if entry.get("sha256") != sha256:
             return (f"it learned from another version of {relpath} (SHA-256 {str(sha256)[:12]}..., "
-                    f"{manifest.root} holds {entry['sha256'][:12]}...)")
+                    f"{manifest.root} holds {str(entry.get('sha256'))[:12]}...)")
     return None
 
 
@@ -160,9 +160,14 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         raise ValueError(f"unknown study role(s) {sorted(unknown)}; roles: {', '.join(STUDIES)}")
     studies = {**STUDIES, **(studies or {})}
     manifest = Manifest.load(data_root)
+    held = sorted({str(e.get("study")) for e in manifest.tables.values() if e.get("model") == model})
+    named = [f"{role} study {study!r}" for role, study in studies.items()
+             if study != STUDIES[role] and not manifest.find(study=study, model=model)]
+    if named:  # a study asked for by name that is not there is a typo, not a role to skip
+        raise ValueError(f"{data_root} holds no table of the {', '.join(named)} for model {model!r}; its studies "
+                         f"of that model: {', '.join(held) or 'none'}")
     training = {study: manifest.find(study=studies[study], model=model) for study in ("grid", "standalone")}
     if not any(training.values()):
-        held = sorted({str(e.get("study")) for e in manifest.tables.values() if e.get("model") == model})
         raise ValueError(f"{data_root} holds no table of study {studies['grid']!r} (weight sharing) or "
                          f"{studies['standalone']!r} (standalone) for model {model!r}; its studies of that model: "
                          f"{', '.join(held) or 'none'}. Name the studies to learn from with --grid-study and "
@@ -236,6 +241,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         "grid's steps are 64 units). It uses the grid's measured values nearest to each hold-out configuration; "
         "where it falls short of the target too, the hold-out's order at 1-unit resolution is largely not fixed "
         "by the grid (evaluation noise, and ties on the constant-predictor plateau, see the README).",
+        "",
+        "Weight-sharing `runtime` is a sub-network's share of a batched evaluation (the measured total split in "
+        "proportion to FLOPs), so it depends on how much work its batch shared: the grid's batches share depth and "
+        "cost several times less per FLOP than the hold-out's uniform batches. Its R^2 on the hold-out is therefore "
+        "below 0 while its ranks agree (Spearman); the surrogate answers the grid's rates, as the table does. "
+        "Learned predictions are clipped at 0 (no objective is negative).",
         f"Created {report['created']} (plm_nasbench {report['environment']['plm_nasbench_version']}, "
         f"commit {report['environment']['git_commit']}).",
         "",
@@ -270,19 +281,21 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m plm_nasbench.surrogates", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="tables folder (default: $PLM_NASBENCH_DATA, else the package's data/)")
     parser.add_argument("--out", help="surrogates folder (default: $PLM_NASBENCH_SURROGATES, else the package's "
-                                      "surrogates/); needed with --data, so that surrogates of other tables never "
-                                      "replace the package's")
+                                      "surrogates/); needed with tables other than the package's (--data or "
+                                      "$PLM_NASBENCH_DATA), so that their surrogates never replace the package's")
     parser.add_argument("--model", default="minilm-l6-h384")
     parser.add_argument("--members", type=int, default=3, help="XGBoost regressors per ensemble (default 3)")
     for role, study in STUDIES.items():
         parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables (default {study})")
     args = parser.parse_args(argv)
-    if args.data is not None and args.out is None:
-        parser.error("--data needs --out: surrogates of other tables must not replace the package's surrogates/")
+    data, out = Path(args.data) if args.data else default_data_dir(), Path(args.out) if args.out else surrogates_dir()
+    if data.resolve() != PACKAGE_DATA.resolve() and out.resolve() == PACKAGE_SURROGATES.resolve():
+        parser.error(f"the tables in {data} are not the package's: name where their surrogates go with --out DIR "
+                     f"(or ${SURROGATES_ENV}), so that they never replace the package's surrogates/")
     if args.members < 1:
         parser.error(f"--members must be at least 1, got {args.members}")
     try:
-        report = build(args.data or default_data_dir(), args.out or surrogates_dir(), args.model, args.members,
+        report = build(data, out, args.model, args.members,
                        {role: getattr(args, f"{role}_study") for role in STUDIES})
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")

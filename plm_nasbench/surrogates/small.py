@@ -41,7 +41,7 @@ import pandas as pd
 from ..atomic import write_atomic
 from ..objectives import OBJECTIVES
 from ..spaces import SmallSpace
-from ..tables import LATENCY_FIELDS
+from ..tables import LATENCY_FIELDS, supernetwork_seconds
 from .ensemble import EnsembleRegressor
 
 LEARNED = tuple(name for name, o in OBJECTIVES.items() if o.kind == "learned")
@@ -128,6 +128,7 @@ class SmallSpaceSurrogate:
         knots = np.unique(np.concatenate([[0, space.bounds["num_units"][1]],
                                           *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
         metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
+                    "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table),
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
@@ -177,11 +178,26 @@ class SmallSpaceSurrogate:
             epoch = self.max_epoch if epoch is None else epoch
             if not 1 <= epoch <= self.max_epoch:
                 raise ValueError(f"epoch must be in [1, {self.max_epoch}], got {epoch}")
+        index = np.ravel_multi_index(tuple(fields.T), self._shape())
+        return {name: values[index] for name, values in self.predict_space(epoch).items()}
+
+    def predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
+        """Every objective for every configuration of the space at a checked ``epoch`` (in
+        ``np.ravel_multi_index`` order over the fields' sizes), computed on first use and kept."""
         key = epoch if self.max_epoch is not None else 0  # weight-sharing surrogates have no epoch feature
         if key not in self._materialised:
             self._materialised[key] = self._predict_space(epoch)
-        index = np.ravel_multi_index(tuple(fields.T), self._shape())
-        return {name: values[index] for name, values in self._materialised[key].items()}
+        return self._materialised[key]
+
+    @property
+    def fidelities(self) -> list[int]:
+        """The epochs of the table it was fitted on: the only ones its answers stand for."""
+        return list(self.metadata["epochs"])
+
+    @property
+    def supernetwork_train_time(self) -> float | None:
+        """Weight sharing: seconds the super-network of the table it was fitted on took to fine-tune."""
+        return self.metadata["supernetwork_train_time"]
 
     def _shape(self) -> tuple[int, ...]:
         """The number of values of each field (every field starts at 0)."""
@@ -206,6 +222,8 @@ class SmallSpaceSurrogate:
         for name, values in self._learned(at_knots, epoch).items():
             rows = values.reshape(len(pairs), len(knots))
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
+        if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
+            out["runtime"] = np.maximum(out["runtime"], self.predict_space(epoch - 1)["runtime"])
         every = np.stack(np.unravel_index(np.arange(self.space.num_configs), shape), axis=1)
         out |= self._analytic(every)
         out["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
@@ -219,7 +237,8 @@ class SmallSpaceSurrogate:
         for name in LEARNED:
             if name in self.ensembles:
                 mean, std = self.ensembles[name].predict_with_std(x)
-                out[name], out[f"{name}_std"] = mean.astype(np.float64), std.astype(np.float64)
+                # every learned objective (errors, seconds, bytes) is >= 0; trees' sums can dip below near 0
+                out[name], out[f"{name}_std"] = np.maximum(mean.astype(np.float64), 0.0), std.astype(np.float64)
                 if name + PLATEAU_SUFFIX in self.ensembles:
                     on_plateau = self.ensembles[name + PLATEAU_SUFFIX].predict(x) >= 0.5
                     out[name] = np.where(on_plateau, self.metadata["plateaus"][name], out[name])
@@ -267,9 +286,10 @@ class SmallSpaceSurrogate:
         if not meta_file.is_file():
             raise FileNotFoundError(f"{meta_file} does not exist: no surrogate saved in {folder}")
         record = json.loads(meta_file.read_text())
-        if "units_knots" not in record:
-            raise ValueError(f"the surrogate in {folder} was built by an older plm_nasbench (no units_knots in "
-                             f"{meta_file.name}): rebuild it with python -m plm_nasbench.surrogates")
+        lacking = [key for key in ("units_knots", "epochs", "supernetwork_train_time") if key not in record]
+        if lacking:
+            raise ValueError(f"the surrogate in {folder} was built by an older plm_nasbench (no {', '.join(lacking)} "
+                             f"in {meta_file.name}): rebuild it with python -m plm_nasbench.surrogates")
         if record["architecture"] != space.architecture.to_dict():
             raise ValueError(f"the surrogate in {folder} was fitted for another architecture than {space!r}")
         ensembles = {name: folder / name for name in record["objectives"]}

@@ -131,3 +131,12 @@ def conform(frame: pd.DataFrame, source: str = "table", columns: Mapping[str, Co
 def describe() -> Mapping[str, str]:
     """Column name -> meaning, for documentation."""
     return {n: c.description for n, c in COLUMNS.items()}
+
+
+def supernetwork_seconds(rows: pd.DataFrame) -> float | None:
+    """Seconds the super-network(s) behind weight-sharing ``rows`` took to fine-tune: the mean over their seeds of
+    each seed's ``supernetwork_train_time`` (None where no row has one, as in standalone tables)."""
+    if "supernetwork_train_time" not in rows:
+        return None
+    per_seed = rows.dropna(subset=["supernetwork_train_time"]).groupby("seed")["supernetwork_train_time"].first()
+    return float(per_seed.mean()) if len(per_seed) else None

@@ -81,7 +81,7 @@ def _read_hub(spec: TaskSpec) -> tuple[Examples, Examples, dict]:
                 f"task {spec.name}: no data folder was given (data_dir=None and ${DATASETS_ENV} is unset), so its "
                 f"data was looked up on the Hugging Face Hub ({path}, {name}, split {split}), which failed: "
                 f"{type(err).__name__}: {err}. Pass data_dir= (on the command line: --data-dir) naming a folder in "
-                f"the GLUE layout ({spec.name}/{spec.train_files[0]} ...), or set ${DATASETS_ENV}") from err
+                f"the GLUE layout ({spec.train_files[0]} ...), or set ${DATASETS_ENV}") from err
         splits[split] = examples_from_hf(spec, dataset)
     return splits[test_split], splits[train_split], {"source": "hub", "hub_dataset": path, "hub_config": name,
                                                      "files": {"train": train_split, "test": test_split},
