@@ -402,7 +402,8 @@ class Benchmark:
         """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""
         if isinstance(configs, pd.DataFrame):
             return self.space.validate_arrays({f: configs[f].to_numpy() for f in self.space.bounds if f in configs})
-        return np.array([[self.space.validate(c)[f] for f in self.space.bounds] for c in configs], dtype=np.int64)
+        fields = list(self.space.bounds)
+        return np.array([[valid[f] for f in fields] for valid in map(self.space.validate, configs)], dtype=np.int64)
 
     def _surrogate_predict(self, fields: np.ndarray, epoch: int | None, seed: int | None) -> dict[str, np.ndarray]:
         """The surrogate's answers (every objective, ``<name>_std``, ``out_of_data``, then ``epoch``, ``seed``,
