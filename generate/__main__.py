@@ -113,6 +113,16 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     return 0
 
 
+def merge_selection(units: list[WorkUnit], studies: list[str] | None,
+                    tasks: list[str] | None) -> set[tuple[str, str | None]] | None:
+    """The (study, task) tables ``merge`` writes for the units ``--study``/``--task`` selected (None: every one).
+    A latency study counts only when ``--study`` names it: ``--task`` keeps latency units so that ``run`` times
+    them, but a merge of one task must not re-join every table (what naming a latency study does)."""
+    if not studies and not tasks:
+        return None
+    return {(u.study, u.task) for u in units if u.scheme != "latency" or u.study in (studies or ())}
+
+
 #: What a Ctrl-C leaves behind, per command.
 _INTERRUPTED = {
     "run": "finished units are kept and the unit in flight is lost (a super-network training resumes from its last "
@@ -181,8 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         print("reproduced" if ok else f"NOT reproduced (tolerance {args.tolerance})")
         return 0 if ok else 1
     else:
-        selected = {(u.study, u.task) for u in units} if args.study or args.task else None
-        report = merge(plan, store, data_root, args.partial, selected)
+        report = merge(plan, store, data_root, args.partial, merge_selection(units, args.study, args.task))
         print(json.dumps(report, indent=2))
         return 1 if report["corrupt"] or report["stale"] or report["mixed"] else 0
     return 0

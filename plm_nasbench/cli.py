@@ -47,6 +47,8 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {task}: {kind}")
     from .tables import Manifest
 
+    if args.data is not None and not os.path.isdir(args.data):
+        raise FileNotFoundError(f"data folder {args.data!r} does not exist (it came from --data)")
     manifest = Manifest.load(args.data if args.data is not None else data_dir())
     print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows; latency tables have no task):")
     if not manifest.tables:

@@ -87,6 +87,8 @@ def _objective_matrix(values: Any, name: str, columns: int | None = None) -> np.
     """``values`` as a finite float matrix (rows x objectives), else a ValueError naming ``name``: NaN has no
     place in a dominance order (leave rows without a value out first)."""
     values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:  # no points: an empty front
+        return values.reshape(0, columns if columns is not None else (values.shape[-1] if values.ndim == 2 else 0))
     if values.ndim != 2 or (columns is not None and values.shape[1] != columns):
         shape = "n x 2" if columns == 2 else "rows x objectives"
         raise ValueError(f"{name} takes a {shape} array of objective values, got shape {values.shape}")
@@ -127,7 +129,7 @@ def hypervolume_2d(points: np.ndarray, reference: Sequence[float] = REFERENCE_PO
 
 def hypervolume_trajectory(points: np.ndarray, reference: Sequence[float] = REFERENCE_POINT) -> np.ndarray:
     """Hypervolume after each of the (normalised) points in evaluation order."""
-    points = _objective_matrix(points, "hypervolume_2d", columns=2)
+    points = _objective_matrix(points, "hypervolume_trajectory", columns=2)
     volumes = np.array([hypervolume_2d(points[: i + 1], reference) for i in range(len(points))])
     return np.maximum.accumulate(volumes) if len(volumes) else volumes  # monotone, as exact arithmetic is
 

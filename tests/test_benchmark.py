@@ -158,9 +158,12 @@ def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(
     grid_path, curves_path = "minilm-l6-h384/ws-small-grid/rte.parquet", "minilm-l6-h384/standalone-small/rte.parquet"
     record = {"train_table": curves_path, "train_sha256": manifest.tables[curves_path]["sha256"],
               "latency_table": grid_path, "latency_sha256": manifest.tables[grid_path]["sha256"]}
+    record |= {"units_knots": [0, 1536], "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None}
     cases = [(record, None), ({**record, "latency_sha256": "0" * 64}, f"another version of {grid_path}"),
+             ({k: v for k, v in record.items() if k != "epochs"}, "an older plm_nasbench built it (it lacks epochs)"),
              ({**record, "latency_table": "minilm-l6-h384/gone/latency.parquet"}, "gone/latency.parquet, which"),
-             ({k: v for k, v in record.items() if not k.startswith("train")}, "records no training table")]
+             ({k: v for k, v in record.items() if not k.startswith("train")}, "an older plm_nasbench built it (it "
+                                                                               "lacks train_table)")]
     for i, (fields, reason) in enumerate(cases):
         folder = tmp_path / str(i)
         folder.mkdir()
@@ -297,6 +300,11 @@ def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, t
     meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "units_knots"}))
     with pytest.raises(ValueError, match=r"built by an older plm_nasbench .* rebuild it with python -m plm_nasbench.surrogates"):
         Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+    with pytest.warns(UserWarning, match=r"is left out: an older plm_nasbench built it \(it lacks units_knots\)"):
+        auto = Benchmark("rte", data=root, surrogates=copy)  # auto answers from the tables alone
+    assert auto.query(auto.configs()[0])["source"] == "table" and not auto.covers_space
+    listing = Benchmark.available(root, copy).set_index(["task", "scheme"])
+    assert not listing.loc[("rte", "weight_sharing"), "surrogate"]
 
 
 def test_a_table_too_small_to_learn_from_gets_no_surrogate(tables, tmp_path):
@@ -502,9 +510,13 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert main(["query", "--task", "rte", *folders, '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 0
     assert "surrogate" in capsys.readouterr().out
     assert main(["query", "--task", "rte", "--data", str(root / "nothere"), json.dumps(grid[10])]) == 2
-    assert "data folder" in (err := capsys.readouterr().err) and "nothere' does not exist (it came from data=)" in err
+    assert "data folder" in (err := capsys.readouterr().err) and "nothere' does not exist (it came from data= or --data)" in err
     assert main(["info", "--data", str(root)]) == 0
     assert f"Tables in {root}" in capsys.readouterr().out
+    assert main(["info", "--data", str(root / "nothere")]) == 2
+    assert "nothere' does not exist (it came from --data)" in capsys.readouterr().err
+    assert main(["pareto", "--task", "rte", *folders, "--objectives", ","]) == 2
+    assert "objectives must name at least one objective" in capsys.readouterr().err
     assert main(["pareto", "--task", "rte", *folders, "--objectives", "valid_error, test_error"]) == 0
     header = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("config")][0]
     assert header.split() == ["config", "valid_error", "test_error"]  # spaces dropped, test_error once
@@ -601,8 +613,9 @@ def test_pareto_front_leaves_out_configurations_without_the_objective(tables, tm
     measured = bench.query_many(grid)
     measured = measured[measured["latency"].notna()][["valid_error", "latency"]].to_numpy()
     assert len(front) == pareto_mask(measured).sum()
-    with pytest.raises(ValueError, match="objectives repeat: valid_error"):
-        bench.pareto_front(("valid_error", "valid_error"))
+    for objectives in (("valid_error", "valid_error"), ()):
+        with pytest.raises(ValueError, match="objectives must name at least one objective, each once"):
+            bench.pareto_front(objectives)
 
 
 def test_surrogates_answer_the_fidelities_and_costs_of_their_tables(tables):
@@ -634,6 +647,13 @@ def test_arguments_that_mean_nothing_for_a_benchmark_are_refused(tables):
     for kwargs in ({"strategy": "sandwich"}, {"supernetwork_space": "layer"}):
         with pytest.raises(ValueError, match="scheme='standalone' .* no super-network: leave strategy"):
             Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates, **kwargs)
+    standalone = Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates)
+    again = Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates,  # as it reports itself
+                      strategy=standalone.strategy, supernetwork_space=standalone.supernetwork_space)
+    assert (again.strategy, again.supernetwork_space) == ("none", None)
+    listed = Benchmark.available(root, surrogates).query("scheme == 'standalone'").iloc[0]
+    Benchmark(**{k: listed[k] for k in ("task", "model", "space", "scheme", "strategy", "supernetwork_space")},
+              data=root, surrogates=surrogates)
     alone = Benchmark("rte", backend="surrogate", surrogates=surrogates)
     for method in (alone.table, alone.pareto_front, alone.configs):
         with pytest.raises(FileNotFoundError, match="backend='surrogate' loads no table; .*backend='table' or 'auto'"):

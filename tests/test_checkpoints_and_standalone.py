@@ -131,3 +131,35 @@ def test_standalone_learning_curve(glue):
     with pytest.raises(ValueError, match="num_heads"):
         finetune_standalone("minilm-l6-h384", data.spec, encoded, space, {"num_layers": 2, "num_heads": 40,
                                                                           "num_units": 1}, TrainingSettings())
+
+
+def test_peak_memory_inside_a_running_profiler_is_nan_and_leaves_it_working():
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as outer:
+        with pytest.warns(UserWarning, match="running already here"), peak_memory("cpu") as peak:
+            torch.zeros(256, 1024)
+    assert peak["bytes"] != peak["bytes"] and len(outer.events()) > 0  # NaN; the user's profile kept its events
+    with peak_memory("cpu") as inner_first:  # and afterwards it measures again
+        held = torch.zeros(256, 1024)
+    assert inner_first["bytes"] >= 2**20 and held.numel() == 256 * 1024
+
+
+def test_peak_memory_measured_in_two_threads_takes_turns():
+    """torch has one profiler per process: two threads used to crash it."""
+    import threading
+
+    peaks = []
+
+    def measure() -> None:
+        for _ in range(3):
+            with peak_memory("cpu") as peak:
+                torch.zeros(256, 1024)
+            peaks.append(peak["bytes"])
+
+    threads = [threading.Thread(target=measure) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peaks == [2**20] * 6  # each its own block, not the other thread's

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from generate.__main__ import main as generate_main
+from generate.__main__ import merge_selection
 from generate.cache import cache_report
 from generate.configs import select_configs
 from generate.executors import execute_unit, run_local
@@ -324,6 +325,10 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main(["run", str(plan), "--task", "rte", "--work-dir", str(tmp_path / "work")]) == 2
     assert "--task rte: not in plan 'x', whose tasks are (none)" in capsys.readouterr().err
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
+    units = parse_plan(smoke_plan()).units  # ws/rte, sa/rte, lat
+    assert merge_selection(units, None, ["rte"]) == {("ws", "rte"), ("sa", "rte")}  # not the latency re-join
+    assert merge_selection([u for u in units if u.study == "lat"], ["lat"], None) == {("lat", None)}
+    assert merge_selection(units, None, None) is None
     two = tmp_path / "two.toml"  # names that exist but select nothing together
     two.write_text('name = "y"\nmodel = "minilm-l6-h384"\n' + "".join(
         f'[[study]]\nname = "{name}"\nscheme = "standalone"\ntasks = ["{task}"]\nspace = "small"\n'

@@ -76,3 +76,4 @@ def test_dominance_and_hypervolume_refuse_nan_and_bad_shapes():
     with pytest.raises(ValueError, match="got shape \\(4,\\)"):
         pareto_mask(np.zeros(4))
     assert pareto_mask(with_nan[[0, 2, 3]]).tolist() == [True, True, False]
+    assert hypervolume_2d([]) == 0.0 and hypervolume_trajectory([]).tolist() == [] and pareto_mask([]).tolist() == []

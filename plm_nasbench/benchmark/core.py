@@ -108,9 +108,10 @@ class Benchmark:
         if scheme == "weight_sharing":
             _check("strategy", strategy, STRATEGIES)
             _check("supernetwork_space", supernetwork_space, list(SEARCH_SPACES))
-        elif (strategy, supernetwork_space) != ("full", "small"):
+        elif strategy not in ("full", "none") or supernetwork_space not in ("small", None):
             raise ValueError(f"scheme='standalone' fine-tunes each sub-network alone, so it has no super-network: "
-                             f"leave strategy ({strategy!r}) and supernetwork_space ({supernetwork_space!r}) out")
+                             f"leave strategy ({strategy!r}) and supernetwork_space ({supernetwork_space!r}) out "
+                             "(or give 'none' and None, as the benchmark reports them)")
         self.task, self.model, self.scheme, self.backend = task, model, scheme, backend
         #: The arguments that rebuild this benchmark (e.g. in worker processes).
         self.init_args = {"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
@@ -127,7 +128,7 @@ class Benchmark:
             named = given is not None or os.environ.get(env)  # a folder the user named, which this backend reads
             if named and backend in read_by and not folder.is_dir():
                 raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist (it came from "
-                                        f"{f'{name}=' if given is not None else f'${env}'})")
+                                        f"{f'{name}= or --{name}' if given is not None else f'${env}'})")
         self._task_data_dir, self._device = data_dir, device
         self._index: TableIndex | None = None
         self._surrogate: Any = None
@@ -485,8 +486,8 @@ class Benchmark:
                             f"'params_fraction'), got the string {objectives!r}")
         for name in objectives:
             _check("objective", name, list(OBJECTIVES))
-        if len(set(objectives)) < len(objectives):
-            raise ValueError(f"objectives repeat: {', '.join(objectives)}; name each once")
+        if len(set(objectives)) < len(objectives) or not objectives:
+            raise ValueError(f"objectives must name at least one objective, each once; got {tuple(objectives)}")
         if self._index is None:
             raise self._no_table()
         configs = self._index.configs()

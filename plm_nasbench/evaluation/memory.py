@@ -6,7 +6,9 @@ their running maximum is the peak. (Until 2026-12-03 the CPU peak was the proces
 ``VmHWM``, which counts every heap page a pass touched: glibc keeps freed blocks in its heap, so when the
 layers of a sub-network differ in shape their buffers do not reuse each other's pages and that "peak" grew
 towards the sum over layers; it also depended on what ran before. The ``memory_*`` columns of edition 1's
-latency tables were measured that way; see the README.)
+latency tables were measured that way; see the README. Batches merged from commit ebb9810 on, as their
+provenance's ``git_commits`` say, were measured from the allocator events.) torch runs one profiler per
+process, so blocks measured in several threads take turns, and a block inside a running profiler gets NaN.
 """
 
 from __future__ import annotations
@@ -14,8 +16,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
+
+
+_PROFILER_LOCK = threading.RLock()  # re-entered by a nested peak_memory, which then reports NaN
 
 
 @contextlib.contextmanager
@@ -60,14 +67,20 @@ def peak_memory(device: Any) -> Iterator[dict[str, float]]:
         from torch.autograd import DeviceType
         from torch.profiler import ProfilerActivity, profile
 
-        profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-        with _native_stderr_silenced():
-            profiler.start()
-        try:
-            yield result
-        finally:
+        with _PROFILER_LOCK:  # the profiler and file descriptor 2 belong to the whole process: threads take turns
+            if torch.autograd.profiler._is_profiler_enabled:  # a user's profiler, or a nested peak_memory
+                warnings.warn("peak_memory on a CPU runs torch's profiler, which is running already here: the "
+                              "memory peak is reported as NaN", stacklevel=3)
+                yield result
+                return
+            profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
             with _native_stderr_silenced():
-                profiler.stop()
+                profiler.start()
+            try:
+                yield result
+            finally:
+                with _native_stderr_silenced():
+                    profiler.stop()
         events = [(e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events()
                   if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
         result["bytes"] = float(_held_peak(events))

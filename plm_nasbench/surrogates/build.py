@@ -31,7 +31,7 @@ from ..paths import data_dir as default_data_dir
 from ..provenance import environment, now
 from ..spaces import get_search_space
 from ..tables import Manifest
-from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate
+from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid,
 #: its full-resolution hold-out, the standalone learning curves, and the latency of the grid's configurations
@@ -76,12 +76,13 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
 
 
 def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
-    """Why the surrogate saved in ``folder`` was not fitted on the tables of ``manifest`` (None when it was):
-    the table it learned from (and, for standalone surrogates, the latency table), named with its SHA-256 in
-    ``surrogate.json``, is missing from that data folder or has changed since."""
+    """Why the surrogate saved in ``folder`` does not serve the tables of ``manifest`` (None when it does): an
+    older plm_nasbench wrote it, or the table it learned from (and, for standalone surrogates, the latency table),
+    named with its SHA-256 in ``surrogate.json``, is missing from that data folder or has changed since."""
     record = json.loads((Path(folder) / "surrogate.json").read_text())
-    if "train_table" not in record:
-        return "it records no training table (an older plm_nasbench built it)"
+    if "train_table" not in record or outdated(record):
+        return "an older plm_nasbench built it (it lacks " + ", ".join(
+            (["train_table"] if "train_table" not in record else []) + outdated(record)) + "): rebuild it"
     for kind in ("train", "latency"):
         relpath, sha256 = record.get(f"{kind}_table"), record.get(f"{kind}_sha256")
         if relpath is None:

@@ -60,6 +60,11 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
     return np.stack([linear, quadratic, head], axis=1).astype(np.float64)
 
 
+def outdated(record: dict[str, Any]) -> list[str]:
+    """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
+    return [key for key in ("units_knots", "epochs", "supernetwork_train_time") if key not in record]
+
+
 #: The fewest configurations with values an objective is learned from.
 MIN_CONFIGS = 10
 
@@ -286,7 +291,7 @@ class SmallSpaceSurrogate:
         if not meta_file.is_file():
             raise FileNotFoundError(f"{meta_file} does not exist: no surrogate saved in {folder}")
         record = json.loads(meta_file.read_text())
-        lacking = [key for key in ("units_knots", "epochs", "supernetwork_train_time") if key not in record]
+        lacking = outdated(record)
         if lacking:
             raise ValueError(f"the surrogate in {folder} was built by an older plm_nasbench (no {', '.join(lacking)} "
                              f"in {meta_file.name}): rebuild it with python -m plm_nasbench.surrogates")
