@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.provenance import git_commit
 
@@ -65,15 +66,21 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--tolerance", type=float, default=0.0,
                              help="largest absolute difference accepted (default 0: bit for bit)")
         if name in ("run", "status", "merge", "verify"):
-            cmd.add_argument("--data", default=None, help="tables folder (default: the package's data/); units whose "
-                                                          "rows its tables hold count as done")
+            cmd.add_argument("--data", default=None, help="tables folder (default: $PLM_NASBENCH_DATA, else the "
+                                                          "package's data/); units whose rows its tables hold count "
+                                                          "as done")
         if name == "merge":
             cmd.add_argument("--partial", action="store_true", help="also write tables whose units are not all done")
     text = "list the super-networks cached on this machine and the table rows each made"
     cache = sub.add_parser("cache", help=text, description=text)
-    cache.add_argument("--data", default=None, help="tables folder (default: the package's data/)")
+    cache.add_argument("--data", default=None, help="tables folder (default: $PLM_NASBENCH_DATA, else the package's "
+                                                    "data/)")
     cache.add_argument("--cache-dir", default=None, help="cache folder (default $PLM_NASBENCH_CACHE or the user cache)")
     return parser
+
+
+#: The package's own plans, the only ones whose tables ``merge`` writes into the package's ``data/``.
+PLANS = Path(__file__).resolve().parent / "plans"
 
 
 def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[WorkUnit],
@@ -81,10 +88,18 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     """``run``: one unit by index, or the selected units on the chosen executor. Latency units among them get the
     committed latency of the unpruned network to check this machine against."""
     if args.unit_index is not None:
+        if args.study or args.task:
+            print("error: --unit-index addresses the plan's units directly (see `plan`); leave --study/--task out",
+                  file=sys.stderr)
+            return 2
         if not 0 <= args.unit_index < len(plan.units):
             print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
             return 2
         units = [plan.units[args.unit_index]]
+    problem = _unready(plan, units, args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
         print("error: --stop-after is for the local executor running several units", file=sys.stderr)
         return 2
@@ -111,6 +126,44 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         stop_after = None if args.stop_after is None else args.stop_after * 3600
         print(run_local(plan, store, units, args.data_dir, args.device, reference, stop_after))
     return 0
+
+
+def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str | None:
+    """Why ``units`` cannot start here, found before any work (None: they can): task data that is not there, or
+    latency units on another machine than the plan's ``latency_hardware`` (the local executor; Ray's workers may
+    run elsewhere)."""
+    from plm_nasbench.tasks.loading import DATASETS_ENV
+    from plm_nasbench.tasks.specs import TASKS
+
+    from .units import hardware
+
+    folder = args.data_dir or os.environ.get(DATASETS_ENV)
+    tasks = sorted({u.task for u in units if u.task is not None and u.scheme != "latency"})
+    if folder is not None and tasks:
+        if not Path(folder).is_dir():
+            return f"the task data folder {folder} does not exist (--data-dir, else ${DATASETS_ENV})"
+        lacking = [t for t in tasks if not any((Path(folder) / f).is_file() for f in TASKS[t].test_files)]
+        if lacking:
+            return (f"the task data folder {folder} has no data of {', '.join(lacking)} (looked for "
+                    f"{'; '.join(' or '.join(TASKS[t].test_files) for t in lacking)}): the GLUE layout is "
+                    "<task>/train.tsv, <task>/dev.tsv")
+    elif tasks:
+        print(f"note: no --data-dir (nor ${DATASETS_ENV}): the data of {', '.join(tasks)} is looked up on the "
+              "Hugging Face Hub", file=sys.stderr)
+    timed = sorted({u.study for u in units if u.scheme == "latency"})
+    if timed and not plan.latency_hardware:
+        print(f"note: the plan names no latency_hardware, so its latency studies ({', '.join(timed)}) run on any "
+              "machine", file=sys.stderr)
+    if timed and len(timed) < len({u.study for u in units}) and getattr(args, "executor", "local") == "ray":
+        print("note: latency units run beside other units on the Ray nodes, which slows their timings; run the "
+              f"latency studies ({', '.join(timed)}) apart with --study", file=sys.stderr)
+    if timed and plan.latency_hardware and getattr(args, "executor", "local") == "local":
+        machine = hardware(args.device)
+        if machine != plan.latency_hardware:
+            return (f"the latency studies {', '.join(timed)} must run on {plan.latency_hardware!r} (the plan's "
+                    f"latency_hardware), this machine is {machine!r}: leave them out with --study, or time latency "
+                    f"in a plan of your own with latency_hardware = {machine!r}")
+    return None
 
 
 def merge_selection(units: list[WorkUnit], studies: list[str] | None,
@@ -180,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     elif args.command == "verify":
+        problem = _unready(plan, units, args)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         try:
             check_device(args.device, {u.dtype for u in units})
             report = verify(plan, units, data_root, args.data_dir, args.configs, args.device, args.seed)
@@ -191,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         print("reproduced" if ok else f"NOT reproduced (tolerance {args.tolerance})")
         return 0 if ok else 1
     else:
+        if Path(data_root).resolve() == PACKAGE_DATA.resolve() and Path(plan.source).resolve().parent != PLANS:
+            print(f"error: merge writes the package's data/ only for its own plans ({PLANS}); give the tables of "
+                  f"{plan.source} a folder of their own with --data DIR (or $PLM_NASBENCH_DATA)", file=sys.stderr)
+            return 2
         report = merge(plan, store, data_root, args.partial, merge_selection(units, args.study, args.task))
         print(json.dumps(report, indent=2))
         return 1 if report["corrupt"] or report["stale"] or report["mixed"] else 0

@@ -171,7 +171,9 @@ def _mixed_supernetworks(table: pd.DataFrame) -> str | None:
 
 def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Where the latency columns joined onto ``table`` come from: the studies, hardware, threads and times."""
-    measured = table[table["latency_study"].notna()] if "latency_study" in table else table.iloc[:0]
+    if "latency_study" not in table:  # no latency table joined (none merged yet, or the plan has none)
+        return {"rows_measured": 0}
+    measured = table[table["latency_study"].notna()]
     names = sorted(set(measured["latency_study"]))
     if not names:
         return {"rows_measured": 0}

@@ -188,6 +188,10 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
         for key, value in entry.items():
             _check_number(value, key, f"{source} [caps.{task}]", smallest=1)
     _check_numbers(raw, source)
+    longest = get_architecture(raw["model"]).max_sequence_length
+    if raw.get("max_length", 128) > longest:
+        _fail(source, f"max_length must be at most {longest} (the positions {raw['model']} has), "
+                      f"got {raw['max_length']}")
     training = _table(raw.get("training", {}), f"{source} [training]", "[training] epochs = 5")
     _check_keys(training, _TRAINING_KEYS, f"{source} [training]")
     _check_numbers(training, f"{source} [training]")

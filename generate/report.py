@@ -13,6 +13,7 @@ Plots: validation error against parameter fraction, one point per grid configura
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default="../shared/datasets",
                         help="task data (GLUE layout), for the constant predictor's error in the sanity-check table")
     args = parser.parse_args(argv)
+    for flag, path, lost in (("--reference", args.reference, "the paper's column of the sanity-check table"),
+                             ("--reference-sizes", args.reference_sizes, "the paper's columns of the sizes table"),
+                             ("--data-dir", args.data_dir, "the constant predictor's column")):
+        if not Path(path).exists():
+            print(f"warning: {flag} {path} does not exist: {lost} will read n/a", file=sys.stderr)
+    readme = Path(args.readme)
+    text = readme.read_text() if readme.is_file() else ""
+    lacking = [f"{start} ... {end}" for start, end in ((START, END), (UNPRUNED_START, UNPRUNED_END),
+                                                        (SIZES_START, SIZES_END)) if start not in text or end not in text]
+    if lacking:  # checked before any block is written, so that a README is never left half updated
+        parser.exit(2, f"error: {readme} lacks the block(s) {'; '.join(lacking)} that this command rewrites\n")
     manifest = Manifest.load(args.data)
     table = coverage_markdown(manifest)
     unpruned = unpruned_markdown(manifest, Path(args.reference), args.data_dir)

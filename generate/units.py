@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,12 @@ def latency_reference(plan: Plan, data_root: str | Path) -> dict[tuple[str, str]
     return found
 
 
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float] | None,
                           unit: WorkUnit) -> None:
     """Raise unless each reference median ``measured`` here is within the plan's ``latency_tolerance`` of the
@@ -215,7 +222,8 @@ def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dic
             f"latency unit {unit.unit_id} ({unit.study}): this machine does not time like the one that measured the "
             f"plan's latency tables: the unpruned network took {details}, beyond the plan's latency_tolerance of "
             f"{plan.latency_tolerance:.0%}. Its numbers would not compare with the committed ones; run latency units "
-            "on the tables' machine (or start a new edition)")
+            f"on the tables' machine (or start a new edition). This process runs {_threads()} torch threads, and the "
+            "tables' rows record theirs (latency_threads): a different count alone changes timings (OMP_NUM_THREADS)")
 
 
 def run_latency(plan: Plan, unit: WorkUnit, device: str,
@@ -245,7 +253,11 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
             f"latency unit {unit.unit_id} ({unit.study}) runs on {key[0]}, but this edition's latency tables were "
             f"measured on {', '.join(others)}: timings of different devices do not compare (merge keeps one latency "
             f"per configuration); measure latency on {key[0]} in a plan (edition) of its own")
-    if reference and key in reference:
+    if not reference or key not in reference:
+        warnings.warn(f"no latency of the unpruned network on {key[0]} in {key[1]} is in the plan's latency tables "
+                      "yet, so this machine's speed is not checked: this study's timings become the reference",
+                      stacklevel=2)
+    else:
         small = get_search_space("small", architecture_of(model))
         check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
                                                                share_weights=True)), reference[key], unit)

@@ -129,6 +129,12 @@ class Architecture:
         """The same encoder with another prediction head."""
         return replace(self, head=head)
 
+    @property
+    def max_sequence_length(self) -> int:
+        """The most tokens a sequence may have: one per position embedding (RoBERTa reserves two, as its
+        positions start after the padding index)."""
+        return self.max_position_embeddings - (2 if self.family == "roberta" else 0)
+
     # -- exact parameter counts ------------------------------------------------------------------
     def embedding_parameters(self) -> int:
         """Word, position and token-type embeddings plus their LayerNorm."""

@@ -100,6 +100,7 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
                                  (("training",), {"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
                                  (("strategy",), {"temperature": 0}, r"\[strategy\]: temperature must be a finite number > 0"),
                                  (("max_length",), -3, "max_length must be an integer >= 1, got -3"),
+                                 (("max_length",), 600, "max_length must be at most 512 .*minilm-l6-h384.*got 600"),
                                  (("eval_batch_size",), True, "eval_batch_size must be an integer >= 1, got True"),
                                  (("latency_repeats",), 0, "latency_repeats must be an integer >= 1, got 0"),
                                  (("study", 1, "configs"), {"kind": "sample", "n": 10 ** 6, "seed": 0},
@@ -325,6 +326,23 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main(["run", str(plan), "--task", "rte", "--work-dir", str(tmp_path / "work")]) == 2
     assert "--task rte: not in plan 'x', whose tasks are (none)" in capsys.readouterr().err
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
+    assert generate_main([*run, "--unit-index", "0", "--study", "a"]) == 2  # the index is the plan's, not the selection's
+    assert "--unit-index addresses the plan's units directly" in capsys.readouterr().err
+    other = tmp_path / "other.toml"  # before any unit: the latency machine, the task data
+    other.write_text(plan.read_text().replace('name = "x"\n', 'name = "x"\nlatency_hardware = "a CPU this is not"\n')
+                     + '[[study]]\nname = "s"\nscheme = "standalone"\ntasks = ["rte"]\nspace = "small"\n'
+                       'configs = {kind = "largest"}\n')
+    base = ["run", str(other), "--work-dir", str(tmp_path / "work"), "--data", str(tmp_path / "data")]
+    assert generate_main([*base, "--data-dir", str(tmp_path)]) == 2
+    assert "has no data of rte (looked for rte/dev.tsv" in capsys.readouterr().err
+    assert generate_main([*base, "--data-dir", str(tmp_path / "none")]) == 2
+    assert "none does not exist (--data-dir" in capsys.readouterr().err
+    assert generate_main([*base, "--study", "a"]) == 2
+    assert ("the latency studies a must run on 'a CPU this is not'" in (err := capsys.readouterr().err)
+            and "leave them out with --study, or time latency in a plan of your own" in err)
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
+    assert generate_main(["merge", str(other), "--work-dir", str(tmp_path / "work")]) == 2  # not into data/
+    assert "merge writes the package's data/ only for its own plans" in capsys.readouterr().err
     units = parse_plan(smoke_plan()).units  # ws/rte, sa/rte, lat
     assert merge_selection(units, None, ["rte"]) == {("ws", "rte"), ("sa", "rte")}  # not the latency re-join
     assert merge_selection([u for u in units if u.study == "lat"], ["lat"], None) == {("lat", None)}
@@ -436,3 +454,31 @@ def test_atomic_writes_give_the_permissions_a_plain_write_would(tmp_path):
         assert (tmp_path / "surrogate").stat().st_mode & 0o777 == 0o755
     finally:
         os.umask(previous)
+
+
+def test_a_plan_without_latency_tables_merges(tmp_path):
+    """No latency table written (the plan has none, or it is not done): the tables are merged without latency."""
+    from conftest import synthetic_rows
+    from generate.executors import _meta
+
+    plan = parse_plan(dict(smoke_plan(), study=[smoke_plan()["study"][0]]))
+    store = ShardStore(plan, tmp_path / "work")
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    for unit in plan.units:
+        rows = synthetic_rows(space, unit.config_dicts(), "ws").assign(unit_id=unit.unit_id, supernetwork_id="ab" * 8)
+        store.write(unit, rows.drop(columns=["latency_b1_median"]), _meta("2026-12-03T00:00:00+00:00", 1.0, "cpu"))
+    report = merge(plan, store, tmp_path / "data")
+    assert report["written"] == {"minilm-l6-h384/ws/rte.parquet": 4}
+    entry = Manifest.load(tmp_path / "data").tables["minilm-l6-h384/ws/rte.parquet"]
+    assert entry["provenance"]["latency"] == {"rows_measured": 0}
+
+
+def test_the_report_refuses_a_readme_without_its_blocks_before_writing_any(tmp_path, capsys):
+    from generate.report import main as report_main
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# mine\n<!-- coverage:start -->\nold\n<!-- coverage:end -->\n")
+    with pytest.raises(SystemExit) as exit_info:
+        report_main(["--readme", str(readme), "--plots", str(tmp_path / "plots")])
+    assert exit_info.value.code == 2 and "lacks the block(s) <!-- unpruned:start -->" in capsys.readouterr().err
+    assert "old" in readme.read_text() and not (tmp_path / "plots").exists()  # nothing written

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from ..architecture import Architecture, Head, get_model_spec, head_for_task, package_model_dir
@@ -25,10 +27,28 @@ def model_location(name: str) -> tuple[str, bool]:
     return spec.location, False
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """transformers' load report and progress bar off: every load adds a new head, whose weights the report
+    lists as missing, once per model a run loads (hundreds of lines between a run's progress bars)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _from_pretrained(cls: Any, name: str, **kwargs: Any) -> Any:
     location, local = model_location(name)
     try:
-        return cls.from_pretrained(location, local_files_only=local, **kwargs)
+        with _quiet_loading():
+            return cls.from_pretrained(location, local_files_only=local, **kwargs)
     except OSError as err:
         if local:
             raise
