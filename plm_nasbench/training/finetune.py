@@ -119,6 +119,8 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
         rng.bit_generator.state = state["numpy_rng"]
         history, cumulative, step, done = state["history"], state["cumulative"], state["step"], state["epoch"]
         resumes = state["resumes"] + 1
+        if show_progress:
+            tqdm.write(f"resuming from {resume_file} after epoch {done} of {settings.epochs}")
     for epoch in range(done + 1, settings.epochs + 1):
         model.train()
         start, losses = time.perf_counter(), []
