@@ -664,3 +664,12 @@ def test_arguments_that_mean_nothing_for_a_benchmark_are_refused(tables):
     assert len({json.dumps(c, sort_keys=True) for c in drawn}) == held > len(grid)
     with pytest.raises(ValueError, match=f"n = {held + 1} is more than the {held:,} configurations"):
         table.sample(held + 1)
+
+
+def test_an_installation_without_the_checkouts_tables_says_how_to_get_them(tmp_path, monkeypatch):
+    import plm_nasbench.benchmark.core as core
+
+    monkeypatch.delenv("PLM_NASBENCH_DATA", raising=False)
+    monkeypatch.setattr(core, "default_data_dir", lambda: tmp_path / "site-packages" / "data")
+    with pytest.raises(FileNotFoundError, match="the package's data folder .* does not exist: .*pip install -e"):
+        Benchmark("rte")

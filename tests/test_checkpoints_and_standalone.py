@@ -103,7 +103,7 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
 
     checkpoint = Path(first["checkpoint"])  # what the cache holds: two trained, one interrupted, one training
     interrupted = checkpoint.with_name("kd-seed3-0123456789abcdef.resume.pt")
-    interrupted.write_bytes(b"state")
+    torch.save({"epoch": 2, "cumulative": 31.5}, interrupted)
     busy = checkpoint.with_name("random-seed1-fedcba9876543210")
     busy.with_name(busy.name + ".resume.pt").write_bytes(b"state")
     with exclusive_lock(busy.with_name(busy.name + ".lock")):
@@ -112,6 +112,8 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
     assert records["full", 3]["state"] == "trained" and records["full", 3]["supernetwork_space"] == "small"
     assert records["full", 3]["supernetwork_id"] == first["weights_sha256"][:16]
     assert records["kd", 3]["state"] == "interrupted" and records["random", 1]["state"] == "training"
+    assert (records["kd", 3]["epochs_done"], records["kd", 3]["training_seconds"]) == (2, 31.5)  # how far it got
+    assert records["full", 3]["epochs_done"] == settings.epochs
 
 
 @pytest.mark.integration

@@ -126,9 +126,14 @@ class Benchmark:
                 ("data", data, DATA_ENV, self._data_root, ("auto", "table")),
                 ("surrogates", surrogates, SURROGATES_ENV, self._surrogate_root, ("auto", "surrogate"))):
             named = given is not None or os.environ.get(env)  # a folder the user named, which this backend reads
-            if named and backend in read_by and not folder.is_dir():
-                raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist (it came from "
-                                        f"{f'{name}= or --{name}' if given is not None else f'${env}'})")
+            if backend in read_by and not folder.is_dir() and (named or name == "data" or backend == "surrogate"):
+                if named:
+                    raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist (it came from "
+                                            f"{f'{name}= or --{name}' if given is not None else f'${env}'})")
+                raise FileNotFoundError(f"the package's {name} folder {str(folder)!r} does not exist: plm_nasbench "
+                                        f"reads its shipped tables and surrogates from the source checkout, so "
+                                        f"install it editable from one (pip install -e .), or name a folder with "
+                                        f"{name}= or ${env}")
         self._task_data_dir, self._device = data_dir, device
         self._index: TableIndex | None = None
         self._surrogate: Any = None

@@ -57,9 +57,9 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
 def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
     """Every super-network in the cache (``root``, default the package's cache folder), one record each: model,
     task, strategy, training seed, the space whose sampler trained it, ``supernetwork_id`` (the weights'
-    SHA-256, first 16 hex digits, as in the tables), training seconds and finish date; and every training
-    under way (``state``: ``training``) or interrupted (``interrupted``: its per-epoch state is saved and the
-    next call resumes it)."""
+    SHA-256, first 16 hex digits, as in the tables), its epochs, training seconds and finish date; and every
+    training under way (``state``: ``training``) or interrupted (``interrupted``: its per-epoch state is saved and
+    the next call resumes it; ``epochs_done`` and ``training_seconds`` say how far it got)."""
     base = (Path(root) if root is not None else cache_dir()) / "supernetworks"
     records = []
     for folder in sorted(base.glob("*/*/*")):
@@ -70,6 +70,7 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
             records.append({"model": model, "task": task, "strategy": description["strategy"]["name"],
                             "seed": description["training"]["seed"], "supernetwork_space": description["search_space"],
                             "supernetwork_id": provenance["weights_sha256"][:16], "state": "trained",
+                            "epochs_done": description["training"].get("epochs"),
                             "training_seconds": provenance.get("training_seconds"),
                             "finished": provenance.get("finished"), "folder": str(folder)})
         elif name.endswith(".resume.pt") and not folder.with_name(name[:-len(".resume.pt")]).is_dir():
@@ -77,10 +78,26 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
             strategy, _, seed = checkpoint.rsplit("-", 1)[0].rpartition("-seed")
             with exclusive_lock(folder.with_name(checkpoint + ".lock"), blocking=False) as free:
                 state = "interrupted" if free else "training"  # a trainer holds the lock while it trains
+            progress = _resume_progress(folder) if state == "interrupted" else {}
             records.append({"model": model, "task": task, "strategy": strategy, "seed": int(seed),
                             "supernetwork_space": None, "supernetwork_id": None, "state": state,
-                            "training_seconds": None, "finished": None, "folder": str(folder)})
+                            "epochs_done": progress.get("epoch"), "training_seconds": progress.get("cumulative"),
+                            "finished": None, "folder": str(folder)})
     return records
+
+
+def _resume_progress(path: Path) -> dict[str, Any]:
+    """``epoch`` (finished epochs) and ``cumulative`` (training seconds) of a saved training state; empty where the
+    file cannot be read as one."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return {"epoch": int(state["epoch"]), "cumulative": float(state["cumulative"])}
+    except (OSError, EOFError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError):
+        return {}
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
