@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from plm_nasbench.evaluation.memory import peak_method
 from plm_nasbench.provenance import environment, git_commit, now
 
 from .plan import Plan, WorkUnit
@@ -21,7 +22,7 @@ from .units import hardware, run_unit
 
 def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
     return {"started": started, "finished": now(), "seconds": seconds, "hardware": hardware(device),
-            "environment": environment(device)}
+            "memory_peak": peak_method(device), "environment": environment(device)}
 
 
 def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str,

@@ -35,6 +35,8 @@ from .store import ShardStore
 
 _VERSIONS = ("plm_nasbench_version", "torch", "transformers", "python")
 MERGE_LOCK = ".merge.lock"
+#: How peak memory was measured in units run before the method was recorded (until commit ebb9810).
+OLD_MEMORY_PEAK = "peak resident set size (VmHWM)"
 
 
 def table_path(plan: Plan, study: str, task: str | None) -> str:
@@ -78,6 +80,7 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "started": min(m["started"] for m in markers.values()),
             "finished": max(m["finished"] for m in markers.values()),
             "hardware": sorted({m["hardware"] for m in markers.values()}),
+            "memory_peaks": sorted({m.get("memory_peak", OLD_MEMORY_PEAK) for m in markers.values()}),
             "cpu_signatures": sorted({e.get("cpu_signature") or "unknown" for e in environments}),
             "torch_threads": sorted({e.get("torch_threads", 0) for e in environments}),  # 0: not recorded
             "git_commits": sorted({e.get("git_commit") or "unknown" for e in environments}),
@@ -87,12 +90,13 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
     """Table-level provenance summed over its batches."""
     def union(key: str) -> list[Any]:
-        missing = ["unknown"] if key == "cpu_signatures" else []  # batches merged before it was recorded
-        return sorted({v for b in batches for v in b.get(key, missing)})
+        missing = {"cpu_signatures": ["unknown"], "memory_peaks": [OLD_MEMORY_PEAK]}.get(key, [])  # batches merged
+        return sorted({v for b in batches for v in b.get(key, missing)})                  # before it was recorded
 
     return {"wall_seconds": sum(s for b in batches for s in b["unit_seconds"].values()),
             "started": min(b["started"] for b in batches), "finished": max(b["finished"] for b in batches),
-            **{k: union(k) for k in ("hardware", "cpu_signatures", "torch_threads", "git_commits", *_VERSIONS)}}
+            **{k: union(k) for k in ("hardware", "memory_peaks", "cpu_signatures", "torch_threads", "git_commits",
+                                     *_VERSIONS)}}
 
 
 def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[WorkUnit],
@@ -179,6 +183,7 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
         return {"rows_measured": 0}
     return {"rows_measured": int(len(measured)), "studies": names,
             "hardware": sorted({h for n in names for h in studies[n]["hardware"]}),
+            "memory_peaks": sorted({m for n in names for m in studies[n]["memory_peaks"]}),
             "cpu_signatures": sorted({c for n in names for c in studies[n]["cpu_signatures"]}),
             "torch_threads": sorted({int(t) for t in measured["latency_threads"]}),
             "started": min(studies[n]["started"] for n in names), "finished": max(studies[n]["finished"] for n in names),

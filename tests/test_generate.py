@@ -155,6 +155,7 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert entry["provenance"]["git_commits"] and entry["provenance"]["torch_threads"] == [torch.get_num_threads()]
     latency = entry["provenance"]["latency"]  # the latency study's own provenance travels with the joined columns
     assert latency["rows_measured"] == 4 and latency["studies"] == ["lat"] and latency["hardware"]
+    assert latency["memory_peaks"] == ["torch CPU allocator events"]  # how its memory columns were measured
     assert latency["torch_threads"] == [torch.get_num_threads()] and latency["wall_seconds"] > 0
     measured = manifest.read("minilm-l6-h384/lat/latency.parquet")  # the latency study is a table of its own
     lat_entry = manifest.tables["minilm-l6-h384/lat/latency.parquet"]

@@ -6,8 +6,8 @@ their running maximum is the peak. (Until 2026-12-03 the CPU peak was the proces
 ``VmHWM``, which counts every heap page a pass touched: glibc keeps freed blocks in its heap, so when the
 layers of a sub-network differ in shape their buffers do not reuse each other's pages and that "peak" grew
 towards the sum over layers; it also depended on what ran before. The ``memory_*`` columns of edition 1's
-latency tables were measured that way; see the README. Batches merged from commit ebb9810 on, as their
-provenance's ``git_commits`` say, were measured from the allocator events.) torch runs one profiler per
+latency tables were measured that way; see the README. Merged batches record the method, :func:`peak_method`,
+in their provenance's ``memory_peaks``.) torch runs one profiler per
 process, so blocks measured in several threads take turns, and a block inside a running profiler gets NaN.
 """
 
@@ -20,6 +20,11 @@ import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
+
+
+def peak_method(device: str) -> str:
+    """How :func:`peak_memory` measures on ``device``, as recorded with the results (tables' provenance)."""
+    return "torch.cuda.max_memory_allocated" if device.startswith("cuda") else "torch CPU allocator events"
 
 
 _PROFILER_LOCK = threading.RLock()  # re-entered by a nested peak_memory, which then reports NaN
