@@ -132,7 +132,7 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     """Why ``units`` cannot start here, found before any work (None: they can): task data that is not there, or
     latency units on another machine than the plan's ``latency_hardware`` (the local executor; Ray's workers may
     run elsewhere)."""
-    from plm_nasbench.tasks.loading import DATASETS_ENV
+    from plm_nasbench.tasks.loading import DATASETS_ENV, first_present
     from plm_nasbench.tasks.specs import TASKS
 
     from .units import hardware
@@ -142,7 +142,7 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     if folder is not None and tasks:
         if not Path(folder).is_dir():
             return f"the task data folder {folder} does not exist (--data-dir, else ${DATASETS_ENV})"
-        lacking = [t for t in tasks if not any((Path(folder) / f).is_file() for f in TASKS[t].test_files)]
+        lacking = [t for t in tasks if first_present(Path(folder), TASKS[t].test_files) is None]
         if lacking:
             return (f"the task data folder {folder} has no data of {', '.join(lacking)} (looked for "
                     f"{'; '.join(' or '.join(TASKS[t].test_files) for t in lacking)}): the GLUE layout is "

@@ -503,12 +503,13 @@ class Benchmark:
         frame["num_params"] = frame["num_params"].astype("Int64")
         frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
         frame = frame[found]
-        measured = np.isfinite(frame[list(objectives)].to_numpy(dtype=float)).all(axis=1)
+        values = frame[list(objectives)].to_numpy(dtype=float)
+        measured = np.isfinite(values).all(axis=1)
         if not measured.all():
             warnings.warn(f"pareto_front: {int((~measured).sum())} of {len(frame)} configurations lack "
                           f"{' or '.join(objectives)} in the table and are left out", stacklevel=2)
         frame = frame[measured].reset_index(drop=True)
-        keep = pareto_mask(frame[list(objectives)].to_numpy(dtype=float))
+        keep = pareto_mask(values[measured])
         return frame[keep].sort_values(list(objectives)).reset_index(drop=True)
 
     # -- Syne Tune (imported here only) --------------------------------------------------------------

@@ -41,7 +41,8 @@ def _cap(examples: Examples, cap: int | None, rng: np.random.Generator) -> Examp
     return examples.subset(np.sort(rng.choice(len(examples), size=cap, replace=False)))
 
 
-def _first_present(folder: Path, candidates: tuple[str, ...]) -> Path | None:
+def first_present(folder: Path, candidates: tuple[str, ...]) -> Path | None:
+    """The first of ``candidates`` (paths relative to ``folder``, e.g. a task's test files) that is a file there."""
     return next((folder / c for c in candidates if (folder / c).is_file()), None)
 
 
@@ -49,8 +50,8 @@ def _read_local(spec: TaskSpec, folder: Path, allow_partial: bool) -> tuple[Exam
     if not folder.is_dir():
         raise FileNotFoundError(f"data folder {folder} does not exist; pass data_dir= a folder in the GLUE layout "
                                 f"(e.g. shared/datasets) or set ${DATASETS_ENV}")
-    test_path = _first_present(folder, spec.test_files)
-    train_path = _first_present(folder, spec.train_files)
+    test_path = first_present(folder, spec.test_files)
+    train_path = first_present(folder, spec.train_files)
     if test_path is None:
         raise FileNotFoundError(f"no test file for task {spec.name} in {folder}; looked for "
                                 f"{', '.join(spec.test_files)}")
