@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from plm_nasbench.console import discard_stdout, one_line_warnings
 from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.provenance import git_commit
@@ -95,8 +96,12 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         if not 0 <= args.unit_index < len(plan.units):
             print(f"error: --unit-index must be in 0..{len(plan.units) - 1}", file=sys.stderr)
             return 2
+        if args.executor == "ray":
+            print("error: --unit-index runs one unit in this process (a SLURM array task); leave --executor ray out "
+                  "and give --device", file=sys.stderr)
+            return 2
         units = [plan.units[args.unit_index]]
-    problem = _unready(plan, units, args)
+    problem = _unready(plan, [u for u in units if store.state(u) not in ("done", "merged")], args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -129,9 +134,9 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
 
 
 def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str | None:
-    """Why ``units`` cannot start here, found before any work (None: they can): task data that is not there, or
-    latency units on another machine than the plan's ``latency_hardware`` (the local executor; Ray's workers may
-    run elsewhere)."""
+    """Why ``units`` (those still to run) cannot start here, found before any work (None: they can): task data
+    that is not there, or latency units on another machine than the plan's ``latency_hardware`` (the local
+    executor; Ray's workers may run elsewhere)."""
     from plm_nasbench.tasks.loading import DATASETS_ENV, first_present
     from plm_nasbench.tasks.specs import TASKS
 
@@ -142,11 +147,11 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     if folder is not None and tasks:
         if not Path(folder).is_dir():
             return f"the task data folder {folder} does not exist (--data-dir, else ${DATASETS_ENV})"
-        lacking = [t for t in tasks if first_present(Path(folder), TASKS[t].test_files) is None]
+        lacking = [files for t in tasks for files in (TASKS[t].train_files, TASKS[t].test_files)
+                   if first_present(Path(folder), files) is None]
         if lacking:
-            return (f"the task data folder {folder} has no data of {', '.join(lacking)} (looked for "
-                    f"{'; '.join(' or '.join(TASKS[t].test_files) for t in lacking)}): the GLUE layout is "
-                    "<task>/train.tsv, <task>/dev.tsv")
+            return (f"the task data folder {folder} lacks {'; '.join(' or '.join(files) for files in lacking)} "
+                    "(the GLUE layout is <task>/train.tsv, <task>/dev.tsv; every unit of a task loads both splits)")
     elif tasks:
         print(f"note: no --data-dir (nor ${DATASETS_ENV}): the data of {', '.join(tasks)} is looked up on the "
               "Hugging Face Hub", file=sys.stderr)
@@ -178,16 +183,17 @@ def merge_selection(units: list[WorkUnit], studies: list[str] | None,
 
 #: What a Ctrl-C leaves behind, per command.
 _INTERRUPTED = {
-    "run": "finished units are kept and the unit in flight is lost (a super-network training resumes from its last "
-           "finished epoch); `run` again resumes",
-    "merge": "the tables written so far are in the manifest and the one in flight is as it was (writes are atomic); "
-             "`merge` again completes it",
+    "run": "finished units are kept and the units in flight are lost (a super-network training resumes from its "
+           "last finished epoch); `run` again resumes",
+    "merge": "the tables written so far are in the manifest; the one in flight is completed, or left as it was, by "
+             "the next `merge` (or `run`, `status`)",
     "verify": "nothing was written",
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    one_line_warnings()
     git_commit()  # pinned now, so that results name the code this process loaded even if the checkout moves on
     if args.command == "cache":
         frame = cache_report(args.data or default_data_dir(), args.cache_dir)
@@ -265,6 +271,6 @@ if __name__ == "__main__":
         command = next((a for a in sys.argv[1:] if a in _INTERRUPTED), None)
         print(f"\ninterrupted{': ' + _INTERRUPTED[command] if command else ''}", file=sys.stderr)
         sys.exit(130)
-    except BrokenPipeError:  # output piped into a reader that stopped (head)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        discard_stdout()
         sys.exit(1)

@@ -10,6 +10,8 @@ import numpy as np
 
 from plm_nasbench.spaces.base import IntegerSpace, SearchSpace
 
+from .checks import check_number
+
 SELECTIONS = ("grid", "all", "sample", "largest")
 
 
@@ -24,11 +26,8 @@ def check_selection(selection: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"{where}: configs has unknown key(s) {sorted(extra)} for kind {kind!r}; "
                          f"allowed: {', '.join(sorted(allowed))}")
     if kind == "sample":
-        for key in ("n", "seed"):
-            value = selection.get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if key == "n" else 0):
-                raise ValueError(f"{where}: configs.{key} must be a {'positive' if key == 'n' else 'non-negative'} "
-                                 f"integer, got {selection.get(key)!r}")
+        check_number(selection.get("n"), "configs.n", where, smallest=1)
+        check_number(selection.get("seed"), "configs.seed", where)
 
 
 def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dict[str, Any]]:

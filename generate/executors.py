@@ -78,54 +78,45 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
     return counts
 
 
-def _ray_unit(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str,
-              latency_reference: dict[tuple[str, str], dict[str, float]] | None) -> Any:
+def _ray_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str,
+              latency_reference: dict[tuple[str, str], dict[str, float]] | None) -> str:
     git_commit()  # a worker pins the commit of the code it loaded at its first unit, not at its last
-    started, start = now(), time.perf_counter()
-    frame = run_unit(plan, unit, data_dir, device, latency_reference)
-    return frame, _meta(started, time.perf_counter() - start, device)
+    return execute_unit(plan, store, unit, data_dir, device, latency_reference)
 
 
 def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
             data_dir: str | None, *, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
             init_kwargs: dict[str, Any] | None = None,
             latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> dict[str, int]:
-    """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each); the driver writes each shard as it arrives. A
-    unit that fails is reported on stderr and counted under ``failed``; the others go on.
+    """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each). Each task runs :func:`execute_unit` on its
+    worker: it holds the unit's lock while it computes (so a Ray run, a local run and SLURM array tasks never
+    work on one unit at once) and writes the shard. A unit that fails, or whose worker or node dies, is
+    reported on stderr and counted under ``failed``; the others go on.
 
-    Workers need the package, the data folder and the checkpoint cache (``$PLM_NASBENCH_CACHE``) on
-    a path they can read: on a cluster, a shared file system.
+    Workers need the package, the data folder, the work folder (``--work-dir``) and the checkpoint cache
+    (``$PLM_NASBENCH_CACHE``) on paths they can read and write: on a cluster, a shared file system.
     """
     import ray
     from tqdm.auto import tqdm
 
+    counts, pending = _triage(store, units)
+    counts["failed"] = 0
+    if not pending:  # nothing to run: no Ray instance to start (or to connect to)
+        return counts
     if not ray.is_initialized():
         ray.init(address=address, **(init_kwargs or {}))
     device = "cuda" if num_gpus > 0 else "cpu"
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(_ray_unit)
-    counts, pending = _triage(store, units)
-    for unit, state in pending.items():
-        if state == "corrupt":
-            store.discard(unit)
-    futures = {remote.remote(plan, u, data_dir, device, latency_reference): u for u in pending}
-    counts["failed"] = 0
+    futures = {remote.remote(plan, store, u, data_dir, device, latency_reference): u for u in pending}
     with tqdm(total=len(futures), desc=f"{plan.name} units (ray)", unit="unit") as bar:
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1)
             unit = futures.pop(ready[0])
             bar.update()
             try:
-                frame, meta = ray.get(ready[0])
-            except ray.exceptions.RayTaskError as err:  # one unit's failure must not cost the others their rows
-                cause = err.cause if isinstance(err.cause, BaseException) else err
-                print(f"unit {unit.describe()} failed: {type(cause).__name__}: {cause}",
-                      file=sys.stderr)
+                counts[ray.get(ready[0])] += 1
+            except ray.exceptions.RayError as err:  # a failed unit, a crashed worker, a lost node: the others go on
+                cause = err.cause if isinstance(getattr(err, "cause", None), BaseException) else err
+                print(f"unit {unit.describe()} failed: {type(cause).__name__}: {cause}", file=sys.stderr)
                 counts["failed"] += 1
-                continue
-            with store.lock(unit) as held:
-                if held and store.state(unit) not in ("done", "merged"):
-                    store.write(unit, frame, meta)
-                    counts["ran"] += 1
-                else:
-                    counts["busy"] += 1
     return counts

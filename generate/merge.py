@@ -20,6 +20,7 @@ or old rows carry no id) is left as it is and reported *mixed*.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import pandas as pd
 
 from plm_nasbench.locking import exclusive_lock
 from plm_nasbench.tables import (COLUMNS, LATENCY_COLUMNS, LATENCY_FIELDS, MANIFEST_FILE, ChecksumError, Manifest,
-                                 conform, write_parquet)
+                                 conform)
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
@@ -54,20 +55,30 @@ def _planned(plan: Plan) -> dict[str, set[str]]:
 
 def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
     """``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified), each with the
-    wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing. Waits for a
-    merge into the same folder to finish, so it never reads a table newer than its manifest entry. A folder
+    wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing. A table that
+    fails its checksum is named in a warning and its units (as its manifest entry lists them) count as merged,
+    so that they are not run again while it can be restored. Waits for a merge into the same folder to finish
+    (and completes one that was interrupted), so it never reads a table newer than its manifest entry. A folder
     without a manifest holds nothing (and is left as it is)."""
     if not (Path(data_root) / MANIFEST_FILE).is_file():
         return {}
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         manifest = Manifest.load(data_root)
+        manifest.finish_interrupted()
         seconds: dict[str, float] = {}
         for relpath, planned in sorted(_planned(plan).items()):
             if relpath not in manifest.tables:
                 continue
-            held = set(manifest.read(relpath)["unit_id"].unique())
+            batches = manifest.tables[relpath]["provenance"]["batches"]
+            try:
+                held = set(manifest.read(relpath)["unit_id"].unique())
+            except (ChecksumError, FileNotFoundError) as err:
+                held = {u for batch in batches for u in batch["unit_seconds"]}
+                warnings.warn(f"{err}. Its {len(held)} unit(s) count as merged and are not run again: restore the file "
+                              f"(in a git checkout: `git checkout -- {manifest.root / relpath}`), or delete it and its entry in "
+                              f"{manifest.root / MANIFEST_FILE} to run them again", stacklevel=2)
             if held <= planned:
-                for batch in manifest.tables[relpath]["provenance"]["batches"]:
+                for batch in batches:
                     seconds.update((u, s) for u, s in batch["unit_seconds"].items() if u in held)
         return seconds
 
@@ -204,6 +215,7 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
 def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
            only: set[tuple[str, str | None]] | None) -> dict[str, Any]:
     manifest = Manifest.load(data_root)
+    manifest.finish_interrupted()
     groups: dict[tuple[str, str | None], list[WorkUnit]] = defaultdict(list)
     for unit in plan.units:
         groups[(unit.study, unit.task)].append(unit)
@@ -225,8 +237,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         """Write ``table`` conformed to ``columns`` and enter it in the manifest; returns what was written."""
         relpath = table_path(plan, study, task)
         table = conform(table, relpath, columns)
-        manifest.record(relpath, table, write_parquet(table, Path(data_root) / relpath), provenance)
-        manifest.save()  # after every table, so a failure later leaves no table newer than its entry
+        manifest.write_table(relpath, table, provenance)  # entered one at a time: a failure later loses none
         report["written"][relpath] = len(table)
         return table
 

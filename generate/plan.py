@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from plm_nasbench.architecture import MODELS, get_architecture
 from plm_nasbench.spaces import SEARCH_SPACES, get_search_space
 from plm_nasbench.tasks.specs import TASKS
 
+from .checks import check_number, fail
 from .configs import check_selection, select_configs
 
 if sys.version_info >= (3, 11):
@@ -103,31 +103,17 @@ class Plan:
         return {k: merged.get(k) for k in sorted(_CAP_KEYS)}
 
 
-def _fail(where: str, message: str) -> None:
-    raise ValueError(f"{where}: {message}")
-
-
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
     extra = set(table) - allowed
     if extra:
-        _fail(where, f"unknown key(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}")
-
-
-def _check_number(value: Any, key: str, where: str, integer: bool = True, smallest: float = 0,
-                  inclusive: bool = True) -> None:
-    """``value`` is an integer (or, with ``integer=False``, a finite number) >= ``smallest`` (> without
-    ``inclusive``); booleans are not numbers here."""
-    typed = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
-    if isinstance(value, bool) or not typed or not (value >= smallest if inclusive else value > smallest):
-        _fail(where, f"{key} must be {'an integer' if integer else 'a finite number'} "
-                     f"{'>=' if inclusive else '>'} {smallest}, got {value!r}")
+        fail(where, f"unknown key(s) {sorted(extra)}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _check_numbers(table: dict, where: str) -> None:
     """Every numeric setting of ``table`` (see ``_NUMBERS``) has the right type and range."""
     for key in sorted(_NUMBERS.keys() & table.keys()):
         integer, smallest, inclusive = _NUMBERS[key]
-        _check_number(table[key], key, where, integer, smallest, inclusive)
+        check_number(table[key], key, where, integer, smallest, inclusive)
 
 
 def _as_floats(table: dict) -> dict:
@@ -138,18 +124,21 @@ def _as_floats(table: dict) -> dict:
 def _table(value: Any, where: str, example: str) -> dict:
     """``value`` if it is a TOML table, else a ValueError naming ``where``."""
     if not isinstance(value, dict):
-        _fail(where, f"must be a table such as {example}, got {value!r}")
+        fail(where, f"must be a table such as {example}, got {value!r}")
     return value
 
 
 def _names(value: Any, known: tuple[str, ...] | list[str], what: str, where: str) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not values:
-        _fail(where, f"{what} must be a name or a non-empty list of names")
+        fail(where, f"{what} must be a name or a non-empty list of names")
     one = what[:-3] + "y" if what.endswith("ies") else what[:-1] if what.endswith("s") else what
     for v in values:
         if v not in known:
-            _fail(where, f"unknown {one} {v!r}; known: {', '.join(known)}")
+            fail(where, f"unknown {one} {v!r}; known: {', '.join(known)}")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        fail(where, f"{what} names {', '.join(map(repr, repeated))} more than once")
     return list(values)
 
 
@@ -175,7 +164,7 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     _check_keys(raw, _PLAN_KEYS, source)
     for key in ("name", "model"):
         if not isinstance(raw.get(key), str):
-            _fail(source, f"'{key}' must be given as a string")
+            fail(source, f"'{key}' must be given as a string")
     _names(raw["model"], list(MODELS), "model", source)
     dtype = raw.get("dtype", "float32")
     _names(dtype, DTYPES, "dtype", source)
@@ -186,11 +175,11 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
         _table(entry, f"{source} [caps.{task}]", "{max_train = 1000}")
         _check_keys(entry, _CAP_KEYS, f"{source} [caps.{task}]")
         for key, value in entry.items():
-            _check_number(value, key, f"{source} [caps.{task}]", smallest=1)
+            check_number(value, key, f"{source} [caps.{task}]", smallest=1)
     _check_numbers(raw, source)
     longest = get_architecture(raw["model"]).max_sequence_length
     if raw.get("max_length", 128) > longest:
-        _fail(source, f"max_length must be at most {longest} (the positions {raw['model']} has), "
+        fail(source, f"max_length must be at most {longest} (the positions {raw['model']} has), "
                       f"got {raw['max_length']}")
     training = _table(raw.get("training", {}), f"{source} [training]", "[training] epochs = 5")
     _check_keys(training, _TRAINING_KEYS, f"{source} [training]")
@@ -203,31 +192,37 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     batch_sizes = raw.get("latency_batch_sizes", [1, 32])
     if (not isinstance(batch_sizes, list) or not batch_sizes or len(set(map(repr, batch_sizes))) < len(batch_sizes)
             or not all(type(b) is int and b in (1, 32) for b in batch_sizes)):
-        _fail(source, "latency_batch_sizes must be a non-empty list of distinct batch sizes drawn from [1, 32] (the "
+        fail(source, "latency_batch_sizes must be a non-empty list of distinct batch sizes drawn from [1, 32] (the "
                       f"schema's columns), got {batch_sizes!r}")
     plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", 128)),
                 tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", 16)),
                 caps, training, strategy, raw.get("study", []), source, raw.get("latency_hardware"),
                 raw.get("latency_tolerance", 0.25))
     if plan.latency_hardware is not None and not isinstance(plan.latency_hardware, str):
-        _fail(source, f"latency_hardware must be a CPU (and GPU) model name, got {plan.latency_hardware!r}")
+        fail(source, f"latency_hardware must be a CPU (and GPU) model name, got {plan.latency_hardware!r}")
     tolerance = plan.latency_tolerance
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 < tolerance <= 1:
-        _fail(source, f"latency_tolerance must be a number in (0, 1] (the allowed relative deviation of the "
+        fail(source, f"latency_tolerance must be a number in (0, 1] (the allowed relative deviation of the "
                       f"reference network's latency), got {tolerance!r}")
     if not plan.studies:
-        _fail(source, "the plan has no [[study]] entries")
+        fail(source, "the plan has no [[study]] entries")
     seen = set()
     if not isinstance(plan.studies, list):
-        _fail(source, f"study must be a list of [[study]] tables, got {plan.studies!r}")
+        fail(source, f"study must be a list of [[study]] tables, got {plan.studies!r}")
     for index, study in enumerate(plan.studies):
         _table(study, f"{source} study #{index + 1}", "[[study]] name = \"grid\" ...")
         where = f"{source} study #{index + 1} ({study.get('name', 'unnamed')})"
         _check_keys(study, _STUDY_KEYS, where)
         if not isinstance(study.get("name"), str) or study["name"] in seen:
-            _fail(where, "every study needs a unique 'name'")
+            fail(where, "every study needs a unique 'name'")
         seen.add(study["name"])
         plan.units.extend(_expand(plan, study, where))
+    first: dict[str, WorkUnit] = {}
+    for unit in plan.units:
+        twin = first.setdefault(unit.unit_id, unit)
+        if twin is not unit:  # the study's name is no part of what a unit computes, so its id cannot tell them apart
+            fail(source, f"studies {twin.study} and {unit.study} compute the same unit ({unit.describe()}); a plan "
+                         "evaluates each thing once: drop one of them, or change what it computes")
     return plan
 
 
@@ -237,10 +232,10 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     space_name = _names(study.get("space"), list(SEARCH_SPACES), "space", where)[0]
     selection = study.get("configs")
     if not isinstance(selection, dict):
-        _fail(where, "'configs' must be a table such as {kind = \"sample\", n = 100, seed = 0}")
+        fail(where, "'configs' must be a table such as {kind = \"sample\", n = 100, seed = 0}")
     check_selection(selection, where)
     chunk = study.get("chunk", 1 if scheme == "standalone" else 100)
-    _check_number(chunk, "chunk", where, smallest=1)
+    check_number(chunk, "chunk", where, smallest=1)
     dtype = study.get("dtype", plan.dtype)
     _names(dtype, DTYPES, "dtype", where)
     _check_numbers(study, where)
@@ -248,7 +243,7 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     if scheme == "latency":
         for key in ("tasks", "strategies", "seeds", "supernetwork_space", "epochs"):
             if key in study:
-                _fail(where, f"latency studies time each configuration once, untrained and for no task: no '{key}'")
+                fail(where, f"latency studies time each configuration once, untrained and for no task: no '{key}'")
         tasks: list[str | None] = [None]
         strategies: list[str | None] = [None]
         seeds = [0]
@@ -256,22 +251,22 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
         tasks = _names(study.get("tasks"), list(TASKS), "tasks", where)
         seeds = study.get("seeds", [0])
         if not isinstance(seeds, list) or not seeds:
-            _fail(where, f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+            fail(where, f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
         for seed in seeds:
-            _check_number(seed, "every seed", where)
+            check_number(seed, "every seed", where)
         if scheme == "weight_sharing":
             strategies = _names(study.get("strategies", ["full"]), STRATEGY_NAMES, "strategies", where)
         else:
             for key in ("strategies", "supernetwork_space"):
                 if key in study:
-                    _fail(where, f"standalone studies have no super-network, so no '{key}'")
+                    fail(where, f"standalone studies have no super-network, so no '{key}'")
             strategies = [None]
     settings = None
     if scheme == "weight_sharing":  # the plan's [strategy], with the study's own super-network space if it names one
         settings = dict(plan.strategy)
         if "supernetwork_space" in study:
             if not isinstance(study["supernetwork_space"], str):
-                _fail(where, f"supernetwork_space must be one space name, got {study['supernetwork_space']!r}")
+                fail(where, f"supernetwork_space must be one space name, got {study['supernetwork_space']!r}")
             settings["space"] = _names(study["supernetwork_space"], list(SEARCH_SPACES), "supernetwork_space", where)[0]
     trained_on = settings.get("space", "small") if settings is not None else None
     arch_task = next((t for t in tasks if t is not None), "rte")
@@ -279,7 +274,7 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     try:
         selected = select_configs(space, selection)
     except ValueError as err:
-        _fail(where, str(err))
+        fail(where, str(err))
     configs = [json.dumps(c, separators=(",", ":")) for c in selected]
     units = []
     for task in tasks:

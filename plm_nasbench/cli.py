@@ -6,11 +6,11 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .console import discard_stdout, one_line_warnings
 from .architecture import MODELS, TASK_HEADS, get_architecture
 from .paths import data_dir
 from .spaces import SEARCH_SPACES, get_search_space
@@ -140,23 +140,33 @@ def _simulate(args: argparse.Namespace) -> int:
     for flag, value in (("--seeds", args.seeds), ("--evaluations", args.evaluations), ("--workers", args.workers)):
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
+    if args.hours is not None and not args.hours > 0:
+        raise ValueError(f"--hours must be a positive number of simulated hours, got {args.hours}")
     start = time.perf_counter()
     benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
                                 backend=args.backend, data=args.data, surrogates=args.surrogates, **_super_network(args))
     built = {b.scheme: b for b in benchmarks.values()}
-    results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers)
+    max_time = None if args.hours is None else args.hours * 3600
+    results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers,
+                       max_time=max_time)
     scored = add_regret(results, objectives)
     final = final_results(scored)
     ranks = average_ranks({args.task: final_regret(scored)})
     table = final.groupby("method").agg(final_regret_median=("regret", "median"), final_regret_mean=("regret", "mean"),
                                         hypervolume_mean=("hypervolume", "mean"), simulated_hours=("time", "median"))
     table["simulated_hours"] /= 3600
+    table["evaluations"] = results.groupby(["method", "seed"])["trial"].nunique().groupby("method").median()
     table["average_rank"] = [ranks[m][0] for m in table.index]
     table.insert(0, "scheme", [benchmarks[m].scheme for m in table.index])
     table = table.sort_values("average_rank").reset_index()
-    print(f"{'; '.join(repr(b) for b in built.values())}: {len(methods)} methods x {args.seeds} seeds x "
-          f"{args.evaluations} evaluations, objectives {', '.join(objectives)}")
+    budget = (f"{args.hours:g} simulated hours (at most {args.evaluations} evaluations) per run" if args.hours
+              else f"{args.evaluations} evaluations per run")
+    print(f"{'; '.join(repr(b) for b in built.values())}: {len(methods)} methods x {args.seeds} seeds, {budget}, "
+          f"objectives {', '.join(objectives)}")
     print(_format(table))
+    if args.hours is None and table["simulated_hours"].max() > 1.5 * table["simulated_hours"].min():
+        print(f"note: the methods spent different simulated time on their {args.evaluations} evaluations "
+              "(simulated_hours, median over seeds); --hours gives every run the same time budget")
     out = Path(args.out)
     title = f"{args.task}, {args.space}, " + " + ".join(
         f"{scheme} ({args.strategy})" if scheme == "weight_sharing" else scheme for scheme in built)
@@ -186,6 +196,12 @@ def _add_super_network(command: argparse.ArgumentParser) -> None:
                          help="weight sharing: the space whose sampler trained the super-network (default: %(default)s)")
 
 
+def _add_model_and_space(command: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--space``: which benchmark answers."""
+    command.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS), help="(default: %(default)s)")
+    command.add_argument("--space", default="small", choices=list(SEARCH_SPACES), help="(default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plm-nasbench``."""
     parser = argparse.ArgumentParser(
@@ -203,16 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
                        ("pareto", "the table's Pareto front (non-dominated configurations)")):
         cmd = commands.add_parser(name, help=text, description=text)
         cmd.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
-        cmd.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS))
-        cmd.add_argument("--space", default="small", choices=list(SEARCH_SPACES))
-        cmd.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"])
+        _add_model_and_space(cmd)
+        cmd.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"],
+                         help="(default: %(default)s)")
         _add_super_network(cmd)
         cmd.add_argument("--backend", default="auto" if name == "query" else "table",
-                         choices=["auto", "table", "surrogate", "live"] if name == "query" else ["table"])
-        cmd.add_argument("--epoch", type=int, default=None)
+                         choices=["auto", "table", "surrogate", "live"] if name == "query" else ["table"],
+                         help="(default: %(default)s)")
+        cmd.add_argument("--epoch", type=int, default=None,
+                         help="the fidelity (epoch) to answer at (default: the last)")
         _add_folders(cmd)
         if name == "query":
-            cmd.add_argument("--seed", type=int, default=None)
+            cmd.add_argument("--seed", type=int, default=None,
+                             help="the seed whose row answers (default: the mean over the seeds the table holds)")
             cmd.add_argument("--data-dir", default=None, help="--backend live: the task data in the GLUE layout "
                                                               "(rte/train.tsv ...; default $PLM_NASBENCH_DATASETS)")
             cmd.add_argument("--device", default="cpu", help="--backend live: where to train and evaluate (cpu, cuda)")
@@ -228,11 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
     sim.add_argument("--methods", default="rs,ls,morea,ehvi,moasha",
                      help="comma-separated: rs, ls, morea, nsga2, ehvi, moasha (default: %(default)s)")
-    sim.add_argument("--seeds", type=int, default=10)
-    sim.add_argument("--evaluations", type=int, default=100)
-    sim.add_argument("--objectives", default="valid_error,params_fraction")
-    sim.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS))
-    sim.add_argument("--space", default="small", choices=list(SEARCH_SPACES))
+    sim.add_argument("--seeds", type=int, default=10, help="runs per method, seeds 0..N-1 (default: %(default)s)")
+    sim.add_argument("--evaluations", type=int, default=100,
+                     help="trials per run; with --hours, the most a run may make (default: %(default)s)")
+    sim.add_argument("--hours", type=float, default=None,
+                     help="simulated time per run, a weight-sharing super-network's training included: every run "
+                          "then has the same budget (default: none, runs end after --evaluations)")
+    sim.add_argument("--objectives", default="valid_error,params_fraction",
+                     help="the two objectives, comma-separated (default: %(default)s)")
+    _add_model_and_space(sim)
     sim.add_argument("--scheme", default="auto", choices=["auto", "weight_sharing", "standalone"],
                      help="auto (default): moasha on the standalone tables (it needs epochs), the other methods on "
                           "weight sharing; otherwise every method on the named scheme")
@@ -241,27 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto (default): the tables, and the surrogate off them; table: real rows only, a proposed "
                           "configuration answered by the table's nearest one")
     _add_folders(sim)
-    sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV")
+    sim.add_argument("--out", default="results", help="folder for the plots and the per-run CSV "
+                                                       "(default: %(default)s)")
     sim.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="processes running (method, seed) pairs in parallel (default: all cores)")
     sim.set_defaults(handler=_simulate)
     return parser
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                  line: str | None = None) -> None:
-    """Warnings as one line on stderr, without the source line a library warning would point at."""
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``plm-nasbench``."""
     args = build_parser().parse_args(argv)
-    warnings.showwarning = _show_warning
+    one_line_warnings()
     try:
         return args.handler(args)
-    except BrokenPipeError:  # output piped into a reader that stopped (head): nothing left to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:
+        discard_stdout()
         return 1
     except (ValueError, KeyError, OSError) as err:  # OSError: missing files, an unreachable Hub (ConnectionError)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -12,7 +12,7 @@ Four comparisons, each on every task whose tables hold it (a task without them i
     the strategies' average ranks over the tasks that have all six (1,000 bootstrap resamples of the
     configurations);
 (c) RS, LS, MO-REA and EHVI in weight sharing: average ranks over seeds and tasks (1,000 bootstrap draws);
-(d) MO-ASHA against RS in standalone fine-tuning: regret over simulated time.
+(d) MO-ASHA against RS in standalone fine-tuning: regret over simulated time, every run given the same time.
 
 Every hypervolume is the protocol's (:mod:`plm_nasbench.protocol`): objectives quantile-normalised over
 all values compared together, reference point (2, 2). The numbers replace the text between
@@ -34,7 +34,7 @@ from .benchmark.core import STRATEGIES
 from .paths import data_dir as default_data_dir
 from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
-from .simulation import final_regret
+from .simulation import final_regret, final_results
 from .tables import Manifest
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
@@ -54,6 +54,7 @@ STANDALONE_STUDY = "standalone-small"
 WS_METHODS = ("rs", "ls", "morea", "ehvi")
 STANDALONE_METHODS = ("rs", "moasha")
 MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
+EQUAL_TIME_CAP = 10  # (d): a run under a time budget makes at most this many times the evaluations random search does
 
 
 def _hypervolumes(groups: dict[str, list[np.ndarray]]) -> dict[str, list[float]]:
@@ -144,18 +145,27 @@ def rank_strategies(compared: dict[str, pd.DataFrame], draws: int = 1000,
 
 
 def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str, seeds: int, evaluations: int,
-                       data: Path | None, surrogates: Path | None, workers: int,
-                       backend: str = "auto") -> dict[str, pd.DataFrame]:
-    """(c)/(d) Simulated runs of ``methods`` on ``scheme`` per task, with regret (:func:`add_regret`);
-    ``backend="table"`` answers only from real rows (a proposal gets the table's nearest configuration)."""
+                       data: Path | None, surrogates: Path | None, workers: int, backend: str = "auto",
+                       equal_time: bool = False) -> tuple[dict[str, pd.DataFrame], dict[str, float | None]]:
+    """(c)/(d) Simulated runs of ``methods`` on ``scheme`` per task, with regret (:func:`add_regret`), and each
+    task's time budget in seconds (None: none). Without ``equal_time`` every run makes ``evaluations`` trials;
+    with it every run gets the simulated time random search needs for ``evaluations`` trials (the median over
+    the seeds), so methods whose trials cost less (MO-ASHA stops some early) make more of them (at most
+    ``EQUAL_TIME_CAP`` times ``evaluations``). ``backend="table"`` answers only from real rows (a proposal
+    gets the table's nearest configuration)."""
     from .simulation import add_regret, benchmarks_for, simulate
 
-    scored = {}
+    scored, budgets = {}, {}
     for task in tasks:
         benchmarks = benchmarks_for(task, methods, scheme, data=data, surrogates=surrogates, backend=backend)
-        runs = simulate(benchmarks, range(seeds), evaluations, OBJECTIVES, workers=workers)
-        scored[task] = add_regret(runs, OBJECTIVES)
-    return scored
+        budget = None
+        if equal_time:
+            reference = simulate({"rs": benchmarks["rs"]}, range(seeds), evaluations, OBJECTIVES, workers=workers)
+            budget = float(reference.groupby("seed")["time"].max().median())
+        runs = simulate(benchmarks, range(seeds), evaluations * (EQUAL_TIME_CAP if equal_time else 1), OBJECTIVES,
+                        workers=workers, max_time=budget)
+        scored[task], budgets[task] = add_regret(runs, OBJECTIVES), budget
+    return scored, budgets
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -218,17 +228,29 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
         if not usable:
             blocks.append("No task has the tables for this comparison yet.")
             continue
-        scored = compare_optimizers(usable, methods, scheme, seeds, evaluations, data, surrogates, workers, backend)
+        equal_time = scheme == "standalone"  # MO-ASHA's trials cost less than RS's: compare at equal time
+        scored, budgets = compare_optimizers(usable, methods, scheme, seeds, evaluations, data, surrogates, workers,
+                                             backend, equal_time)
         final = {task: final_regret(runs) for task, runs in scored.items()}
         ranks = average_ranks(final)
         paths = [plot_ranks(ranks, plots / f"findings-ranks-{tag}.png", f"average ranks, {scheme}: {', '.join(usable)}")]
         paths += [plot_regret(runs, plots / f"findings-regret-{tag}-{task}.png", f"{task}, {scheme}")
                   for task, runs in scored.items()]
+        spent = {t: final_results(runs).groupby("method") for t, runs in scored.items()}
         table = pd.DataFrame([{"method": m, "average_rank": r[0], "rank_std": r[1],
-                               **{f"final_regret_{t}": float(np.median(final[t][m])) for t in usable}}
+                               **{f"final_regret_{t}": float(np.median(final[t][m])) for t in usable},
+                               **{f"hours_{t}": float(spent[t]["time"].median()[m]) / 3600 for t in usable},
+                               **{f"evaluations_{t}": f"{spent[t]['trial'].median()[m] + 1:g}" for t in usable}}
                               for m, r in sorted(ranks.items(), key=lambda item: item[1][0])])
-        blocks += [f"{seeds} seeds x {evaluations} evaluations on {', '.join(usable)}; final regret is the median "
-                   f"over seeds. Plots: " + ", ".join(f"[{p.stem}]({p.as_posix()})" for p in paths), "", _markdown(table), ""]
+        if equal_time:
+            budget = (f"every run has the simulated time random search takes for {evaluations} evaluations (median "
+                      "over seeds: " + ", ".join(f"{t} {b / 3600:.2f} h" for t, b in budgets.items())
+                      + f"; at most {EQUAL_TIME_CAP * evaluations} evaluations)")
+        else:
+            budget = f"{evaluations} evaluations per run"
+        blocks += [f"{seeds} seeds on {', '.join(usable)}, {budget}; final regret, simulated hours and evaluations "
+                   f"(the last trial seen) are medians over seeds. Plots: "
+                   + ", ".join(f"[{p.stem}]({p.as_posix()})" for p in paths), "", _markdown(table), ""]
     return "\n".join(blocks).strip()
 
 

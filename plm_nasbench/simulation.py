@@ -54,20 +54,29 @@ def _scheduler(method: str, bench: Benchmark, metrics: list[str], seed: int) -> 
 
 
 def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 100,
-               objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:
-    """One simulated run: one row per result (``trial``, ``epoch``, simulated ``time`` in seconds, objectives)."""
+               objectives: Sequence[str] = ("valid_error", "params_fraction"),
+               max_time: float | None = None) -> pd.DataFrame:
+    """One simulated run: one row per result (``trial``, ``epoch``, simulated ``time`` in seconds, objectives).
+    It ends after ``max_evaluations`` trials or, with ``max_time`` (simulated seconds from the start, a weight-sharing
+    super-network's training included), when the clock reaches ``max_time``: a result that would arrive later is
+    not seen (Syne Tune's ``max_wallclock_time``, on the simulated clock)."""
     from syne_tune.backend.trial_status import Trial
     from syne_tune.optimizer.scheduler import SchedulerDecision
 
     _check_methods([method])
     metrics = list(objectives)
+    clock = bench.supernetwork_cost
+    if max_time is not None and not max_time > clock:
+        raise ValueError(f"max_time {max_time!r} s leaves nothing to search: {bench!r}'s simulated clock starts at "
+                         f"{clock:.0f} s (its super-network's training time)")
     np.random.seed(seed)  # MO-ASHA samples from numpy's global generator
     scheduler = _scheduler(method, bench, metrics, seed)
     fields = list(bench.space.syne_tune_space())
-    clock = bench.supernetwork_cost
     rows = []
     epochs = bench.fidelities if method in MULTI_FIDELITY else [None]
     for trial_id in range(max_evaluations):
+        if max_time is not None and clock >= max_time:
+            break
         suggestion = scheduler.suggest()
         if suggestion is None:
             break
@@ -83,6 +92,8 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
             _check_values(bench, config, result, metrics)
             clock += result["runtime"] - spent  # runtime is cumulative over epochs
             spent = result["runtime"]
+            if max_time is not None and clock > max_time:  # the budget ends before this result arrives
+                break
             record = {m: result[m] for m in metrics}
             record[FIDELITY] = result["epoch"]
             rows.append({"method": method, "scheme": bench.scheme, "seed": seed, "trial": trial_id, "time": clock, **record,
@@ -103,7 +114,6 @@ def _check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[s
         present = [name for name in OBJECTIVES if np.isfinite(result.get(name, np.nan))]
         raise ValueError(f"objective {missing[0]!r} has no value for {dict(config)} in {bench!r} (answered by the "
                          f"{result['source']}); objectives with values there: {', '.join(present)}")
-
 
 
 
@@ -181,14 +191,26 @@ def _run_in_worker(args: tuple) -> pd.DataFrame:
 
 
 def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_evaluations: int = 100,
-             objectives: Sequence[str] = ("valid_error", "params_fraction"), workers: int = 1) -> pd.DataFrame:
+             objectives: Sequence[str] = ("valid_error", "params_fraction"), workers: int = 1,
+             max_time: float | None = None) -> pd.DataFrame:
     """Every (method, seed) run of ``benchmarks`` (method -> the Benchmark it runs on), concatenated in
-    (method, seed) order. ``workers > 1`` runs them in that many processes, each rebuilding the benchmarks
+    (method, seed) order; each run ends after ``max_evaluations`` trials or at ``max_time`` simulated seconds
+    (see :func:`run_method`). ``workers > 1`` runs them in that many processes, each rebuilding the benchmarks
     from their ``init_args``. Runs on different schemes of one task share the hypervolume normalisation
-    in :func:`add_regret`, so a weight-sharing and a standalone method compare on one time axis."""
+    in :func:`add_regret` and one time axis. Final regrets compare methods at equal cost only under a
+    ``max_time`` that every run reaches: after equal numbers of evaluations, a method of cheaper evaluations
+    (weight sharing, or MO-ASHA stopping trials early) has spent less simulated time."""
     _check_methods(list(benchmarks))
     check_objectives(objectives)
-    jobs = [(bench, m, s, max_evaluations, tuple(objectives)) for m, bench in benchmarks.items() for s in seeds]
+    if not benchmarks or not len(seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"simulate needs at least one method and one seed, and distinct seeds; got methods "
+                         f"{list(benchmarks)} and seeds {list(seeds)}")
+    if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
+        raise ValueError(f"max_evaluations must be a positive integer, got {max_evaluations!r}")
+    if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
+        raise ValueError(f"max_time must be a positive number of simulated seconds (or None), got {max_time!r}")
+    jobs = [(bench, m, s, max_evaluations, tuple(objectives), max_time) for m, bench in benchmarks.items()
+            for s in seeds]
     if workers <= 1 or len(jobs) == 1:
         frames = [run_method(*job) for job in jobs]
     else:

@@ -92,7 +92,7 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
                                  (("caps",), {"default": {"max_train": True}}, "max_train must be an integer >= 1, got True"),
                                  (("caps",), {"rte": 3}, r"\[caps.rte\]: must be a table"),
                                  (("study", 0, "configs"), {"kind": "sample", "n": True, "seed": 0},
-                                  "configs.n must be a positive integer, got True"),
+                                  "configs.n must be an integer >= 1, got True"),
                                  (("latency_batch_sizes",), [True], "latency_batch_sizes must be a non-empty list of distinct"),
                                  (("latency_batch_sizes",), [1.0], "latency_batch_sizes must be"),
                                  (("latency_batch_sizes",), [], "latency_batch_sizes must be"),
@@ -108,6 +108,9 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
                                  (("study", 0, "configs"), {"kind": "all", "n": 3}, "unknown key"),
                                  (("caps",), {"rte": {"max_rows": 3}}, "unknown key"),
                                  (("study", 0, "supernetwork_space"), "huge", "unknown supernetwork_space 'huge'"),
+                                 (("study", 0, "tasks"), ["rte", "rte"], "tasks names 'rte' more than once"),
+                                 (("study", 1), dict(smoke_plan()["study"][0], name="twin"),
+                                  "studies ws and twin compute the same unit"),
                                  (("study", 1, "supernetwork_space"), "small", "standalone studies have no super"),
                                  (("model",), "gpt", "unknown model 'gpt'")]:
         raw = copy.deepcopy(smoke_plan())
@@ -188,6 +191,36 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     table.write_bytes(table.read_bytes() + b"x")
     with pytest.raises(ChecksumError, match="sa/rte.parquet"):
         Manifest.load(tmp_path / "data").read("minilm-l6-h384/sa/rte.parquet")
+    with pytest.warns(UserWarning, match="sa/rte.parquet.* 1 unit.s. count as merged"):  # not redone; the others go on
+        merged = merged_units(plan, tmp_path / "data")
+    assert set(merged) == {u.unit_id for u in plan.units}
+
+
+def test_a_table_and_its_manifest_entry_are_written_as_one_step(tmp_path, monkeypatch):
+    frame, relpath = pd.DataFrame({"unit_id": ["a", "b"], "x": [1.0, 2.0]}), "m/s/rte.parquet"
+    manifest = Manifest.load(tmp_path)
+    manifest.write_table(relpath, frame, {"study": "s"})
+    pd.testing.assert_frame_equal(Manifest.load(tmp_path).read(relpath), frame)
+    newer = frame.assign(x=[3.0, 4.0])
+
+    save = Manifest.save
+
+    def save_then_die(self):  # killed after the manifest was saved, before the table moved into place
+        save(self)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Manifest, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        manifest.write_table(relpath, newer, {"study": "s"})
+    monkeypatch.undo()
+    with pytest.raises(ChecksumError, match="interrupted left .*rte.parquet.pending"):
+        Manifest.load(tmp_path).read(relpath)
+    reloaded = Manifest.load(tmp_path)
+    assert reloaded.finish_interrupted() == [relpath]
+    pd.testing.assert_frame_equal(reloaded.read(relpath), newer)
+    stray = tmp_path / (relpath + ".pending")  # killed before its entry was saved: the table stays as it was
+    stray.write_bytes(b"half a table")
+    assert reloaded.finish_interrupted() == [] and not stray.exists()
+    pd.testing.assert_frame_equal(reloaded.read(relpath), newer)
 
 
 def test_rows_without_a_supernetwork_id_do_not_mix_with_rows_that_have_one():
@@ -290,6 +323,9 @@ def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch, capsys):
         ray.shutdown()
     assert counts["ran"] == 2 and counts["failed"] == 1 and remote.state(latency) == "pending"
     assert f"unit {latency.unit_id}" in capsys.readouterr().err
+    # nothing pending: no Ray instance is started or reached (this address does not exist)
+    again = run_ray(plan, remote, ws_units, str(glue), address="ray://192.0.2.1:1")
+    assert again == {"done": 2, "merged": 0, "ran": 0, "busy": 0, "failed": 0} and not ray.is_initialized()
     for unit in ws_units:
         a, b = local.read(unit)[0], remote.read(unit)[0]
         pd.testing.assert_frame_equal(a.drop(columns=[c for c in TIMING if c in a]),
@@ -329,13 +365,19 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
     assert generate_main([*run, "--unit-index", "0", "--study", "a"]) == 2  # the index is the plan's, not the selection's
     assert "--unit-index addresses the plan's units directly" in capsys.readouterr().err
+    assert generate_main([*run, "--unit-index", "0", "--executor", "ray"]) == 2
+    assert "--unit-index runs one unit in this process" in capsys.readouterr().err
     other = tmp_path / "other.toml"  # before any unit: the latency machine, the task data
     other.write_text(plan.read_text().replace('name = "x"\n', 'name = "x"\nlatency_hardware = "a CPU this is not"\n')
                      + '[[study]]\nname = "s"\nscheme = "standalone"\ntasks = ["rte"]\nspace = "small"\n'
                        'configs = {kind = "largest"}\n')
     base = ["run", str(other), "--work-dir", str(tmp_path / "work"), "--data", str(tmp_path / "data")]
     assert generate_main([*base, "--data-dir", str(tmp_path)]) == 2
-    assert "has no data of rte (looked for rte/dev.tsv" in capsys.readouterr().err
+    assert "lacks rte/train.tsv; rte/dev.tsv (the GLUE layout" in capsys.readouterr().err
+    (tmp_path / "rte").mkdir()
+    (tmp_path / "rte/dev.tsv").write_text("")
+    assert generate_main([*base, "--data-dir", str(tmp_path)]) == 2  # the training split is found missing up front too
+    assert "lacks rte/train.tsv (the GLUE layout" in capsys.readouterr().err
     assert generate_main([*base, "--data-dir", str(tmp_path / "none")]) == 2
     assert "none does not exist (--data-dir" in capsys.readouterr().err
     assert generate_main([*base, "--study", "a"]) == 2

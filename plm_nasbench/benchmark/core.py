@@ -3,10 +3,11 @@ the surrogates, or the real evaluator."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,17 @@ def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: str, strategy: str,
-                supernetwork_space: str | None) -> pd.DataFrame | None:
+                supernetwork_space: str | None,
+                read: Callable[[str], pd.DataFrame] | None = None) -> pd.DataFrame | None:
     """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
     rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
-    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch)."""
+    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch). ``read`` (default
+    ``manifest.read``) reads one table; it is not modified."""
     paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
     if not paths:
         return None
-    frame = pd.concat([manifest.read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
+    read = read or manifest.read
+    frame = pd.concat([read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
                       ignore_index=True)
     keep = (frame["strategy"] == strategy) & (frame["search_space"] == space)
     if supernetwork_space is not None:
@@ -218,10 +222,11 @@ class Benchmark:
             keys |= {(entry["task"], entry["model"], entry["search_space"], entry["scheme"], strategy,
                       entry.get("supernetwork_space")) for strategy in strategies}
         records = []
+        read = functools.lru_cache(maxsize=None)(manifest.read)  # a table serving several benchmarks is read once
         for task, model, space, scheme, strategy, trained_on in sorted(keys, key=str):
             with warnings.catch_warnings():  # rows left out are counted out here, and named when a benchmark loads
                 warnings.simplefilter("ignore")
-                rows = served_rows(manifest, model, task, space, scheme, strategy, trained_on)
+                rows = served_rows(manifest, model, task, space, scheme, strategy, trained_on, read)
             if rows is None:
                 continue
             folder = surrogate_folder(surrogate_root, model, scheme, strategy, task)

@@ -247,7 +247,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "proportion to FLOPs), so it depends on how much work its batch shared: the grid's batches share depth and "
         "cost several times less per FLOP than the hold-out's uniform batches. Its R^2 on the hold-out is therefore "
         "below 0 while its ranks agree (Spearman); the surrogate answers the grid's rates, as the table does. "
-        "Learned predictions are clipped at 0 (no objective is negative).",
+        "No learned prediction is below the smallest value its ensemble was fitted on, and the configurations "
+        "with 0 layers (one network) share one answer.",
         f"Created {report['created']} (plm_nasbench {report['environment']['plm_nasbench_version']}, "
         f"commit {report['environment']['git_commit']}).",
         "",

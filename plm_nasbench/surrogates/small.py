@@ -62,7 +62,7 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
 
 def outdated(record: dict[str, Any]) -> list[str]:
     """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
-    return [key for key in ("units_knots", "epochs", "supernetwork_train_time") if key not in record]
+    return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors") if key not in record]
 
 
 #: The fewest configurations with values an objective is learned from.
@@ -107,7 +107,7 @@ class SmallSpaceSurrogate:
         if latency is not None:
             sources["latency"] = (latency, cls._features(space, latency[list(FIELDS)].to_numpy(),
                                                          np.full(len(latency), max_epoch or 0), max_epoch))
-        ensembles, skipped, plateaus, learned_from = {}, {}, {}, {}
+        ensembles, skipped, plateaus, learned_from, floors = {}, {}, {}, {}, {}
         for name in objectives:
             learned_from[name] = "latency" if latency is not None and OBJECTIVES[name].column in LATENCY_FIELDS else "table"
             rows, x_rows = sources[learned_from[name]]
@@ -118,6 +118,7 @@ class SmallSpaceSurrogate:
                 skipped[name] = f"only {configs} configurations with values ({int(keep.sum())} rows)"
                 continue
             ensembles[name] = EnsembleRegressor(n_members, member_factory, seed).fit(x_rows[keep], y[keep])
+            floors[name] = float(y[keep].min())
             values, counts = np.unique(y[keep], return_counts=True)
             if counts.max() >= PLATEAU_SHARE * keep.sum():
                 plateaus[name] = float(values[counts.argmax()])
@@ -136,7 +137,7 @@ class SmallSpaceSurrogate:
                     "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table),
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
-                    "plateaus": plateaus, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
+                    "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
         return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
 
     @property
@@ -227,6 +228,9 @@ class SmallSpaceSurrogate:
         for name, values in self._learned(at_knots, epoch).items():
             rows = values.reshape(len(pairs), len(knots))
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
+        empty = slice(0, shape[1] * shape[2])  # num_layers = 0: one network (embeddings and head), one answer
+        for values in out.values():
+            values[empty] = np.median(values[empty])
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
             out["runtime"] = np.maximum(out["runtime"], self.predict_space(epoch - 1)["runtime"])
         every = np.stack(np.unravel_index(np.arange(self.space.num_configs), shape), axis=1)
@@ -242,8 +246,10 @@ class SmallSpaceSurrogate:
         for name in LEARNED:
             if name in self.ensembles:
                 mean, std = self.ensembles[name].predict_with_std(x)
-                # every learned objective (errors, seconds, bytes) is >= 0; trees' sums can dip below near 0
-                out[name], out[f"{name}_std"] = np.maximum(mean.astype(np.float64), 0.0), std.astype(np.float64)
+                # trees' sums can dip below every measured value (to negative seconds near 0): no answer is below
+                # the smallest value it was fitted on
+                floor = self.metadata["floors"][name]
+                out[name], out[f"{name}_std"] = np.maximum(mean.astype(np.float64), floor), std.astype(np.float64)
                 if name + PLATEAU_SUFFIX in self.ensembles:
                     on_plateau = self.ensembles[name + PLATEAU_SUFFIX].predict(x) >= 0.5
                     out[name] = np.where(on_plateau, self.metadata["plateaus"][name], out[name])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,14 @@ from typing import Any
 import pandas as pd
 
 from ..paths import data_dir as default_data_dir
-from ..provenance import now
+from ..provenance import now, sha256_file
 from ..atomic import write_atomic
-from .files import read_parquet
+from .files import ChecksumError, read_parquet, write_parquet
 from .schema import SCHEMA_VERSION
 
 MANIFEST_FILE = "MANIFEST.json"
+#: Suffix of a table's new version while its manifest entry is written (see :meth:`Manifest.write_table`).
+PENDING = ".pending"
 #: Per-table fields that say what a table holds (and can be searched on).
 KEY_FIELDS = ("model", "task", "search_space", "scheme", "strategy", "supernetwork_space", "study")
 
@@ -65,6 +68,31 @@ class Manifest:
         self.tables[relpath] = {**keys, "sha256": sha256, "rows": int(len(frame)),
                                 "provenance": {k: v for k, v in provenance.items() if k not in keys}}
 
+    def write_table(self, relpath: str, frame: pd.DataFrame, provenance: dict[str, Any]) -> None:
+        """Write ``frame`` as table ``relpath`` and enter it (see :meth:`record`), the two as one step: the table
+        is written beside its place (``<relpath>.pending``), the manifest saved, then the table moved into place.
+        A write interrupted before that move is completed or undone by :meth:`finish_interrupted`."""
+        target = self.root / relpath
+        pending = target.with_name(target.name + PENDING)
+        self.record(relpath, frame, write_parquet(frame, pending), provenance)
+        self.save()
+        os.replace(pending, target)
+
+    def finish_interrupted(self) -> list[str]:
+        """Complete the table writes that :meth:`write_table` began and did not finish: a ``.pending`` table whose
+        bytes the manifest records replaces the table; any other is removed (its entry was never saved). Returns
+        the tables completed. Call it where no other process writes this folder (``generate`` holds a lock)."""
+        completed = []
+        for pending in sorted(self.root.rglob(f"*{PENDING}")):
+            relpath = pending.relative_to(self.root).as_posix()[:-len(PENDING)]
+            entry = self.tables.get(relpath)
+            if entry is not None and sha256_file(pending) == entry["sha256"]:
+                os.replace(pending, self.root / relpath)
+                completed.append(relpath)
+            else:
+                pending.unlink()
+        return completed
+
     def find(self, **keys: Any) -> list[str]:
         """Relative paths of the tables whose key fields equal ``keys`` (e.g. ``task="rte", scheme="standalone"``);
         a table holding several values of a key (e.g. the strategy ablation) matches each of them."""
@@ -81,7 +109,14 @@ class Manifest:
         """Table ``relpath``, its checksum verified against the manifest."""
         if relpath not in self.tables:
             raise KeyError(f"{relpath} is not in {self.root / MANIFEST_FILE}; tables: {', '.join(self.tables) or 'none'}")
-        return read_parquet(self.root / relpath, self.tables[relpath]["sha256"])
+        try:
+            return read_parquet(self.root / relpath, self.tables[relpath]["sha256"])
+        except ChecksumError as err:
+            pending = self.root / (relpath + PENDING)
+            if pending.is_file():
+                raise ChecksumError(f"{err}. A merge that was interrupted left {pending}: merging again "
+                                    "(`python -m generate merge PLAN`) completes it") from err
+            raise
 
     def verify(self) -> dict[str, str]:
         """Check every table's checksum; returns {relpath: problem} for the bad ones (empty when all are sound)."""
