@@ -4,7 +4,8 @@ Measures: constructing a Benchmark (table backend, and auto = table + surrogate)
 surrogate answer (which imports XGBoost, loads the ensembles and predicts the space), one table query
 (median over many), table lookups per second in batch (query_many), surrogate predictions per second
 in batch, on the first call of a process (which predicts the whole space once; also after importing
-Syne Tune, which sets OMP_NUM_THREADS=1) and on later calls, single surrogate queries, and single
+Syne Tune, which sets OMP_NUM_THREADS=1) and on later calls, ``auto`` answers per second in batch for
+random configurations (a few from the table, the rest from the surrogate), single surrogate queries, and single
 lookups (seed 0) in a Syne Tune BlackboxTabular built from the same rows.
 
     python benchmarks/query_speed.py [--task rte] [--batch 1000000] [--surrogate-batch 200000]
@@ -89,6 +90,8 @@ def main() -> None:
     warm.query_many(random)
     report["surrogate_predictions_per_s"] = batch_rate(lambda: warm, random)
     report["surrogate_query_us"] = per_call(warm.query, singles)
+    auto.query_many(random)  # auto predicts the space on its first call too: time later calls
+    report["auto_mostly_off_table_per_s"] = batch_rate(lambda: auto, random)  # 2% of random configurations are in it
     report["auto_query_us_table_hit"] = per_call(auto.query, configs[:5000])
 
     batch = pd.DataFrame(draw(args.batch, seed=1))

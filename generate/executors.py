@@ -78,6 +78,14 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
     return counts
 
 
+def supernetwork_key(unit: WorkUnit) -> tuple | None:
+    """What identifies the super-network a weight-sharing unit trains or loads within one plan (None: the unit
+    needs none)."""
+    if unit.scheme != "weight_sharing":
+        return None
+    return unit.task, unit.strategy, unit.seed, unit.supernetwork_space, unit.dtype, unit.epochs
+
+
 def _ray_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | None, device: str,
               latency_reference: dict[tuple[str, str], dict[str, float]] | None) -> str:
     git_commit()  # a worker pins the commit of the code it loaded at its first unit, not at its last
@@ -90,8 +98,10 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
             latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> dict[str, int]:
     """Run ``units`` as Ray tasks (``num_cpus``/``num_gpus`` each). Each task runs :func:`execute_unit` on its
     worker: it holds the unit's lock while it computes (so a Ray run, a local run and SLURM array tasks never
-    work on one unit at once) and writes the shard. A unit that fails, or whose worker or node dies, is
-    reported on stderr and counted under ``failed``; the others go on.
+    work on one unit at once) and writes the shard. Of the weight-sharing units on one super-network, the first
+    runs alone (it trains the super-network, or loads it from the cache) and the others start when it ends, so
+    that no worker holds a GPU while it waits for that training. A unit that fails, or whose worker or node
+    dies, is reported on stderr and counted under ``failed``; the others go on.
 
     Workers need the package, the data folder, the work folder (``--work-dir``) and the checkpoint cache
     (``$PLM_NASBENCH_CACHE``) on paths they can read and write: on a cluster, a shared file system.
@@ -107,11 +117,22 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
         ray.init(address=address, **(init_kwargs or {}))
     device = "cuda" if num_gpus > 0 else "cpu"
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(_ray_unit)
-    futures = {remote.remote(plan, store, u, data_dir, device, latency_reference): u for u in pending}
-    with tqdm(total=len(futures), desc=f"{plan.name} units (ray)", unit="unit") as bar:
+    held_back: dict[tuple, list[WorkUnit]] = {}  # units waiting for the first unit of their super-network
+    futures = {}
+    for unit in pending:
+        key = supernetwork_key(unit)
+        if key is not None and key in held_back:
+            held_back[key].append(unit)
+            continue
+        if key is not None:
+            held_back[key] = []
+        futures[remote.remote(plan, store, unit, data_dir, device, latency_reference)] = unit
+    with tqdm(total=len(pending), desc=f"{plan.name} units (ray)", unit="unit") as bar:
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1)
             unit = futures.pop(ready[0])
+            for waiting in held_back.pop(supernetwork_key(unit), []):  # its super-network is trained (and cached)
+                futures[remote.remote(plan, store, waiting, data_dir, device, latency_reference)] = waiting
             bar.update()
             try:
                 counts[ray.get(ready[0])] += 1

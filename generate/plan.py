@@ -30,7 +30,6 @@ else:  # pragma: no cover
 STUDY_SCHEMES = ("weight_sharing", "standalone", "latency")
 STRATEGY_NAMES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
 DTYPES = ("float32", "bfloat16")
-DEFAULT_EPOCHS = 5  # without [training] epochs or a study's own, as in the paper (Table A)
 _PLAN_KEYS = {"name", "model", "dtype", "max_length", "data_seed", "latency_batch_sizes", "latency_repeats",
               "latency_hardware", "latency_tolerance", "caps", "training", "strategy", "study", "eval_batch_size"}
 _STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "configs", "chunk", "dtype", "epochs",
@@ -38,6 +37,21 @@ _STUDY_KEYS = {"name", "scheme", "tasks", "space", "strategies", "seeds", "confi
 _CAP_KEYS = {"max_train", "max_valid", "max_test"}
 _TRAINING_KEYS = {"epochs", "batch_size", "learning_rate", "weight_decay", "max_steps_per_epoch"}
 _STRATEGY_KEYS = {"num_random", "temperature", "space"}
+#: The defaults of [training] and [strategy] (those of plm_nasbench.training's TrainingSettings and
+#: StrategySettings; a test checks that they agree). A unit id hashes the paper's settings (Table A) always and
+#: the others only where they differ from these, so that writing a default out or leaving it out gives one id
+#: (edition 1 named the Table A settings and every [strategy] one, so its ids are what this gives).
+TRAINING_DEFAULTS = {"epochs": 5, "batch_size": 4, "learning_rate": 2e-5, "weight_decay": 0.0,
+                     "max_steps_per_epoch": None}
+STRATEGY_DEFAULTS = {"num_random": 2, "temperature": 10.0, "space": "small"}
+EVAL_BATCH_SIZE = 16
+_ALWAYS_HASHED = ("epochs", "batch_size", "learning_rate", "num_random", "temperature", "space")
+
+
+def _hashed(settings: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """What a unit id hashes of ``settings``: see :data:`TRAINING_DEFAULTS`."""
+    merged = {**defaults, **settings}
+    return {k: v for k, v in merged.items() if k in _ALWAYS_HASHED or v != defaults.get(k)}
 #: Numeric settings: (integer only, smallest allowed value, whether that value itself is allowed).
 _NUMBERS = {"max_length": (True, 1, True), "data_seed": (True, 0, True), "latency_repeats": (True, 1, True),
             "eval_batch_size": (True, 1, True), "epochs": (True, 1, True), "batch_size": (True, 1, True),
@@ -195,7 +209,7 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
         fail(source, "latency_batch_sizes must be a non-empty list of distinct batch sizes drawn from [1, 32] (the "
                       f"schema's columns), got {batch_sizes!r}")
     plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", 128)),
-                tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", 16)),
+                tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", EVAL_BATCH_SIZE)),
                 caps, training, strategy, raw.get("study", []), source, raw.get("latency_hardware"),
                 raw.get("latency_tolerance", 0.25))
     if plan.latency_hardware is not None and not isinstance(plan.latency_hardware, str):
@@ -239,7 +253,7 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     dtype = study.get("dtype", plan.dtype)
     _names(dtype, DTYPES, "dtype", where)
     _check_numbers(study, where)
-    epochs = study.get("epochs", plan.training.get("epochs", DEFAULT_EPOCHS))
+    epochs = study.get("epochs", plan.training.get("epochs", TRAINING_DEFAULTS["epochs"]))
     if scheme == "latency":
         for key in ("tasks", "strategies", "seeds", "supernetwork_space", "epochs"):
             if key in study:
@@ -287,10 +301,14 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
                                "max_length": plan.max_length, "data_seed": plan.data_seed,
                                # latency units hash [training] too (edition 1's ids were made so): changing
                                # the training settings re-times the latency studies
-                               "caps": plan.caps_for(task) if task else None, "training": plan.training,
-                               "strategy_settings": settings,
+                               "caps": plan.caps_for(task) if task else None,
+                               "training": _hashed(plan.training, TRAINING_DEFAULTS),
+                               "strategy_settings": (None if settings is None
+                                                     else _hashed(settings, STRATEGY_DEFAULTS)),
                                "latency": [list(plan.latency_batch_sizes), plan.latency_repeats]
                                if scheme == "latency" else None}
+                    if scheme != "latency" and plan.eval_batch_size != EVAL_BATCH_SIZE:  # evaluation batches change
+                        payload["eval_batch_size"] = plan.eval_batch_size              # the last bits of logits
                     units.append(WorkUnit(unit_id(payload), study["name"], scheme, task, space_name, strategy, seed,
                                           part, dtype, epochs, trained_on))
     return units

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import Any
 from . import __version__
 from .console import discard_stdout, one_line_warnings
 from .architecture import MODELS, TASK_HEADS, get_architecture
-from .paths import data_dir
+from .paths import DATA_ENV, data_dir
 from .spaces import SEARCH_SPACES, get_search_space
 
 
@@ -20,8 +21,16 @@ def _magnitude(n: int) -> str:
     """``n`` with thousands separators, or as ~m.m x 10^k from 10^9 on (exact integers of any size)."""
     if n < 10**9:
         return f"{n:,}"
-    rounded = str(round(n, 2 - len(str(n))))  # two significant digits, in integer arithmetic
-    return f"~{rounded[0]}.{rounded[1]} x 10^{len(rounded) - 1}"
+    exponent = int((n.bit_length() - 1) * math.log10(2))  # no str(n): Python refuses ints of over 4,300 digits
+    while 10 ** (exponent + 1) <= n:
+        exponent += 1
+    while 10 ** exponent > n:
+        exponent -= 1
+    unit = 10 ** (exponent - 1)
+    digits = (n + unit // 2) // unit  # two significant digits, rounded half up, in integer arithmetic
+    if digits == 100:
+        digits, exponent = 10, exponent + 1
+    return f"~{digits // 10}.{digits % 10} x 10^{exponent}"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -47,9 +56,11 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {task}: {kind}")
     from .tables import Manifest
 
-    if args.data is not None and not os.path.isdir(args.data):
-        raise FileNotFoundError(f"data folder {args.data!r} does not exist (it came from --data)")
-    manifest = Manifest.load(args.data if args.data is not None else data_dir())
+    folder = args.data if args.data is not None else data_dir()
+    if not os.path.isdir(folder):
+        source = "--data" if args.data is not None else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the package"
+        raise FileNotFoundError(f"data folder {str(folder)!r} does not exist (it came from {source})")
+    manifest = Manifest.load(folder)
     print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows; latency tables have no task):")
     if not manifest.tables:
         print("  none yet (no MANIFEST.json)")
@@ -67,6 +78,8 @@ def _info(args: argparse.Namespace) -> int:
 def _names(value: str, flag: str) -> list[str]:
     """A comma-separated option as names (spaces around them dropped); repeats are an error."""
     names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"{flag} names nothing; give comma-separated names")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"{flag} names {', '.join(repeated)} more than once")

@@ -89,7 +89,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
         spent = 0.0
         for epoch in epochs:
             result = bench.query(config, epoch=epoch)
-            _check_values(bench, config, result, metrics)
+            check_values(bench, config, result, metrics)
             clock += result["runtime"] - spent  # runtime is cumulative over epochs
             spent = result["runtime"]
             if max_time is not None and clock > max_time:  # the budget ends before this result arrives
@@ -106,7 +106,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     return pd.DataFrame(rows)
 
 
-def _check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[str, Any], metrics: list[str]) -> None:
+def check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[str, Any], metrics: Sequence[str]) -> None:
     """ValueError naming the objective when ``result`` has no value for one of ``metrics`` (or for ``runtime``,
     the simulated clock), and listing the objectives it has values for."""
     missing = [m for m in (*metrics, "runtime") if not np.isfinite(result[m])]

@@ -417,6 +417,19 @@ def test_epochs_seeds_and_arguments_are_checked_on_every_path(tables):
         bench.pareto_front("valid_error")
     with pytest.raises(ValueError, match="n must be a non-negative integer, got -1"):
         bench.sample(-1)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got -1"):
+        bench.sample(2, seed=-1)
+    for bad in (True, 5.0):  # pareto_front checks its epoch as query does
+        with pytest.raises(ValueError, match=f"epoch must be an integer or None, got {bad!r}"):
+            bench.pareto_front(epoch=bad)
+    assert len(bench.pareto_front(o for o in ("valid_error", "params_fraction"))) == len(bench.pareto_front())
+    assert bench.query_many(pd.DataFrame(columns=list(grid[0]))).empty  # no rows, no error
+    rows = bench.table().head(3)  # DataFrame rows and the fronts' JSON configurations go back into queries
+    assert bench.query(rows.iloc[0]) == bench.query(json.loads(rows["config"].iloc[0]))
+    assert (bench.query_many([r for _, r in rows.iterrows()])["valid_error"].tolist()
+            == bench.query_many(rows)["valid_error"].tolist())
+    front = bench.pareto_front()
+    assert bench.query_many(front[["config"]])["valid_error"].tolist() == front["valid_error"].tolist()
     with pytest.raises(ValueError, match="num_layers must be an integer in \\[0, 6\\], got '4' \\(str\\) "
                                          "\\(configuration #0\\)"):
         bench.query_many([{**grid[0], "num_layers": "4"}])
@@ -429,6 +442,10 @@ def test_epochs_seeds_and_arguments_are_checked_on_every_path(tables):
         bench.query_many(pd.DataFrame([grid[0], {**grid[0], "num_layers": 4.5}]))
     with pytest.raises(FileNotFoundError, match="data_dir '/nonexistent' is not a folder"):
         Benchmark("rte", backend="live", data_dir="/nonexistent")
+    live = Benchmark("rte", backend="live", data_dir=str(root))  # a folder without task data: nothing loads here
+    assert live.fidelities == [5] and Benchmark("rte", scheme="standalone", backend="live").fidelities == [1, 2, 3, 4, 5]
+    with pytest.raises(ConfigNotInTableError, match="epoch 3 is not a fidelity"):
+        live.query(grid[0], epoch=3)
     table = Benchmark("rte", backend="table", data=root)
     with pytest.raises(ConfigNotInTableError, match="first: #1, {'num_layers': 3, 'num_heads': 4, 'num_units': 100}"):
         table.query_many([grid[0], off_table])

@@ -43,6 +43,17 @@ def test_info_lists_models_spaces_tasks_and_tables(capsys, tmp_path, monkeypatch
     assert "MANIFEST.json is not valid JSON" in capsys.readouterr().err
 
 
+def test_space_sizes_of_any_magnitude_print(capsys, monkeypatch, tmp_path):
+    from plm_nasbench.cli import _magnitude
+
+    assert [_magnitude(n) for n in (999_999_999, 10**9, 9949 * 10**20, 9950 * 10**20)] == [
+        "999,999,999", "~1.0 x 10^9", "~9.9 x 10^23", "~1.0 x 10^24"]
+    assert _magnitude(2**37008) == "~3.3 x 10^11140"  # bert-base's large space: more digits than str() takes
+    monkeypatch.setenv("PLM_NASBENCH_DATA", str(tmp_path / "none"))
+    assert main(["info"]) == 2
+    assert "none' does not exist (it came from $PLM_NASBENCH_DATA)" in capsys.readouterr().err
+
+
 def test_help_and_bad_commands(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

@@ -48,6 +48,29 @@ def smoke_plan() -> dict:
     }
 
 
+def test_unit_ids_hash_settings_not_how_they_are_written():
+    """A default written out or left out is one setting; the defaults are the training code's own; a setting that
+    changes results (the evaluation batch size) changes the ids."""
+    import dataclasses
+
+    from generate.plan import STRATEGY_DEFAULTS, TRAINING_DEFAULTS
+    from plm_nasbench.training import StrategySettings, TrainingSettings
+
+    fields = {f.name: f.default for f in dataclasses.fields(TrainingSettings)}
+    assert TRAINING_DEFAULTS == {k: fields[k] for k in TRAINING_DEFAULTS}
+    strategy = {f.name: f.default for f in dataclasses.fields(StrategySettings)}
+    assert {k: v for k, v in STRATEGY_DEFAULTS.items() if k != "space"} == {k: strategy[k] for k in ("num_random",
+                                                                                                     "temperature")}
+    bare = dict(smoke_plan(), training={"max_steps_per_epoch": 1})
+    spelled = copy.deepcopy(bare)
+    spelled["training"] |= {"batch_size": 4, "learning_rate": 2e-5, "weight_decay": 0}
+    spelled["strategy"] = {"num_random": 2, "temperature": 10, "space": "small"}
+    ids = [u.unit_id for u in parse_plan(bare).units]
+    assert [u.unit_id for u in parse_plan(spelled).units] == ids
+    batches = [u.unit_id for u in parse_plan(dict(bare, eval_batch_size=64)).units]
+    assert batches[:-1] != ids[:-1] and batches[-1] == ids[-1]  # not the latency unit's: it times its own batches
+
+
 def test_grid_and_selections():
     space = get_search_space("small", "minilm-l6-h384", task="rte")
     grid = select_configs(space, {"kind": "grid", "steps": {"num_units": 64}})

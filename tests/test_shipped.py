@@ -21,3 +21,22 @@ def test_every_shipped_surrogate_learned_from_the_shipped_tables():
     assert folders
     for folder in folders:
         assert fitted_elsewhere(folder, manifest) is None, folder
+
+
+def test_every_space_takes_back_its_table_rows_and_fronts():
+    """``table()`` and ``pareto_front()`` output (and whole-number float columns, extra columns) go back into
+    ``query``/``query_many`` on every space, also those whose configurations are not typed columns."""
+    import pandas as pd
+
+    from plm_nasbench import Benchmark
+
+    for space in ("small", "layer", "medium", "large"):
+        bench = Benchmark("rte", space=space, backend="table", data=PACKAGE_DATA)
+        rows, front = bench.table().head(3), bench.pareto_front()
+        expected = [bench.query(row)["valid_error"] for _, row in rows.iterrows()]
+        assert bench.query_many(rows)["valid_error"].tolist() == expected, space
+        assert bench.query_many(front)["valid_error"].tolist() == front["valid_error"].tolist(), space
+        if space != "large":
+            configs = pd.DataFrame(bench.configs()[:3])
+            assert (bench.query_many(configs.astype(float).assign(note="x"))["valid_error"].tolist()
+                    == bench.query_many(configs)["valid_error"].tolist()), space

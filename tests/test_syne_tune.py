@@ -190,6 +190,30 @@ def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):
     assert results.query("method == 'moasha'")["time"].max() < results.query("method == 'rs'")["time"].max() * 5
 
 
+def test_a_time_budget_gives_every_run_the_same_simulated_time(tables):
+    from plm_nasbench.simulation import final_results, simulate
+
+    root, surrogates, *_ = tables
+    bench = Benchmark("rte", scheme="standalone", backend="table", data=root)
+    results = simulate({"moasha": bench, "rs": bench}, seeds=[0, 1], max_evaluations=500, max_time=40.0)
+    last = final_results(results).groupby("method")["time"]
+    longest_trial = bench.table()["cumulative_time"].max()  # no result arrives after the budget, none long before
+    assert last.max().max() <= 40.0 and last.min().min() > 40.0 - longest_trial
+    trials = results.groupby("method")["trial"].nunique()
+    assert trials["moasha"] > trials["rs"]  # trials stopped early cost less: more of them fit
+    ws = Benchmark("rte", data=root, surrogates=surrogates)
+    with pytest.raises(ValueError, match="max_time 50.0 s leaves nothing to search: .* starts at 10[01] s"):
+        simulate({"rs": ws}, seeds=[0], max_time=50.0)
+    for kwargs, message in (({"seeds": []}, "at least one method and one seed"),
+                            ({"seeds": [0, 0]}, "distinct seeds"),
+                            ({"seeds": [0], "max_evaluations": 0}, "max_evaluations must be a positive integer"),
+                            ({"seeds": [0], "max_time": -1}, "max_time must be a positive number")):
+        with pytest.raises(ValueError, match=message):
+            simulate({"rs": bench}, **kwargs)
+    with pytest.raises(ValueError, match="at least one method"):
+        simulate({}, seeds=[0])
+
+
 def test_ehvi_runs(tables):
     pytest.importorskip("botorch")
     from plm_nasbench.simulation import add_regret, run_method
@@ -233,6 +257,14 @@ def test_simulate_command(tables, tmp_path, monkeypatch, capsys):
     assert "standalone" in capsys.readouterr().out
     assert main(["simulate", "--task", "rte", "--methods", "rs,gp", "--out", str(tmp_path)]) == 2
     assert "unknown method(s) ['gp']" in capsys.readouterr().err
+    assert main(["simulate", "--task", "rte", "--methods", "rs,moasha", "--scheme", "standalone", "--seeds", "1",
+                 "--evaluations", "300", "--hours", str(30 / 3600), "--out", str(tmp_path / "budget")]) == 0
+    out = capsys.readouterr().out
+    assert "0.00833333 simulated hours (at most 300 evaluations) per run" in out and "evaluations" in out
+    assert main(["simulate", "--task", "rte", "--hours", "0", "--out", str(tmp_path)]) == 2
+    assert "--hours must be a positive number" in capsys.readouterr().err
+    assert main(["simulate", "--task", "rte", "--methods", " , ", "--out", str(tmp_path)]) == 2
+    assert "--methods names nothing" in capsys.readouterr().err
 
 
 def test_parallel_simulation_gives_the_same_runs(tables):

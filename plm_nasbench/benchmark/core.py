@@ -21,7 +21,7 @@ from ..paths import DATA_ENV, SURROGATES_ENV, surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
 from ..tables import SCHEMES, Manifest, supernetwork_seconds
-from .table import ConfigNotInTableError, TableIndex, describe_config
+from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs
 
 BACKENDS = ("auto", "table", "surrogate", "live")
 #: The super-network strategies of :mod:`plm_nasbench.training.strategies`, named here so that the query path
@@ -269,7 +269,13 @@ class Benchmark:
 
     @property
     def fidelities(self) -> list[int]:
-        """Epochs the table holds (weight sharing: the super-network's epochs only)."""
+        """Epochs the table holds (weight sharing: the super-network's epochs only); ``live``: those the real
+        evaluator answers (the shipped tables' recipe)."""
+        if self.backend == "live":
+            from .live import DEFAULT_RECIPE
+
+            epochs = DEFAULT_RECIPE["epochs"]
+            return [epochs] if self.scheme == "weight_sharing" else list(range(1, epochs + 1))
         if self._index is not None:
             return self._index.epochs.tolist()
         return self._surrogate.fidelities if self._surrogate else []
@@ -310,14 +316,22 @@ class Benchmark:
         for name, value in (("epoch", epoch), ("seed", seed)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
                 raise ValueError(f"{name} must be an integer or None, got {value!r} ({type(value).__name__})")
-        if epoch is not None and self.backend != "live" and epoch not in self._fidelity_set:
+        if epoch is not None and epoch not in self._fidelity_set:
             raise ConfigNotInTableError(f"epoch {epoch} is not a fidelity of {self!r}; fidelities: {self.fidelities}"
                                         + (" (weight sharing: the super-network's epochs)"
                                            if self.scheme == "weight_sharing" else ""))
 
+    def _row_config(self, row: pd.Series) -> dict[str, Any]:
+        """The configuration a DataFrame row holds (see :func:`frame_configs`)."""
+        configs = frame_configs(self.space, pd.DataFrame([row]))
+        return configs.iloc[0].to_dict() if isinstance(configs, pd.DataFrame) else configs[0]
+
     def query(self, config: Mapping[str, Any], epoch: int | None = None, seed: int | None = None) -> dict[str, Any]:
-        """Every objective of one configuration, plus ``epoch``, ``seed``, ``n_seeds`` and ``source``."""
+        """Every objective of one configuration (a mapping of the space's fields, or a row of a DataFrame that
+        :meth:`query_many` takes), plus ``epoch``, ``seed``, ``n_seeds`` and ``source``."""
         self._check_epoch_and_seed(epoch, seed)
+        if isinstance(config, pd.Series):
+            config = self._row_config(config)
         if self.backend == "live":
             return self._live_query(config, epoch, seed)
         if self._index is not None:
@@ -338,8 +352,9 @@ class Benchmark:
 
     def query_many(self, configs: Iterable[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
                    seed: int | None = None) -> pd.DataFrame:
-        """Objectives of many configurations (any iterable of mappings, or a DataFrame with the space's fields) as
-        a DataFrame: one row each, in order, with the columns of :meth:`query` (every objective, ``epoch``,
+        """Objectives of many configurations (any iterable of mappings or DataFrame rows, or a DataFrame with the
+        space's fields or a ``config`` column of JSON, such as :meth:`table` returns: see :func:`frame_configs`)
+        as a DataFrame: one row each, in order, with the columns of :meth:`query` (every objective, ``epoch``,
         ``seed``, ``n_seeds``, ``source``); where the surrogate answers any, also its ``<objective>_std`` and
         ``out_of_data`` columns (NaN and False on table rows)."""
         if isinstance(configs, Mapping):
@@ -347,8 +362,10 @@ class Benchmark:
                             "(a mapping): use query() for one")
         if isinstance(configs, (str, bytes)):
             raise TypeError(f"query_many takes a sequence of configurations or a DataFrame, got the string {configs!r}")
-        if not isinstance(configs, pd.DataFrame):
-            configs = list(configs)  # an iterator is read once; arrays and Series of mappings become a list
+        if isinstance(configs, pd.DataFrame):
+            configs = frame_configs(self.space, configs)
+        else:  # an iterator is read once; arrays and Series of mappings become a list
+            configs = [self._row_config(c) if isinstance(c, pd.Series) else c for c in configs]
         self._check_epoch_and_seed(epoch, seed)
         if self.backend == "live":
             records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
@@ -359,7 +376,6 @@ class Benchmark:
         values, counts = self._index.lookup_many(codes, epoch, seed)
         found = counts > 0
         frame = pd.DataFrame(values, columns=list(OBJECTIVES))
-        frame["num_params"] = frame["num_params"].astype("Int64")
         frame["epoch"] = self._index.epoch(epoch)
         frame["seed"] = pd.Series([seed] * len(frame), dtype=object)
         frame["n_seeds"] = counts
@@ -382,12 +398,16 @@ class Benchmark:
                     f"{len(missing)} of {len(codes)} configurations are not in the table"
                     f"{'' if seed is None else f' with seed {seed}'} (first: #{missing[0]}, "
                     f"{describe_config(first)}); {self._off_table_hint(seed)}")
-            predicted = self._surrogate_frame(records, epoch, seed)
-            answered = list(OBJECTIVES) + ["epoch", "n_seeds", "source"]
-            frame.loc[missing, answered] = predicted[answered].to_numpy()
+            predicted = self._surrogate_predict(self._fields(records), epoch, seed)
+            for column in [*OBJECTIVES, "epoch", "n_seeds", "source"]:  # column by column: a 2-D assignment of
+                values = frame[column].to_numpy(copy=True)               # mixed types goes through objects
+                values[missing] = predicted[column]
+                frame[column] = values
             for column in [c for c in predicted if c.endswith("_std") or c == "out_of_data"]:
-                frame[column] = np.zeros(len(frame), dtype=bool) if column == "out_of_data" else np.nan
-                frame.loc[missing, column] = predicted[column].to_numpy()
+                values = np.zeros(len(frame), dtype=bool) if column == "out_of_data" else np.full(len(frame), np.nan)
+                values[missing] = predicted[column]
+                frame[column] = values
+        frame["num_params"] = frame["num_params"].astype("Int64")
         return frame
 
     def _fillable(self) -> list[str]:
@@ -474,8 +494,11 @@ class Benchmark:
     def sample(self, n: int, seed: int | None = None) -> list[dict[str, Any]]:
         """``n`` configurations: distinct ones drawn from the table's configurations when the backend answers from
         the table only (so every one can be looked up), else from the search space's sampler."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        for name, value in (("n", n), ("seed", seed)):
+            if (value is not None or name == "n") and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                                       or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer{' or None' if name == 'seed' else ''}, "
+                                 f"got {value!r}")
         rng = np.random.default_rng(seed)
         if self._index is not None and (self._surrogate is None or self.backend == "table"):
             configs = self._index.configs()
@@ -494,6 +517,8 @@ class Benchmark:
         if isinstance(objectives, str):
             raise TypeError(f"objectives must be a sequence of objective names, e.g. ('valid_error', "
                             f"'params_fraction'), got the string {objectives!r}")
+        objectives = tuple(objectives)
+        self._check_epoch_and_seed(epoch, None)
         for name in objectives:
             _check("objective", name, list(OBJECTIVES))
         if len(set(objectives)) < len(objectives) or not objectives:
@@ -528,11 +553,14 @@ class Benchmark:
 
     def simulated_backend(self, objectives: Sequence[str] = tuple(OBJECTIVES), **kwargs: Any) -> Any:
         """A Syne Tune ``UserBlackboxBackend`` on this benchmark, so any scheduler runs in simulated time (use it
-        with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``; ``kwargs`` go to the backend)."""
+        with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``; ``kwargs`` go to the backend). Its
+        ``tuner_sleep_time`` is 0 unless given, matching ``sleep_time=0`` (Syne Tune's default, 5 s, would charge
+        every pass of the tuner's loop 5 simulated seconds)."""
         from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
 
         from ..integrations.syne_tune import ELAPSED_TIME
 
+        kwargs.setdefault("tuner_sleep_time", 0.0)
         return UserBlackboxBackend(blackbox=self.to_blackbox(objectives), elapsed_time_attr=ELAPSED_TIME, **kwargs)
 
     @staticmethod

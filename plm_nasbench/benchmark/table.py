@@ -38,6 +38,27 @@ def describe_config(config: Mapping[str, Any], limit: int = 160) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
+def frame_configs(space: SearchSpace, frame: pd.DataFrame) -> pd.DataFrame | list[dict[str, Any]]:
+    """The configurations a DataFrame's rows hold: its columns named like ``space``'s fields (other columns are
+    ignored), or, where it has none of them, its ``config`` column of JSON (as :meth:`Benchmark.table` and
+    :meth:`Benchmark.pareto_front` return it). An integer space's fields come back validated as a DataFrame of
+    int64 columns (whole-number floats are accepted: pandas stores an integer column with a missing value as
+    floats); other spaces' as a list of dicts."""
+    fields = list(space.largest())
+    if frame.empty:
+        return []
+    if not any(f in frame.columns for f in fields) and "config" in frame.columns:
+        return [json.loads(c) if isinstance(c, str) else c for c in frame["config"]]
+    missing = [f for f in fields if f not in frame.columns]
+    if missing:
+        raise ValueError(f"{space.name} configs: missing column(s) {', '.join(missing)}; expected the fields "
+                         f"{', '.join(fields)}, or a 'config' column of JSON")
+    columns = frame[fields].infer_objects()  # a DataFrame of Series rows has object columns
+    if isinstance(space, IntegerSpace):
+        return pd.DataFrame(space.validate_arrays({f: columns[f].to_numpy() for f in fields}), columns=fields)
+    return columns.to_dict("records")
+
+
 class TableIndex:
     """The rows of one benchmark table indexed for fast exact lookups."""
 
@@ -100,15 +121,12 @@ class TableIndex:
         return self._ids[cid]
 
     def codes(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame) -> np.ndarray:
-        """Keys of many configurations (a DataFrame with the space's fields, or a sequence of dicts). Values must be
-        integers as in :meth:`code`; a DataFrame's float column is accepted where it holds whole numbers only
-        (pandas stores integer columns with a missing value as floats)."""
+        """Keys of many configurations (a DataFrame, read by :func:`frame_configs`, or a sequence of dicts). Values
+        must be integers as in :meth:`code`."""
+        if isinstance(configs, pd.DataFrame):
+            configs = frame_configs(self.space, configs)
         if isinstance(configs, pd.DataFrame):
             if self._integer:
-                missing = [f for f in self.fields if f not in configs.columns]
-                if missing:
-                    raise ValueError(f"{self.space.name} configs: missing column(s) {', '.join(missing)}; "
-                                     f"expected {', '.join(self.fields)}")
                 return self._codes_of_arrays({f: configs[f].to_numpy() for f in self.fields})
             configs = configs.to_dict("records")
         if self._integer and configs and all(isinstance(c, Mapping) and len(c) == len(self.fields) for c in configs):

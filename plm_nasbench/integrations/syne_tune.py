@@ -23,6 +23,7 @@ from syne_tune.config_space import choice, randint
 
 from ..benchmark import Benchmark, ConfigNotInTableError
 from ..objectives import OBJECTIVE_NAMES
+from ..simulation import check_values
 
 ELAPSED_TIME = "elapsed_time"
 FIDELITY = "epoch"
@@ -57,7 +58,9 @@ class BenchmarkBlackbox(Blackbox):
                 return self._query(config, epoch, None)
             if not self.nearest:
                 raise
-            result = self.bench.query(self.bench.nearest_config(config), epoch=epoch)
+            config = self.bench.nearest_config(config)
+            result = self.bench.query(config, epoch=epoch)
+        check_values(self.bench, config, result, self.objectives)  # a scheduler must not decide on NaN
         return [float(result[name]) for name in self.objectives] + [float(result["runtime"])]
 
     def _objective_function(self, configuration: dict[str, Any], fidelity: dict | None = None,
@@ -125,6 +128,7 @@ def serialize_blackbox(bench: Benchmark, path: str | Path, objectives: tuple[str
 
     path = Path(path)
     metadata = {"plm_nasbench": {"task": bench.task, "model": bench.model, "space": bench.space.name,
-                                 "scheme": bench.scheme, "strategy": bench.strategy}}
+                                 "scheme": bench.scheme, "strategy": bench.strategy,
+                                 "supernetwork_cost": bench.supernetwork_cost}}
     serialize({bench.task: tabular_blackbox(bench, objectives)}, str(path), metadata=metadata)
     return path
