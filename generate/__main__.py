@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
                   "and give --device", file=sys.stderr)
             return 2
         units = [plan.units[args.unit_index]]
-    problem = _unready(plan, [u for u in units if store.state(u) not in ("done", "merged")], args)
+    pending = [u for u in units if store.state(u) not in ("done", "merged")]
+    problem = _unready(plan, pending, args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -112,13 +113,13 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         print("error: with --executor ray each unit's device follows --gpus-per-unit (0: cpu, more: cuda); "
               "leave --device out", file=sys.stderr)
         return 2
-    timed = any(u.scheme == "latency" for u in units)
+    timed = any(u.scheme == "latency" for u in pending)
     if args.executor == "ray" and 0 < args.gpus_per_unit < 1 and timed:
         print("error: latency units time a whole GPU: give them --gpus-per-unit 1 (or run them apart with "
               "--study), not a shared fraction", file=sys.stderr)
         return 2
     if args.executor == "local":
-        check_device(args.device, {u.dtype for u in units})
+        check_device(args.device, {u.dtype for u in pending})
     reference = latency_reference(plan, data_root) if timed else None
     if args.unit_index is not None:
         print(execute_unit(plan, store, units[0], args.data_dir, args.device, reference))
@@ -147,11 +148,18 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     if folder is not None and tasks:
         if not Path(folder).is_dir():
             return f"the task data folder {folder} does not exist (--data-dir, else ${DATASETS_ENV})"
-        lacking = [files for t in tasks for files in (TASKS[t].train_files, TASKS[t].test_files)
-                   if first_present(Path(folder), files) is None]
+        lacking = []
+        for spec in (TASKS[t] for t in tasks):  # what load_task(..., allow_partial=True), as units call it, needs
+            test = first_present(Path(folder), spec.test_files)
+            partial = test is not None and test.relative_to(folder).as_posix() in spec.partial_files
+            if first_present(Path(folder), spec.train_files) is None and not partial:
+                lacking.append(spec.train_files)
+            if test is None:
+                lacking.append(spec.test_files)
         if lacking:
             return (f"the task data folder {folder} lacks {'; '.join(' or '.join(files) for files in lacking)} "
-                    "(the GLUE layout is <task>/train.tsv, <task>/dev.tsv; every unit of a task loads both splits)")
+                    "(the GLUE layout is <task>/train.tsv, <task>/dev.tsv; a unit loads both splits, or a test "
+                    "split alone where only part of it exists, e.g. swag/val_first91.csv)")
     elif tasks:
         print(f"note: no --data-dir (nor ${DATASETS_ENV}): the data of {', '.join(tasks)} is looked up on the "
               "Hugging Face Hub", file=sys.stderr)

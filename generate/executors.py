@@ -131,13 +131,18 @@ def run_ray(plan: Plan, store: ShardStore, units: Sequence[WorkUnit],
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1)
             unit = futures.pop(ready[0])
-            for waiting in held_back.pop(supernetwork_key(unit), []):  # its super-network is trained (and cached)
-                futures[remote.remote(plan, store, waiting, data_dir, device, latency_reference)] = waiting
             bar.update()
             try:
-                counts[ray.get(ready[0])] += 1
+                state = ray.get(ready[0])
             except ray.exceptions.RayError as err:  # a failed unit, a crashed worker, a lost node: the others go on
                 cause = err.cause if isinstance(getattr(err, "cause", None), BaseException) else err
                 print(f"unit {unit.describe()} failed: {type(cause).__name__}: {cause}", file=sys.stderr)
-                counts["failed"] += 1
+                state = "failed"
+            counts[state] += 1
+            waiting = held_back.get(supernetwork_key(unit), [])
+            # its super-network is trained (and cached): the rest go; else (failed, or another run holds the unit)
+            # the next one tries, the others still wait
+            for release in (list(waiting) if state in ("ran", "done", "merged") else waiting[:1]):
+                waiting.remove(release)
+                futures[remote.remote(plan, store, release, data_dir, device, latency_reference)] = release
     return counts

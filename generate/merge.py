@@ -254,10 +254,13 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         return table, {"study": study, "plan": plan.name, "plan_file": plan.source, "units": len(units),
                        "units_done": done, "complete": done == len(units), **_totals(batches), "batches": batches}
 
-    latency_frames, latency_studies = [], {}
+    latency_frames, latency_studies, damaged = [], {}, []
     for (study, task) in sorted(k for k in groups if groups[k][0].scheme == "latency"):
+        corrupt_before = len(report["corrupt"])
         result = gathered(study, task)
         if result is None:
+            if len(report["corrupt"]) > corrupt_before and table_path(plan, study, task) in manifest.tables:
+                damaged.append(table_path(plan, study, task))  # its committed measurements cannot be read
             continue
         table, provenance = result
         table = write(study, None, table, LATENCY_COLUMNS,  # conformed: every latency column, even unmeasured ones
@@ -276,6 +279,10 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
             continue
         table, provenance = result
         relpath = table_path(plan, study, task)
+        if damaged:  # its rows would be joined without the measurements that table holds
+            report["held"][relpath] = (f"the latency table(s) {', '.join(damaged)} fail their checksum, so its rows "
+                                       "would lose latency columns; restore them (git) and merge again")
+            continue
         had = table["latency_b1_median"].notna() if "latency_b1_median" in table else pd.Series(False, table.index)
         table = table.drop(columns=[c for c in LATENCY_FIELDS if c in table.columns])
         if latency is not None:

@@ -268,6 +268,8 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
             fail(where, f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
         for seed in seeds:
             check_number(seed, "every seed", where)
+        if len(set(seeds)) < len(seeds):
+            fail(where, f"seeds names {sorted({s for s in seeds if seeds.count(s) > 1})} more than once")
         if scheme == "weight_sharing":
             strategies = _names(study.get("strategies", ["full"]), STRATEGY_NAMES, "strategies", where)
         else:

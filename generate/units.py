@@ -185,14 +185,18 @@ def latency_reference(plan: Plan, data_root: str | Path) -> dict[tuple[str, str]
     pair without one is absent, so the first latency study of an edition on that device in that dtype sets the
     reference."""
     from plm_nasbench.spaces import get_search_space
-    from plm_nasbench.tables import Manifest
+    from plm_nasbench.tables import ChecksumError, Manifest
 
     manifest = Manifest.load(data_root)
     config_id = get_search_space("small", plan.model, task="rte").config_id(reference_config(plan))
     columns = [f"latency_b{b}_median" for b in plan.latency_batch_sizes]
     found: dict[tuple[str, str], dict[str, float]] = {}
     for relpath in manifest.find(model=plan.model, scheme="latency"):
-        table = manifest.read(relpath)
+        try:
+            table = manifest.read(relpath)
+        except (ChecksumError, FileNotFoundError) as err:  # restore it (git) to check this machine against it
+            warnings.warn(f"{err}; it is no latency reference for this run", stacklevel=2)
+            continue
         rows = table[(table["search_space"] == "small") & (table["config_id"] == config_id)].dropna(subset=columns)
         for _, row in rows.dropna(subset=["latency_device", "latency_dtype"]).iterrows():
             found.setdefault((device_type(row["latency_device"]), str(row["latency_dtype"])),

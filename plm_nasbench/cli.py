@@ -145,7 +145,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from .plots import plot_fronts, plot_ranks, plot_regret
     from .protocol import average_ranks
-    from .simulation import add_regret, benchmarks_for, check_objectives, final_regret, final_results, simulate
+    from .simulation import (add_regret, benchmarks_for, capped_runs, check_objectives, final_regret, final_results,
+                             simulate)
 
     methods = _names(args.methods, "--methods")
     objectives = tuple(_names(args.objectives, "--objectives"))
@@ -180,6 +181,11 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.hours is None and table["simulated_hours"].max() > 1.5 * table["simulated_hours"].min():
         print(f"note: the methods spent different simulated time on their {args.evaluations} evaluations "
               "(simulated_hours, median over seeds); --hours gives every run the same time budget")
+    capped = capped_runs(results, args.evaluations, max_time) if max_time is not None else []
+    if capped:
+        print(f"note: {len(capped)} run(s) made all {args.evaluations} evaluations well before {args.hours:g} "
+              f"simulated hours ({', '.join(capped[:3])}{', ...' if len(capped) > 3 else ''}), so the budget is "
+              "not the same for every run: raise --evaluations")
     out = Path(args.out)
     title = f"{args.task}, {args.space}, " + " + ".join(
         f"{scheme} ({args.strategy})" if scheme == "weight_sharing" else scheme for scheme in built)

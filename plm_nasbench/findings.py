@@ -153,8 +153,11 @@ def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str
     the seeds), so methods whose trials cost less (MO-ASHA stops some early) make more of them (at most
     ``EQUAL_TIME_CAP`` times ``evaluations``). ``backend="table"`` answers only from real rows (a proposal
     gets the table's nearest configuration)."""
-    from .simulation import add_regret, benchmarks_for, simulate
+    from .simulation import add_regret, benchmarks_for, capped_runs, simulate
 
+    if equal_time and "rs" not in methods:
+        raise ValueError(f"equal_time sets the budget by random search's time, so methods must include 'rs'; got "
+                         f"{list(methods)}")
     scored, budgets = {}, {}
     for task in tasks:
         benchmarks = benchmarks_for(task, methods, scheme, data=data, surrogates=surrogates, backend=backend)
@@ -162,8 +165,11 @@ def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str
         if equal_time:
             reference = simulate({"rs": benchmarks["rs"]}, range(seeds), evaluations, OBJECTIVES, workers=workers)
             budget = float(reference.groupby("seed")["time"].max().median())
-        runs = simulate(benchmarks, range(seeds), evaluations * (EQUAL_TIME_CAP if equal_time else 1), OBJECTIVES,
-                        workers=workers, max_time=budget)
+        cap = evaluations * (EQUAL_TIME_CAP if equal_time else 1)
+        runs = simulate(benchmarks, range(seeds), cap, OBJECTIVES, workers=workers, max_time=budget)
+        if budget is not None and (capped := capped_runs(runs, cap, budget)):
+            raise ValueError(f"{task}: {len(capped)} run(s) made all {cap} evaluations before the time budget "
+                             f"({', '.join(capped[:3])}); raise EQUAL_TIME_CAP")
         scored[task], budgets[task] = add_regret(runs, OBJECTIVES), budget
     return scored, budgets
 

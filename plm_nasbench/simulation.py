@@ -220,7 +220,20 @@ def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_eval
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
             frames = list(pool.map(_run_in_worker, [(b.init_args, *job) for b, *job in jobs]))
+    empty = [f"{method} seed {seed}" for (_, method, seed, *_), frame in zip(jobs, frames) if frame.empty]
+    if empty:  # a run without results would drop out of every score unseen
+        raise ValueError(f"max_time {max_time!r} s ends before the first result of {len(empty)} run(s) "
+                         f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}): give a longer budget")
     return pd.concat(frames, ignore_index=True)
+
+
+def capped_runs(results: pd.DataFrame, max_evaluations: int, max_time: float) -> list[str]:
+    """The (method, seed) runs of :func:`simulate`'s ``results`` that made all ``max_evaluations`` trials and
+    ended well before ``max_time`` (its last result more than 10% of the budget short of it): a time budget does
+    not bind them, so they spent less simulated time than the others may have."""
+    last = results.groupby(["method", "seed"]).agg(trials=("trial", "nunique"), time=("time", "max"))
+    capped = last[(last["trials"] >= max_evaluations) & (last["time"] < 0.9 * max_time)]
+    return [f"{method} seed {seed}" for method, seed in capped.index]
 
 
 def add_regret(results: pd.DataFrame, objectives: Sequence[str] = ("valid_error", "params_fraction")) -> pd.DataFrame:

@@ -68,7 +68,8 @@ def test_unit_ids_hash_settings_not_how_they_are_written():
     ids = [u.unit_id for u in parse_plan(bare).units]
     assert [u.unit_id for u in parse_plan(spelled).units] == ids
     batches = [u.unit_id for u in parse_plan(dict(bare, eval_batch_size=64)).units]
-    assert batches[:-1] != ids[:-1] and batches[-1] == ids[-1]  # not the latency unit's: it times its own batches
+    assert all(a != b for a, b in zip(batches[:-1], ids[:-1]))
+    assert batches[-1] == ids[-1]  # not the latency unit's: it times its own batches
 
 
 def test_grid_and_selections():
@@ -217,6 +218,12 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     with pytest.warns(UserWarning, match="sa/rte.parquet.* 1 unit.s. count as merged"):  # not redone; the others go on
         merged = merged_units(plan, tmp_path / "data")
     assert set(merged) == {u.unit_id for u in plan.units}
+    latency_table = tmp_path / "data" / "minilm-l6-h384/lat/latency.parquet"  # a damaged latency table: no
+    latency_table.write_bytes(latency_table.read_bytes() + b"x")               # reference, and no table loses
+    with pytest.warns(UserWarning, match="lat/latency.parquet.*no latency reference"):  # its latency columns
+        assert latency_reference(plan, tmp_path / "data") == {}
+    report = merge(plan, store, tmp_path / "data")
+    assert "fail their checksum" in report["held"]["minilm-l6-h384/ws/rte.parquet"] and not report["written"]
 
 
 def test_a_table_and_its_manifest_entry_are_written_as_one_step(tmp_path, monkeypatch):
@@ -224,6 +231,9 @@ def test_a_table_and_its_manifest_entry_are_written_as_one_step(tmp_path, monkey
     manifest = Manifest.load(tmp_path)
     manifest.write_table(relpath, frame, {"study": "s"})
     pd.testing.assert_frame_equal(Manifest.load(tmp_path).read(relpath), frame)
+    (tmp_path / relpath).chmod(0o664)
+    manifest.write_table(relpath, frame, {"study": "s"})  # rewritten: its permissions stay
+    assert (tmp_path / relpath).stat().st_mode & 0o777 == 0o664
     newer = frame.assign(x=[3.0, 4.0])
 
     save = Manifest.save
@@ -353,6 +363,45 @@ def test_ray_executor_gives_the_same_rows(glue, tmp_path, monkeypatch, capsys):
         a, b = local.read(unit)[0], remote.read(unit)[0]
         pd.testing.assert_frame_equal(a.drop(columns=[c for c in TIMING if c in a]),
                                       b.drop(columns=[c for c in TIMING if c in b]))
+
+
+def test_ray_runs_one_unit_per_super_network_until_one_has_trained_it(tmp_path, monkeypatch):
+    """The Ray executor's scheduling alone, on a stand-in for Ray that records what is in flight: of the units on
+    one super-network, one runs; after a failure the next one alone; after a success all the rest."""
+    import sys
+    import types
+
+    from generate.executors import run_ray
+
+    ws, _, lat = smoke_plan()["study"]
+    plan = parse_plan(dict(smoke_plan(), study=[dict(ws, configs={"kind": "sample", "n": 8, "seed": 0}), lat]))
+    units = plan.units
+    assert [u.scheme for u in units] == ["weight_sharing"] * 4 + ["latency"]
+    in_flight, seen = [], []
+
+    class Ref:
+        def __init__(self, unit):
+            self.unit = unit
+            in_flight.append(unit)
+            seen.append(sum(u.scheme == "weight_sharing" for u in in_flight))
+
+    class RayError(Exception):
+        pass
+
+    def get(ref):
+        in_flight.remove(ref.unit)
+        if ref.unit is units[0]:
+            raise RayError("the first training failed")
+        return "ran"
+
+    fake = types.SimpleNamespace(
+        is_initialized=lambda: True, get=get, exceptions=types.SimpleNamespace(RayError=RayError),
+        wait=lambda refs, num_returns: (refs[:1], refs[1:]),
+        remote=lambda **_: lambda fn: types.SimpleNamespace(remote=lambda plan, store, unit, *rest: Ref(unit)))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    counts = run_ray(plan, ShardStore(plan, tmp_path), units, None)
+    assert counts == {"done": 0, "merged": 0, "ran": 4, "busy": 0, "failed": 1}
+    assert seen == [1, 1, 1, 1, 2]  # ws0 (and lat); ws1 alone after ws0 failed; ws2 and ws3 together after ws1 ran
 
 
 def test_cli_plan_and_errors(tmp_path, capsys):

@@ -31,6 +31,16 @@ def test_blackbox_answers_like_the_benchmark(tables):
     assert drawn["valid_error"] == pytest.approx(bench.query(one_seed, seed=0)["valid_error"])
     with pytest.raises(ConfigNotInTableError, match="with seed 1 is not in the table .* query with seed=None"):
         bench.query(one_seed, seed=1)
+    # by default the objectives the benchmark has a value for wherever it answers: the synthetic standalone table
+    # has no latency at batch size 32 nor memory, so its table-only benchmark leaves them out; named, they are an
+    # error, not a NaN for the scheduler
+    curves = Benchmark("rte", scheme="standalone", backend="table", data=root)
+    assert curves.answered_objectives == ("valid_error", "test_error", "num_params", "params_fraction", "flops",
+                                          "latency", "runtime")
+    assert set(curves.to_blackbox().objective_function(curves.configs()[0], {"epoch": 2})) == {
+        *curves.answered_objectives, ELAPSED_TIME}
+    with pytest.raises(ValueError, match="objective 'memory_b32' has no value"):
+        curves.to_blackbox(("valid_error", "memory_b32")).objective_function(curves.configs()[0], {"epoch": 2})
 
 
 def test_export_round_trip(tables, tmp_path):
@@ -212,6 +222,8 @@ def test_a_time_budget_gives_every_run_the_same_simulated_time(tables):
             simulate({"rs": bench}, **kwargs)
     with pytest.raises(ValueError, match="at least one method"):
         simulate({}, seeds=[0])
+    with pytest.raises(ValueError, match=r"max_time 0.001 s ends before the first result of 2 run\(s\) \(rs seed 0"):
+        simulate({"rs": bench}, seeds=[0, 1], max_time=0.001)  # no run drops out of the scores unseen
 
 
 def test_ehvi_runs(tables):

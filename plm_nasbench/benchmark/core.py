@@ -258,6 +258,22 @@ class Benchmark:
         return out
 
     @property
+    def answered_objectives(self) -> tuple[str, ...]:
+        """The objectives this benchmark has a value for wherever it answers: the analytic ones, those its surrogate
+        learned (it answers off the table, and ``auto`` fills the table's gaps with them), and, answering from a
+        table alone, those every table row holds (``live``: all of them)."""
+        if self.backend == "live":
+            return tuple(OBJECTIVES)
+        learned = set(self._surrogate.learned) if self._surrogate is not None and self.backend != "table" else set()
+        complete = self._index is not None and not learned
+
+        def answered(name: str, objective: Objective) -> bool:
+            return (objective.kind == "analytic" or name in learned
+                    or complete and bool(self._index.frame[objective.column].notna().all()))
+
+        return tuple(name for name, objective in OBJECTIVES.items() if answered(name, objective))
+
+    @property
     def covers_space(self) -> bool:
         """Whether every configuration of the space can be answered (a surrogate is loaded)."""
         return self._surrogate is not None
@@ -543,15 +559,16 @@ class Benchmark:
         return frame[keep].sort_values(list(objectives)).reset_index(drop=True)
 
     # -- Syne Tune (imported here only) --------------------------------------------------------------
-    def to_blackbox(self, objectives: Sequence[str] = tuple(OBJECTIVES), nearest: bool = True) -> Any:
-        """This benchmark as a Syne Tune ``Blackbox``: fidelity ``epoch``, ``objectives`` plus ``elapsed_time``
-        (the cost the simulator charges); with ``nearest``, configurations a table lacks (spaces without a
-        surrogate) are answered by the table's nearest configuration."""
+    def to_blackbox(self, objectives: Sequence[str] | None = None, nearest: bool = True) -> Any:
+        """This benchmark as a Syne Tune ``Blackbox``: fidelity ``epoch``, ``objectives`` (default:
+        :attr:`answered_objectives`; one without a value for a configuration is an error, not a NaN passed to a
+        scheduler) plus ``elapsed_time`` (the cost the simulator charges); with ``nearest``, configurations a table
+        lacks (spaces without a surrogate) are answered by the table's nearest configuration."""
         from ..integrations.syne_tune import BenchmarkBlackbox
 
-        return BenchmarkBlackbox(self, tuple(objectives), nearest)
+        return BenchmarkBlackbox(self, tuple(self.answered_objectives if objectives is None else objectives), nearest)
 
-    def simulated_backend(self, objectives: Sequence[str] = tuple(OBJECTIVES), **kwargs: Any) -> Any:
+    def simulated_backend(self, objectives: Sequence[str] | None = None, **kwargs: Any) -> Any:
         """A Syne Tune ``UserBlackboxBackend`` on this benchmark, so any scheduler runs in simulated time (use it
         with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``; ``kwargs`` go to the backend). Its
         ``tuner_sleep_time`` is 0 unless given, matching ``sleep_time=0`` (Syne Tune's default, 5 s, would charge

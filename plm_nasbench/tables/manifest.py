@@ -75,6 +75,8 @@ class Manifest:
         target = self.root / relpath
         pending = target.with_name(target.name + PENDING)
         self.record(relpath, frame, write_parquet(frame, pending), provenance)
+        if target.exists():  # the table keeps its permissions (a cluster's group may share the tables)
+            os.chmod(pending, target.stat().st_mode & 0o7777)
         self.save()
         os.replace(pending, target)
 
@@ -83,7 +85,9 @@ class Manifest:
         bytes the manifest records replaces the table; any other is removed (its entry was never saved). Returns
         the tables completed. Call it where no other process writes this folder (``generate`` holds a lock)."""
         completed = []
-        for pending in sorted(self.root.rglob(f"*{PENDING}")):
+        for pending in sorted(self.root.rglob(f"*.parquet{PENDING}")):
+            if not pending.is_file():
+                continue
             relpath = pending.relative_to(self.root).as_posix()[:-len(PENDING)]
             entry = self.tables.get(relpath)
             if entry is not None and sha256_file(pending) == entry["sha256"]:
