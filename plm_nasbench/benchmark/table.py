@@ -41,9 +41,10 @@ def describe_config(config: Mapping[str, Any], limit: int = 160) -> str:
 def frame_configs(space: SearchSpace, frame: pd.DataFrame) -> pd.DataFrame | list[dict[str, Any]]:
     """The configurations a DataFrame's rows hold: its columns named like ``space``'s fields (other columns are
     ignored), or, where it has none of them, its ``config`` column of JSON (as :meth:`Benchmark.table` and
-    :meth:`Benchmark.pareto_front` return it). An integer space's fields come back validated as a DataFrame of
-    int64 columns (whole-number floats are accepted: pandas stores an integer column with a missing value as
-    floats); other spaces' as a list of dicts."""
+    :meth:`Benchmark.pareto_front` return it). An integer space's fields come back as a DataFrame of integer
+    columns (whole-number floats are accepted and converted, as pandas stores an integer column with a missing
+    value as floats; integer columns are range-checked by ``validate_arrays`` where they are used); other spaces'
+    as a list of dicts."""
     fields = list(space.largest())
     if frame.empty:
         return []
@@ -55,6 +56,8 @@ def frame_configs(space: SearchSpace, frame: pd.DataFrame) -> pd.DataFrame | lis
                          f"{', '.join(fields)}, or a 'config' column of JSON")
     columns = frame[fields].infer_objects()  # a DataFrame of Series rows has object columns
     if isinstance(space, IntegerSpace):
+        if all(columns[f].dtype.kind in "iu" for f in fields):
+            return columns  # integers already: their ranges are checked where they are used (validate_arrays)
         return pd.DataFrame(space.validate_arrays({f: columns[f].to_numpy() for f in fields}), columns=fields)
     return columns.to_dict("records")
 
