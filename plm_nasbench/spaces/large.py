@@ -30,7 +30,8 @@ def unpack_bits(text: str, count: int) -> np.ndarray:
 
 
 def size_uniform_bits(gen: np.random.Generator, count: int) -> np.ndarray:
-    """The paper's size-uniform sampler: the number of set bits is uniform in [0, count], then which."""
+    """A size-uniform sampler: the number of set bits is uniform in [0, count], then which (the large space draws
+    heads and units each so; the older reference code drew one number over both together)."""
     bits = np.zeros(count, dtype=bool)
     bits[gen.choice(count, size=int(gen.integers(0, count + 1)), replace=False)] = True
     return bits
