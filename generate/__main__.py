@@ -138,7 +138,7 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     """Why ``units`` (those still to run) cannot start here, found before any work (None: they can): task data
     that is not there, or latency units on another machine than the plan's ``latency_hardware`` (the local
     executor; Ray's workers may run elsewhere)."""
-    from plm_nasbench.tasks.loading import DATASETS_ENV, first_present
+    from plm_nasbench.tasks.loading import DATASETS_ENV, local_files
     from plm_nasbench.tasks.specs import TASKS
 
     from .units import hardware
@@ -148,14 +148,7 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     if folder is not None and tasks:
         if not Path(folder).is_dir():
             return f"the task data folder {folder} does not exist (--data-dir, else ${DATASETS_ENV})"
-        lacking = []
-        for spec in (TASKS[t] for t in tasks):  # what load_task(..., allow_partial=True), as units call it, needs
-            test = first_present(Path(folder), spec.test_files)
-            partial = test is not None and test.relative_to(folder).as_posix() in spec.partial_files
-            if first_present(Path(folder), spec.train_files) is None and not partial:
-                lacking.append(spec.train_files)
-            if test is None:
-                lacking.append(spec.test_files)
+        lacking = [files for t in tasks for files in local_files(TASKS[t], Path(folder)).lacking]
         if lacking:
             return (f"the task data folder {folder} lacks {'; '.join(' or '.join(files) for files in lacking)} "
                     "(the GLUE layout is <task>/train.tsv, <task>/dev.tsv; a unit loads both splits, or a test "

@@ -46,21 +46,46 @@ def first_present(folder: Path, candidates: tuple[str, ...]) -> Path | None:
     return next((folder / c for c in candidates if (folder / c).is_file()), None)
 
 
+@dataclass(frozen=True)
+class LocalFiles:
+    """A task's files in a data folder: the first training and test candidates present (None: none), and which of
+    them hold only part of their split."""
+
+    spec: TaskSpec
+    train: Path | None
+    test: Path | None
+    partial: list[str]
+
+    @property
+    def lacking(self) -> list[tuple[str, ...]]:
+        """The candidate lists of the files a load cannot do without: the training file unless a partial file was
+        found (a task whose data exists only in part, such as SWAG's first validation rows), and the test file."""
+        return [files for files, path, needed in ((self.spec.train_files, self.train, not self.partial),
+                                                  (self.spec.test_files, self.test, True))
+                if path is None and needed]
+
+
+def local_files(spec: TaskSpec, folder: Path) -> LocalFiles:
+    """``spec``'s files in ``folder``, as :func:`load_task` looks them up."""
+    test, train = first_present(folder, spec.test_files), first_present(folder, spec.train_files)
+    partial = [str(p.relative_to(folder)) for p in (train, test)
+               if p is not None and str(p.relative_to(folder)) in spec.partial_files]
+    return LocalFiles(spec, train, test, partial)
+
+
 def _read_local(spec: TaskSpec, folder: Path, allow_partial: bool) -> tuple[Examples, Examples | None, dict]:
     if not folder.is_dir():
         raise FileNotFoundError(f"data folder {folder} does not exist; pass data_dir= a folder in the GLUE layout "
                                 f"(e.g. shared/datasets) or set ${DATASETS_ENV}")
-    test_path = first_present(folder, spec.test_files)
-    train_path = first_present(folder, spec.train_files)
-    if test_path is None:
+    found = local_files(spec, folder)
+    test_path, train_path, partial = found.test, found.train, found.partial
+    if spec.test_files in found.lacking:
         raise FileNotFoundError(f"no test file for task {spec.name} in {folder}; looked for "
                                 f"{', '.join(spec.test_files)}")
-    partial = [str(p.relative_to(folder)) for p in (train_path, test_path)
-               if p is not None and str(p.relative_to(folder)) in spec.partial_files]
     if partial and not allow_partial:
         raise ValueError(f"task {spec.name}: only partial data found in {folder} ({', '.join(partial)}); "
                          "pass allow_partial=True to use it (recorded in the provenance)")
-    if train_path is None and not partial:
+    if spec.train_files in found.lacking:
         raise FileNotFoundError(f"no training file for task {spec.name} in {folder}; looked for "
                                 f"{', '.join(spec.train_files)}")
     test = read_task_file(spec.name, test_path)
