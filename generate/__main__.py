@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         report = merge(plan, store, data_root, args.partial, merge_selection(units, args.study, args.task))
         print(json.dumps(report, indent=2))
-        return 1 if report["corrupt"] or report["stale"] or report["mixed"] else 0
+        return 1 if report["corrupt"] or report["damaged"] or report["stale"] or report["mixed"] else 0
     return 0
 
 

@@ -9,8 +9,9 @@ already holds for units that have no shard here (a fresh clone, another machine'
 finished shards, so a resumed generation never loses committed rows. Each table's provenance keeps
 one *batch* per merge of new shards (the seconds of each of its units, dates, hardware, versions);
 the table-level figures are summed over the units it holds. A table is written only when every unit
-of its study and task is done (``partial=True`` writes what there is); corrupt shards are discarded,
-reported, and left for the next ``run`` to redo. Nothing committed is dropped silently: a table
+of its study and task is done (``partial=True`` writes what there is), and only when it or its entry
+changes; corrupt shards are discarded, reported, and left for the next ``run`` to redo; a committed
+table that fails its checksum is reported *damaged* and left for ``git`` to restore. Nothing committed is dropped silently: a table
 holding rows of units the plan does not have (the plan changed) is left as it is and reported
 *stale*, a table whose rows would lose their latency columns is left as it is and reported *held*, and
 a weight-sharing table whose rows of one (strategy, seed, super-network space) would come from two
@@ -113,9 +114,11 @@ def _totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
 def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[WorkUnit],
             report: dict[str, Any]) -> tuple[pd.DataFrame | None, list[dict[str, Any]], int] | None:
     """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards,
-    in plan order; with the table's batches and its number of done units. None when its committed table fails
-    its checksum (left as it is, for ``git`` to restore) or is stale (left as it is)."""
-    frames, markers = [], {}
+    in plan order; with the table's batches and its number of done units. A shard merged before (its unit's
+    seconds are recorded) adds nothing: the table keeps that unit's rows and batch. None when its committed table
+    fails its checksum (left as it is, for ``git`` to restore) or is stale (left as it is)."""
+    frames: dict[str, pd.DataFrame] = {}
+    markers: dict[str, dict[str, Any]] = {}
     for unit in units:
         if store.state(unit) != "done":
             continue
@@ -124,14 +127,14 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
         except ChecksumError as err:
             report["corrupt"].append(str(err))
             continue
-        frames.append(frame)
+        frames[unit.unit_id] = frame
         markers[unit.unit_id] = marker
     batches, kept = [], set()
     if relpath in manifest.tables:
         try:
             earlier = manifest.read(relpath)
         except (ChecksumError, FileNotFoundError) as err:
-            report["corrupt"].append(str(err))
+            report["damaged"][relpath] = str(err)
             return None
         planned = {u.unit_id for u in units}
         stale = ~earlier["unit_id"].isin(planned)
@@ -142,8 +145,11 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
                 "MANIFEST.json, then run and merge again")
             return None
         recorded = {u: s for b in manifest.tables[relpath]["provenance"]["batches"] for u, s in b["unit_seconds"].items()}
-        rerun = [u for u in set(earlier["unit_id"]) & set(markers) if recorded.get(u) != markers[u]["seconds"]]
-        if rerun:  # not the shards merged before (those have the seconds recorded), but new runs of their units
+        for unit_id in set(earlier["unit_id"]) & set(markers):
+            if recorded.get(unit_id) == markers[unit_id]["seconds"]:  # this very shard was merged before
+                del frames[unit_id], markers[unit_id]
+        rerun = set(earlier["unit_id"]) & set(markers)
+        if rerun:  # new runs of units merged before
             report["replaced"][relpath] = f"{len(rerun)} unit(s) run again here replace their earlier rows"
         earlier = earlier[~earlier["unit_id"].isin(markers)]
         kept = set(earlier["unit_id"])
@@ -152,12 +158,12 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
             if unit_seconds:
                 batches.append(dict(batch, unit_seconds=unit_seconds))
         if len(earlier):
-            frames.insert(0, earlier)
+            frames = {"": earlier, **frames}
     if markers:
         batches.append(_batch(markers))
     if not frames:
         return None, batches, len(kept) + len(markers)
-    table = pd.concat(frames, ignore_index=True)
+    table = pd.concat(frames.values(), ignore_index=True)
     position = {u.unit_id: i for i, u in enumerate(units)}
     table = table.iloc[table["unit_id"].map(position).argsort(kind="stable")].reset_index(drop=True)
     return table, batches, len(kept) + len(markers)
@@ -204,8 +210,9 @@ def _latency_provenance(table: pd.DataFrame, studies: dict[str, dict[str, Any]])
 def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = False,
           only: set[tuple[str, str | None]] | None = None) -> dict[str, Any]:
     """Write every complete (study, task) table, or those in ``only``, and the latency tables (which every table
-    joins), and update the manifest; returns what was written, incomplete, corrupt, stale, held back, mixed or
-    replaced. Where ``only`` names a latency study, the plan's tables already in ``data_root`` are written too,
+    joins), and update the manifest; returns the tables written, those left unchanged (nothing new: no file is
+    touched), incomplete, stale, held back, mixed or replaced, the corrupt shards discarded, and the committed
+    tables that fail their checksum (``damaged``: left as they are). Where ``only`` names a latency study, the plan's tables already in ``data_root`` are written too,
     so that they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
     overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
@@ -219,8 +226,8 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
     groups: dict[tuple[str, str | None], list[WorkUnit]] = defaultdict(list)
     for unit in plan.units:
         groups[(unit.study, unit.task)].append(unit)
-    report: dict[str, Any] = {"written": {}, "incomplete": {}, "corrupt": [], "stale": {}, "held": {},
-                              "mixed": {}, "replaced": {}}
+    report: dict[str, Any] = {"written": {}, "unchanged": {}, "incomplete": {}, "corrupt": [], "damaged": {},
+                              "stale": {}, "held": {}, "mixed": {}, "replaced": {}}
     if only is not None and any(groups[k][0].scheme == "latency" for k in only if k in groups):
         only = only | {k for k in groups if table_path(plan, *k) in manifest.tables}  # re-join its new columns
     for unit in plan.units:
@@ -237,8 +244,8 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         """Write ``table`` conformed to ``columns`` and enter it in the manifest; returns what was written."""
         relpath = table_path(plan, study, task)
         table = conform(table, relpath, columns)
-        manifest.write_table(relpath, table, provenance)  # entered one at a time: a failure later loses none
-        report["written"][relpath] = len(table)
+        wrote = manifest.write_table(relpath, table, provenance)  # entered one at a time: a failure later loses none
+        report["written" if wrote else "unchanged"][relpath] = len(table)
         return table
 
     def gathered(study: str, task: str | None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
@@ -254,13 +261,10 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         return table, {"study": study, "plan": plan.name, "plan_file": plan.source, "units": len(units),
                        "units_done": done, "complete": done == len(units), **_totals(batches), "batches": batches}
 
-    latency_frames, latency_studies, damaged = [], {}, []
+    latency_frames, latency_studies = [], {}
     for (study, task) in sorted(k for k in groups if groups[k][0].scheme == "latency"):
-        corrupt_before = len(report["corrupt"])
         result = gathered(study, task)
         if result is None:
-            if len(report["corrupt"]) > corrupt_before and table_path(plan, study, task) in manifest.tables:
-                damaged.append(table_path(plan, study, task))  # its committed measurements cannot be read
             continue
         table, provenance = result
         table = write(study, None, table, LATENCY_COLUMNS,  # conformed: every latency column, even unmeasured ones
@@ -279,6 +283,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
             continue
         table, provenance = result
         relpath = table_path(plan, study, task)
+        damaged = sorted(set(report["damaged"]) & {table_path(plan, *k) for k in groups if groups[k][0].scheme == "latency"})
         if damaged:  # its rows would be joined without the measurements that table holds
             report["held"][relpath] = (f"the latency table(s) {', '.join(damaged)} fail their checksum, so its rows "
                                        "would lose latency columns; restore them (git) and merge again")

@@ -164,8 +164,8 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     only = merge(plan, store, tmp_path / "data", only={("sa", "rte")})  # --study sa: its table, and the latency
     assert set(only["written"]) == {"minilm-l6-h384/sa/rte.parquet", "minilm-l6-h384/lat/latency.parquet"}
     report = merge(plan, store, tmp_path / "data")
-    assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet", "minilm-l6-h384/sa/rte.parquet",
-                                      "minilm-l6-h384/lat/latency.parquet"}
+    assert set(report["written"]) == {"minilm-l6-h384/ws/rte.parquet"}  # the other two are merged already
+    assert set(report["unchanged"]) == {"minilm-l6-h384/sa/rte.parquet", "minilm-l6-h384/lat/latency.parquet"}
     merged_store = ShardStore(plan, tmp_path / "work", merged_units(plan, tmp_path / "data"))
     assert merged_store.status(plan.units).splitlines()[-1].split()[:5] == ["total", "0", "4", "0", "0"]  # done and merged
     manifest = Manifest.load(tmp_path / "data")
@@ -201,9 +201,9 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     # a latency study's merge rewrites the plan's tables in data/ (so they copy its columns); the ws table keeps
     # the unit's rows it had, not the corrupt bytes
     report = merge(plan, store, tmp_path / "data", only={("lat", None)})
-    assert set(report["written"]) == {"minilm-l6-h384/lat/latency.parquet", "minilm-l6-h384/sa/rte.parquet",
-                                      "minilm-l6-h384/ws/rte.parquet"}
-    assert report["corrupt"] and report["written"]["minilm-l6-h384/ws/rte.parquet"] == 4
+    assert set(report["unchanged"]) == {"minilm-l6-h384/lat/latency.parquet", "minilm-l6-h384/sa/rte.parquet",
+                                        "minilm-l6-h384/ws/rte.parquet"}  # nothing new: no file was touched
+    assert report["corrupt"] and report["unchanged"]["minilm-l6-h384/ws/rte.parquet"] == 4 and not report["written"]
     manifest = Manifest.load(tmp_path / "data")
     pd.testing.assert_frame_equal(manifest.read("minilm-l6-h384/ws/rte.parquet"), ws)
     wall = manifest.tables["minilm-l6-h384/ws/rte.parquet"]["provenance"]["wall_seconds"]
@@ -224,6 +224,7 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
         assert latency_reference(plan, tmp_path / "data") == {}
     report = merge(plan, store, tmp_path / "data")
     assert "fail their checksum" in report["held"]["minilm-l6-h384/ws/rte.parquet"] and not report["written"]
+    assert set(report["damaged"]) == {"minilm-l6-h384/sa/rte.parquet", "minilm-l6-h384/lat/latency.parquet"}
 
 
 def test_a_table_and_its_manifest_entry_are_written_as_one_step(tmp_path, monkeypatch):
@@ -315,7 +316,7 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
         draw(plan, plan.units, data, 0)
 
     written = (data / relpath).read_bytes()
-    assert merge(plan, second, data)["written"][relpath] == 4  # merging again changes nothing
+    assert merge(plan, second, data)["unchanged"][relpath] == 4  # merging again changes nothing
     assert (data / relpath).read_bytes() == written
     third = ShardStore(plan, tmp_path / "work5")  # a rerun of ws1 on a super-network that came out different
     assert execute_unit(plan, third, ws1, str(glue), "cpu") == "ran"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import write_atomic
 from ..provenance import sha256_file
 
 
@@ -14,12 +16,19 @@ class ChecksumError(ValueError):
     """A table file's bytes do not match the checksum recorded for it."""
 
 
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The bytes of ``frame`` as a Parquet file, as :func:`write_parquet` writes them (the same frame gives the same
+    bytes, so that a table written again unchanged keeps its checksum)."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> str:
     """Write ``frame`` to ``path`` atomically (no half-written file survives a crash); returns its SHA-256."""
-    with atomic_path(path) as staging:
-        frame.to_parquet(staging, index=False, engine="pyarrow")
-        digest = sha256_file(staging)
-    return digest
+    data = parquet_bytes(frame)
+    write_atomic(path, lambda staging: staging.write_bytes(data))
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_parquet(path: str | Path, sha256: str | None = None) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import pandas as pd
 from ..paths import data_dir as default_data_dir
 from ..provenance import now, sha256_file
 from ..atomic import write_atomic
-from .files import ChecksumError, read_parquet, write_parquet
+from .files import ChecksumError, parquet_bytes, read_parquet
 from .schema import SCHEMA_VERSION
 
 MANIFEST_FILE = "MANIFEST.json"
@@ -65,20 +66,29 @@ class Manifest:
                 values = frame[name].dropna().unique()
                 if len(values):  # a column that is empty here (e.g. supernetwork_space of standalone runs) is no key
                     keys[name] = str(values[0]) if len(values) == 1 else sorted(map(str, values))
-        self.tables[relpath] = {**keys, "sha256": sha256, "rows": int(len(frame)),
-                                "provenance": {k: v for k, v in provenance.items() if k not in keys}}
+        entry = {**keys, "sha256": sha256, "rows": int(len(frame)),
+                 "provenance": {k: v for k, v in provenance.items() if k not in keys}}
+        self.tables[relpath] = json.loads(json.dumps(entry, default=str))  # as save() writes it and load() reads it
 
-    def write_table(self, relpath: str, frame: pd.DataFrame, provenance: dict[str, Any]) -> None:
+    def write_table(self, relpath: str, frame: pd.DataFrame, provenance: dict[str, Any]) -> bool:
         """Write ``frame`` as table ``relpath`` and enter it (see :meth:`record`), the two as one step: the table
         is written beside its place (``<relpath>.pending``), the manifest saved, then the table moved into place.
-        A write interrupted before that move is completed or undone by :meth:`finish_interrupted`."""
+        A write interrupted before that move is completed or undone by :meth:`finish_interrupted`. Returns False,
+        touching no file, when the manifest already holds this very entry (same bytes, same provenance) and the
+        file has those bytes."""
         target = self.root / relpath
+        earlier = self.tables.get(relpath)
+        data = parquet_bytes(frame)
+        self.record(relpath, frame, hashlib.sha256(data).hexdigest(), provenance)
+        if earlier == self.tables[relpath] and target.is_file() and sha256_file(target) == earlier["sha256"]:
+            return False
         pending = target.with_name(target.name + PENDING)
-        self.record(relpath, frame, write_parquet(frame, pending), provenance)
+        write_atomic(pending, lambda staging: staging.write_bytes(data))
         if target.exists():  # the table keeps its permissions (a cluster's group may share the tables)
             os.chmod(pending, target.stat().st_mode & 0o7777)
         self.save()
         os.replace(pending, target)
+        return True
 
     def finish_interrupted(self) -> list[str]:
         """Complete the table writes that :meth:`write_table` began and did not finish: a ``.pending`` table whose
