@@ -304,7 +304,8 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
                                # latency units hash [training] too (edition 1's ids were made so): changing
                                # the training settings re-times the latency studies
                                "caps": plan.caps_for(task) if task else None,
-                               "training": _hashed(plan.training, TRAINING_DEFAULTS),
+                               # the unit's epochs win over [training]'s (as the units run them)
+                               "training": _hashed({**plan.training, "epochs": epochs}, TRAINING_DEFAULTS),
                                "strategy_settings": (None if settings is None
                                                      else _hashed(settings, STRATEGY_DEFAULTS)),
                                "latency": [list(plan.latency_batch_sizes), plan.latency_repeats]

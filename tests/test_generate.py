@@ -70,6 +70,12 @@ def test_unit_ids_hash_settings_not_how_they_are_written():
     batches = [u.unit_id for u in parse_plan(dict(bare, eval_batch_size=64)).units]
     assert all(a != b for a, b in zip(batches[:-1], ids[:-1]))
     assert batches[-1] == ids[-1]  # not the latency unit's: it times its own batches
+    overridden = copy.deepcopy(bare)  # [training] epochs that every study overrides: the same work, the same ids
+    overridden["training"]["epochs"] = 9
+    for study in overridden["study"]:
+        if study["scheme"] != "latency":
+            study.setdefault("epochs", TRAINING_DEFAULTS["epochs"])  # the epochs it had
+    assert [u.unit_id for u in parse_plan(overridden).units][:-1] == ids[:-1]
 
 
 def test_grid_and_selections():
