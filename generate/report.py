@@ -6,8 +6,9 @@
 The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
 in the README, and the unpruned-model sanity check (next to the errors of the best constant predictor and
 of the paper's BERT-base) the text between ``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``, and
-the error-against-size table the text between ``<!-- sizes:start -->`` and ``<!-- sizes:end -->``.
-Plots: validation error against parameter fraction, one point per grid configuration.
+the error-against-size table the text between ``<!-- sizes:start -->`` and ``<!-- sizes:end -->``, and
+the float32-against-bf16 comparison of standalone runs the text between ``<!-- dtypes:start -->`` and
+``<!-- dtypes:end -->``. Plots: validation error against parameter fraction, one point per grid configuration.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.plots import figure, finish
@@ -27,6 +29,7 @@ from plm_nasbench.atomic import replace_block
 START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->"
 SIZES_START, SIZES_END = "<!-- sizes:start -->", "<!-- sizes:end -->"
+DTYPES_START, DTYPES_END = "<!-- dtypes:start -->", "<!-- dtypes:end -->"
 SIZE_STUDIES = ("ws-small-grid", "ws-small-holdout")
 GRID_STUDY = "ws-small-grid"
 UNPRUNED_STUDIES = ("standalone-unpruned", "standalone-unpruned-fp32")
@@ -166,6 +169,34 @@ def sizes_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
     return "\n".join(lines)
 
 
+def dtypes_markdown(manifest: Manifest) -> str:
+    """Per task, the standalone runs made in both float32 and bf16 (same configuration, seed and epoch, any
+    study): how many curves, how often the two give the same error, their mean and largest difference, and the
+    Kendall tau between the two dtypes' last-epoch validation errors over the configurations."""
+    frames = [manifest.read(p) for p in manifest.find(scheme="standalone")]
+    keys = ["task", "config_id", "seed", "epoch"]
+    lines = ["| task | curves | epochs | valid error: same / mean abs diff / max | "
+             "test error: same / mean abs diff / max | Kendall tau, last-epoch valid error |",
+             "|---|---|---|---|---|---|"]
+    if frames:
+        rows = pd.concat(frames, ignore_index=True).drop_duplicates(keys + ["dtype"])
+        pairs = rows[rows["dtype"] == "bfloat16"].merge(rows[rows["dtype"] == "float32"], on=keys,
+                                                         suffixes=("_bf16", "_fp32"))
+        for task, both in pairs.groupby("task"):
+            cells = [task, f"{len(both.groupby(['config_id', 'seed'])):,}", str(both["epoch"].nunique())]
+            for column in ("valid_error", "test_error"):
+                diff = (both[f"{column}_bf16"] - both[f"{column}_fp32"]).abs()
+                cells.append(f"{int((diff < 1e-9).sum())} of {len(diff)} / {diff.mean():.4f} / {diff.max():.4f}")
+            last = both[both["epoch"] == both["epoch"].max()]
+            tau = (kendalltau(last["valid_error_bf16"], last["valid_error_fp32"]).statistic
+                   if len(last) >= 3 else float("nan"))
+            cells.append("n/a (fewer than 3 curves)" if np.isnan(tau) else f"{tau:.3f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        lines.append("| (no standalone runs in both dtypes yet) |" + " |" * 5)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m generate.report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
@@ -187,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     readme = Path(args.readme)
     text = readme.read_text() if readme.is_file() else ""
     lacking = [f"{start} ... {end}" for start, end in ((START, END), (UNPRUNED_START, UNPRUNED_END),
-                                                        (SIZES_START, SIZES_END)) if start not in text or end not in text]
+                                                        (SIZES_START, SIZES_END), (DTYPES_START, DTYPES_END))
+               if start not in text or end not in text]
     if lacking:  # checked before any block is written, so that a README is never left half updated
         parser.exit(2, f"error: {readme} lacks the block(s) {'; '.join(lacking)} that this command rewrites\n")
     manifest = Manifest.load(args.data)
@@ -197,11 +229,14 @@ def main(argv: list[str] | None = None) -> None:
     replace_block(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
     sizes = sizes_markdown(manifest, Path(args.reference_sizes))
     replace_block(Path(args.readme), SIZES_START, SIZES_END, sizes)
+    dtypes = dtypes_markdown(manifest)
+    replace_block(Path(args.readme), DTYPES_START, DTYPES_END, dtypes)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")
     print(table)
     print(unpruned)
     print(sizes)
+    print(dtypes)
 
 
 if __name__ == "__main__":

@@ -604,3 +604,23 @@ def test_the_report_refuses_a_readme_without_its_blocks_before_writing_any(tmp_p
         report_main(["--readme", str(readme), "--plots", str(tmp_path / "plots")])
     assert exit_info.value.code == 2 and "lacks the block(s) <!-- unpruned:start -->" in capsys.readouterr().err
     assert "old" in readme.read_text() and not (tmp_path / "plots").exists()  # nothing written
+
+
+def test_the_dtype_comparison_pairs_runs_of_one_configuration_seed_and_epoch(tmp_path):
+    """Rows of both dtypes pair up by (task, config, seed, epoch) across studies; the rest are left out."""
+    from conftest import synthetic_rows
+    from generate.report import dtypes_markdown
+    from plm_nasbench.tables import write_parquet
+
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    configs = select_configs(space, {"kind": "sample", "n": 4, "seed": 0})
+    fp32 = synthetic_rows(space, configs, "fp32").assign(scheme="standalone")
+    bf16 = synthetic_rows(space, configs[:3], "bf16").assign(scheme="standalone", dtype="bfloat16")
+    bf16.loc[0, "valid_error"] += 0.01  # one run of the three comes out 0.01 apart
+    manifest = Manifest(tmp_path)
+    for study, frame in (("fp32", fp32), ("bf16", bf16)):
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        manifest.record(relpath, frame, write_parquet(frame, tmp_path / relpath), {"study": study})
+    lines = dtypes_markdown(manifest).splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| rte | 3 | 1 | 2 of 3 / 0.0033 / 0.0100 | 3 of 3 / 0.0000 /")
+    assert "(no standalone runs in both dtypes yet)" in dtypes_markdown(Manifest(tmp_path / "empty"))
