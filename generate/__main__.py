@@ -36,13 +36,13 @@ def _positive_hours(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m generate", description=__doc__)
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m generate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("plan", "list the plan's work units"), ("run", "run the pending units (resumes)"),
                        ("status", "count done, pending and corrupt units per study"),
                        ("merge", "merge finished shards into data/ tables and the manifest"),
                        ("verify", "compute committed rows again and compare (reproducibility check)")):
-        cmd = sub.add_parser(name, help=text, description=text)
+        cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         cmd.add_argument("plan", help="plan file (TOML)")
         cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
                          help=f"folder of shards and locks (default ${WORK_ENV} or ./work)")
@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "merge":
             cmd.add_argument("--partial", action="store_true", help="also write tables whose units are not all done")
     text = "list the super-networks cached on this machine and the table rows each made"
-    cache = sub.add_parser("cache", help=text, description=text)
+    cache = sub.add_parser("cache", help=text, description=text, allow_abbrev=False)
     cache.add_argument("--data", default=None, help="tables folder (default: $PLM_NASBENCH_DATA, else the package's "
                                                     "data/)")
     cache.add_argument("--cache-dir", default=None, help="cache folder (default $PLM_NASBENCH_CACHE or the user cache)")
@@ -198,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     git_commit()  # pinned now, so that results name the code this process loaded even if the checkout moves on
     if args.command == "cache":
         frame = cache_report(args.data or default_data_dir(), args.cache_dir)
-        print(frame.drop(columns="folder").to_string(index=False, na_rep="-") if len(frame) else "no super-network is cached here")
+        from plm_nasbench.paths import cache_dir
+
+        print(frame.drop(columns="folder").to_string(index=False, na_rep="-") if len(frame)
+              else f"no super-network is cached in {args.cache_dir or cache_dir()} (--cache-dir, $PLM_NASBENCH_CACHE)")
         return 0
     try:
         plan = load_plan(args.plan)

@@ -1,7 +1,7 @@
 """The README's coverage tables (from ``data/MANIFEST.json``) and one plot per task of the ``small`` grid.
 
     python -m generate.report [--data data] [--readme README.md] [--plots docs/plots] [--data-dir ../shared/datasets]
-                              [--reference CSV] [--reference-sizes CSV]
+                              [--reference CSV] [--reference-sizes CSV] [--allow-missing]
 
 The coverage table replaces the text between ``<!-- coverage:start -->`` and ``<!-- coverage:end -->``
 in the README, and the unpruned-model sanity check (next to the errors of the best constant predictor and
@@ -198,7 +198,7 @@ def dtypes_markdown(manifest: Manifest) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m generate.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m generate.report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--plots", default="docs/plots")
@@ -209,12 +209,19 @@ def main(argv: list[str] | None = None) -> None:
                         help="the paper's weight-sharing error-against-size results (CSV), for the sizes table")
     parser.add_argument("--data-dir", default="../shared/datasets",
                         help="task data (GLUE layout), for the constant predictor's error in the sanity-check table")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="write the README blocks even when a reference or the task data is missing (their "
+                             "columns then read n/a); without it, a missing input is an error and nothing is written")
     args = parser.parse_args(argv)
-    for flag, path, lost in (("--reference", args.reference, "the paper's column of the sanity-check table"),
-                             ("--reference-sizes", args.reference_sizes, "the paper's columns of the sizes table"),
-                             ("--data-dir", args.data_dir, "the constant predictor's column")):
-        if not Path(path).exists():
-            print(f"warning: {flag} {path} does not exist: {lost} will read n/a", file=sys.stderr)
+    missing = [f"{flag} {path} does not exist: {lost} would read n/a" for flag, path, lost in (
+        ("--reference", args.reference, "the paper's column of the sanity-check table"),
+        ("--reference-sizes", args.reference_sizes, "the paper's columns of the sizes table"),
+        ("--data-dir", args.data_dir, "the constant predictor's column")) if not Path(path).exists()]
+    if missing and not args.allow_missing:  # the committed README's columns would be overwritten with n/a
+        parser.exit(2, "error: " + "; ".join(missing) + ". Give the paths (the defaults assume the checkout beside "
+                    "shared/), or --allow-missing\n")
+    for problem in missing:
+        print(f"warning: {problem}", file=sys.stderr)
     readme = Path(args.readme)
     text = readme.read_text() if readme.is_file() else ""
     lacking = [f"{start} ... {end}" for start, end in ((START, END), (UNPRUNED_START, UNPRUNED_END),

@@ -223,20 +223,20 @@ def _add_model_and_space(command: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plm-nasbench``."""
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(allow_abbrev=False, 
         prog="plm-nasbench",
         description="Benchmark for multi-objective NAS as structural pruning of fine-tuned language models.",
     )
     parser.add_argument("--version", action="version", version=f"plm_nasbench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    info = commands.add_parser("info", help="list models, search spaces, tasks and the tables present")
+    info = commands.add_parser("info", allow_abbrev=False, help="list models, search spaces, tasks and the tables present")
     info.add_argument("--model", default="minilm-l6-h384", choices=sorted(MODELS),
                       help="model whose search spaces are described (default: %(default)s)")
     _add_folders(info, surrogates=False)
     info.set_defaults(handler=_info)
     for name, text in (("query", "objectives of one configuration"),
                        ("pareto", "the table's Pareto front (non-dominated configurations)")):
-        cmd = commands.add_parser(name, help=text, description=text)
+        cmd = commands.add_parser(name, help=text, description=text, allow_abbrev=False)
         cmd.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
         _add_model_and_space(cmd)
         cmd.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"],
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--objectives", default="valid_error,params_fraction",
                              help="comma-separated objectives (default: %(default)s)")
             cmd.set_defaults(handler=_pareto)
-    sim = commands.add_parser("simulate", help="compare optimizers in simulated time on the tables",
+    sim = commands.add_parser("simulate", allow_abbrev=False, help="compare optimizers in simulated time on the tables",
                               description="compare optimizers in simulated time on the tables")
     sim.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
     sim.add_argument("--methods", default="rs,ls,morea,ehvi,moasha",

@@ -261,15 +261,17 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m plm_nasbench.findings", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(default_data_dir()))
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m plm_nasbench.findings", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(default_data_dir()), help="tables folder (default: %(default)s)")
     parser.add_argument("--surrogates", default=None, help="surrogates folder (default: the package's)")
     parser.add_argument("--tasks", default=None, help="comma-separated (default: every task with a table)")
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--evaluations", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--readme", default="README.md")
-    parser.add_argument("--plots", default="docs/plots")
+    parser.add_argument("--seeds", type=int, default=10, help="optimizer runs per method and task (default 10)")
+    parser.add_argument("--evaluations", type=int, default=100,
+                        help="evaluations per random-search run (default 100)")
+    parser.add_argument("--workers", type=int, default=1, help="processes running the simulations (default 1)")
+    parser.add_argument("--readme", default="README.md", help="README whose findings block is rewritten "
+                                                              "(default README.md)")
+    parser.add_argument("--plots", default="docs/plots", help="folder of the findings' plots (default docs/plots)")
     args = parser.parse_args(argv)
     manifest = Manifest.load(args.data)
     tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 
-_LIBRARIES = ("torch", "transformers", "numpy", "pandas")
+_LIBRARIES = ("torch", "transformers", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "xgboost")
 
 
 @functools.lru_cache(maxsize=1)

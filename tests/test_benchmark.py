@@ -130,7 +130,7 @@ def test_auto_leaves_out_a_surrogate_fitted_on_other_tables(tables, tmp_path):
         why = "another version of" if case == "changed" else ".*, which .* does not hold"
         with pytest.warns(UserWarning, match=f"surrogate in .*weight_sharing.* is left out: it learned from {why}"):
             bench = Benchmark("rte", data=data, surrogates=surrogates)
-        with pytest.raises(ConfigNotInTableError, match="no surrogate covers this benchmark"):
+        with pytest.raises(ConfigNotInTableError, match="the surrogate in .* was left out .* rebuild the surrogates"):
             bench.query(off_table)
         listing = Benchmark.available(data, surrogates).set_index(["task", "scheme"])
         assert not listing.loc[("rte", "weight_sharing"), "surrogate"] and listing.loc[("rte", "standalone"), "surrogate"]
@@ -156,20 +156,56 @@ def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(
     root, _, _, _, _ = tables
     manifest = Manifest.load(root)
     grid_path, curves_path = "minilm-l6-h384/ws-small-grid/rte.parquet", "minilm-l6-h384/standalone-small/rte.parquet"
-    record = {"train_table": curves_path, "train_sha256": manifest.tables[curves_path]["sha256"],
+    key = {"model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "standalone", "strategy": "none"}
+    record = {"train_tables": {curves_path: manifest.tables[curves_path]["sha256"]}, "train_key": key,
               "latency_table": grid_path, "latency_sha256": manifest.tables[grid_path]["sha256"]}
     record |= {"units_knots": [0, 1536], "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None, "floors": {}}
-    cases = [(record, None), ({**record, "latency_sha256": "0" * 64}, f"another version of {grid_path}"),
-             ({k: v for k, v in record.items() if k != "epochs"}, "an older plm_nasbench built it (it lacks epochs)"),
-             ({**record, "latency_table": "minilm-l6-h384/gone/latency.parquet"}, "gone/latency.parquet, which"),
-             ({k: v for k, v in record.items() if not k.startswith("train")}, "an older plm_nasbench built it (it "
-                                                                               "lacks train_table)")]
-    for i, (fields, reason) in enumerate(cases):
+    added = Manifest(root, dict(manifest.tables))  # a second standalone table of rte: its rows could serve now
+    added.tables["minilm-l6-h384/curves-fp32/rte.parquet"] = manifest.tables[curves_path]
+    cases = [(record, manifest, None),
+             ({**record, "latency_sha256": "0" * 64}, manifest, f"another version of {grid_path}"),
+             ({**record, "train_tables": {curves_path: "0" * 64}}, manifest, f"another version of {curves_path}"),
+             ({k: v for k, v in record.items() if k != "epochs"}, manifest,
+              "an older plm_nasbench built it (it lacks epochs)"),
+             ({**record, "latency_table": "minilm-l6-h384/gone/latency.parquet"}, manifest, "gone/latency.parquet, which"),
+             ({k: v for k, v in record.items() if not k.startswith("train")}, manifest,
+              "an older plm_nasbench built it (it lacks train_tables)"),
+             (record, added, "curves-fp32/rte.parquet came after it")]
+    for i, (fields, held, reason) in enumerate(cases):
         folder = tmp_path / str(i)
         folder.mkdir()
         (folder / "surrogate.json").write_text(json.dumps(fields))
-        found = fitted_elsewhere(folder, manifest)
+        found = fitted_elsewhere(folder, held)
         assert found is None if reason is None else reason in found
+
+
+def test_a_standalone_surrogate_learns_the_curves_the_table_serves(tables, tmp_path):
+    """Curves of two dtypes: the surrogate learns from the dtype the table answers with (the one with more rows),
+    and its out-of-data radius is measured between configurations, not between epochs of one."""
+    from plm_nasbench.surrogates.build import build
+
+    root, _, _, _, _ = tables
+    curves = Manifest.load(root).read("minilm-l6-h384/standalone-small/rte.parquet")
+    data = tmp_path / "data"
+    own = Manifest.load(data)
+    ids = curves["config_id"].unique()
+    for study, frame in (("standalone-small", curves[curves["config_id"].isin(ids[:15])].assign(dtype="bfloat16")),
+                         ("standalone-small-fp32", curves)):
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        own.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+    own.save()
+    report = build(data, tmp_path / "out", n_members=1)
+    entry = report["surrogates"][0]
+    assert entry["train_dtype"] == "float32" and entry["train_configs"] == len(ids) == 60
+    assert set(entry["train_tables"]) == {"minilm-l6-h384/standalone-small/rte.parquet",
+                                          "minilm-l6-h384/standalone-small-fp32/rte.parquet"}
+    bench = Benchmark("rte", scheme="standalone", data=data, surrogates=tmp_path / "out")
+    assert bench.query(json.loads(curves["config"].iloc[0]))["source"] == "table"
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    surrogate = SmallSpaceSurrogate.load(tmp_path / "out/minilm-l6-h384/standalone/none/rte", space)
+    encoded = surrogate.train_x
+    gaps = np.linalg.norm(encoded[:, None] - encoded[None], axis=-1) + np.eye(len(encoded)) * 9
+    assert surrogate.metadata["configs"] == 60 and surrogate.metadata["ood_radius"] == pytest.approx(gaps.min(1).max())
 
 
 def test_errors_say_what_answers_instead(tables, tmp_path):
@@ -297,6 +333,13 @@ def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, t
     root, surrogates, _, _, _ = tables
     copy = tmp_path / "surrogates"
     shutil.copytree(surrogates, copy)
+    member = copy / "minilm-l6-h384/weight_sharing/full/rte/valid_error/member0.ubj.gz"
+    damaged = bytearray(member.read_bytes())
+    damaged[len(damaged) // 2] ^= 1  # one flipped bit: caught before XGBoost reads the file
+    member.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"valid_error/member0.ubj.gz: SHA-256 is .* damaged or was changed"):
+        Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+    shutil.copy(surrogates / "minilm-l6-h384/weight_sharing/full/rte/valid_error/member0.ubj.gz", member)
     (copy / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz").unlink()
     with pytest.raises(FileNotFoundError, match=r"test_error lacks member1.ubj.gz"):
         Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
@@ -363,7 +406,7 @@ def test_the_builder_learns_from_the_studies_it_is_told_and_never_replaces_the_p
     main(["--data", str(data), "--out", str(tmp_path / "out"), "--standalone-study", "curves", "--members", "1"])
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert [(e["task"], e["scheme"]) for e in report["surrogates"]] == [("rte", "standalone")]
-    assert "`curves` configurations" in (tmp_path / "out/REPORT.md").read_text()
+    assert "(studies `curves`, one dtype per task)" in (tmp_path / "out/REPORT.md").read_text()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # fitted on these very tables: auto takes it
         bench = Benchmark("rte", scheme="standalone", data=data, surrogates=tmp_path / "out")
@@ -666,7 +709,7 @@ def test_surrogates_answer_the_fidelities_and_costs_of_their_tables(tables):
 def test_arguments_that_mean_nothing_for_a_benchmark_are_refused(tables):
     root, surrogates, _, grid, _ = tables
     for kwargs in ({"strategy": "sandwich"}, {"supernetwork_space": "layer"}):
-        with pytest.raises(ValueError, match="scheme='standalone' .* no super-network: leave strategy"):
+        with pytest.raises(ValueError, match=f"scheme=.standalone. .* no super-network: leave {next(iter(kwargs))}"):
             Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates, **kwargs)
     standalone = Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates)
     again = Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates,  # as it reports itself

@@ -601,9 +601,13 @@ def test_the_report_refuses_a_readme_without_its_blocks_before_writing_any(tmp_p
     readme = tmp_path / "README.md"
     readme.write_text("# mine\n<!-- coverage:start -->\nold\n<!-- coverage:end -->\n")
     with pytest.raises(SystemExit) as exit_info:
-        report_main(["--readme", str(readme), "--plots", str(tmp_path / "plots")])
+        report_main(["--readme", str(readme), "--plots", str(tmp_path / "plots"), "--allow-missing"])
     assert exit_info.value.code == 2 and "lacks the block(s) <!-- unpruned:start -->" in capsys.readouterr().err
     assert "old" in readme.read_text() and not (tmp_path / "plots").exists()  # nothing written
+    with pytest.raises(SystemExit) as exit_info:  # a missing reference would turn committed columns into n/a
+        report_main(["--readme", str(readme), "--plots", str(tmp_path / "plots"), "--reference", str(tmp_path / "no.csv")])
+    assert exit_info.value.code == 2 and f"--reference {tmp_path / 'no.csv'} does not exist" in capsys.readouterr().err
+    assert "old" in readme.read_text() and not (tmp_path / "plots").exists()
 
 
 def test_the_dtype_comparison_pairs_runs_of_one_configuration_seed_and_epoch(tmp_path):

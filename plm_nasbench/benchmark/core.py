@@ -7,7 +7,7 @@ import functools
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,58 +20,13 @@ from ..paths import data_dir as default_data_dir
 from ..paths import DATA_ENV, SURROGATES_ENV, surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
-from ..tables import SCHEMES, Manifest, supernetwork_seconds
+from ..tables import SCHEMES, Manifest, served_rows, supernetwork_seconds
 from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs
 
 BACKENDS = ("auto", "table", "surrogate", "live")
 #: The super-network strategies of :mod:`plm_nasbench.training.strategies`, named here so that the query path
 #: does not import torch (a test checks that the two agree).
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
-
-
-def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of one super-network per seed: where tables hold several for one seed (a strategy trained again,
-    e.g. on another machine, for the strategy ablation), the one with the most rows answers (ties: the smaller
-    id), so that no answer mixes sub-networks of different super-networks; rows without a ``supernetwork_id``
-    (made before it was recorded) count as one. Dropped rows are named in a warning."""
-    if "supernetwork_id" not in frame:
-        return frame
-    ids = frame["supernetwork_id"].astype("string").fillna("")
-    sizes = pd.DataFrame({"seed": frame["seed"], "id": ids}).value_counts().reset_index(name="rows")
-    chosen = dict(sizes.sort_values(["seed", "rows", "id"], ascending=[True, False, True])
-                  .drop_duplicates("seed")[["seed", "id"]].to_numpy())
-    keep = (ids == frame["seed"].map(chosen)).to_numpy()
-    if not keep.all():
-        dropped = frame[~keep].assign(id=ids[~keep]).groupby(["seed", "id", "_study"]).size()
-        warnings.warn(f"{int((~keep).sum())} rows come from other super-networks than the one with the most rows "
-                      f"of their seed and are left out: " + ", ".join(
-                          f"seed {s}, id {i or 'missing'} ({n} rows of {study})" for (s, i, study), n in dropped.items())
-                      + " (`Manifest.load(data).find(study=...)` finds a study's own table)", stacklevel=5)
-    return frame[keep]
-
-
-def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: str, strategy: str,
-                supernetwork_space: str | None,
-                read: Callable[[str], pd.DataFrame] | None = None) -> pd.DataFrame | None:
-    """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
-    rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
-    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch). ``read`` (default
-    ``manifest.read``) reads one table; it is not modified."""
-    paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
-    if not paths:
-        return None
-    read = read or manifest.read
-    frame = pd.concat([read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
-                      ignore_index=True)
-    keep = (frame["strategy"] == strategy) & (frame["search_space"] == space)
-    if supernetwork_space is not None:
-        keep &= frame["supernetwork_space"] == supernetwork_space
-    frame = frame[keep]
-    if frame.empty:
-        return None
-    frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
-    frame = _one_supernetwork_per_seed(frame)
-    return frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
 
 
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
@@ -113,9 +68,11 @@ class Benchmark:
             _check("strategy", strategy, STRATEGIES)
             _check("supernetwork_space", supernetwork_space, list(SEARCH_SPACES))
         elif strategy not in ("full", "none") or supernetwork_space not in ("small", None):
+            given = [f"{name} ({value!r})" for name, value, default in (("strategy", strategy, ("full", "none")),
+                     ("supernetwork_space", supernetwork_space, ("small", None))) if value not in default]
             raise ValueError(f"scheme='standalone' fine-tunes each sub-network alone, so it has no super-network: "
-                             f"leave strategy ({strategy!r}) and supernetwork_space ({supernetwork_space!r}) out "
-                             "(or give 'none' and None, as the benchmark reports them)")
+                             f"leave {' and '.join(given)} out (strategy 'none' and supernetwork_space None are "
+                             "what the benchmark reports)")
         self.task, self.model, self.scheme, self.backend = task, model, scheme, backend
         #: The arguments that rebuild this benchmark (e.g. in worker processes).
         self.init_args = {"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
@@ -190,8 +147,10 @@ class Benchmark:
         folder = surrogate_folder(self._surrogate_root, self.model, self.scheme, self.strategy, self.task)
         if not (folder / "surrogate.json").is_file():
             if required:
-                raise FileNotFoundError(f"no surrogate for {self.task}/{self.scheme}/{self.strategy} in {folder}; "
-                                        "build them with `python -m plm_nasbench.surrogates`")
+                raise FileNotFoundError(f"no surrogate for {self.task}/{self.scheme}/{self.strategy} in {folder} "
+                                        "(`Benchmark.available()` lists the benchmarks that have one); surrogates "
+                                        "are built from a task's `small` grid or standalone curves by `python -m "
+                                        "plm_nasbench.surrogates`")
             return None
         if self._manifest is not None and (reason := fitted_elsewhere(folder, self._manifest)):
             warnings.warn(f"the surrogate in {folder} is left out: {reason}. backend='auto' answers from the tables "
@@ -322,6 +281,10 @@ class Benchmark:
         if self.backend == "table" and isinstance(self.space, SmallSpace) and self.supernetwork_space in (None, "small"):
             return ("backend='surrogate' or 'auto' predicts it where a surrogate exists (`Benchmark.available()` "
                     "lists them); backend='live' evaluates it for real")
+        if self._left_out is not None:
+            return (f"the surrogate in {self._left_out} was left out (see the warning when this benchmark was made: "
+                    "rebuild the surrogates with `python -m plm_nasbench.surrogates`); backend='live' evaluates it "
+                    "for real")
         return ("no surrogate covers this benchmark (`Benchmark.available()` lists those that have one); "
                 "backend='live' evaluates it for real")
 

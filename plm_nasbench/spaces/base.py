@@ -130,7 +130,8 @@ class SearchSpace(ABC):
         missing = [k for k in expected if k not in config]
         extra = [str(k) for k in config if k not in expected]
         if missing:
-            raise self._error(f"missing field(s) {', '.join(missing)}; expected fields: {', '.join(expected)}")
+            also = f" (and unknown field(s) {', '.join(extra)})" if extra else ""
+            raise self._error(f"missing field(s) {', '.join(missing)}{also}; expected fields: {', '.join(expected)}")
         if extra:
             raise self._error(f"unknown field(s) {', '.join(extra)}; expected fields: {', '.join(expected)}")
 

@@ -4,10 +4,11 @@
 
 For every task with a ``small`` grid table (study ``ws-small-grid``) the weight-sharing surrogate is fitted
 on the grid and scored on the full-resolution hold-out configurations (study ``ws-small-holdout``), which it
-never sees; for every task with standalone learning curves (``standalone-small``) a standalone surrogate
-(epoch as a feature) is scored on a fifth of its configurations held out, then refitted on all. Tables of
-other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``, ``--standalone-study``,
-``--latency-study``). Scores:
+never sees; for every task with standalone learning curves (``standalone-small``, ``standalone-small-fp32``)
+a standalone surrogate (epoch as a feature) learns from the curves the query API's table serves (one dtype:
+see :func:`plm_nasbench.tables.served_rows`), scored on a fifth of their configurations held out, then refitted
+on all. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``,
+``--standalone-study`` with a comma-separated list, ``--latency-study``). Scores:
 R^2, Spearman, Kendall tau and MAE per learned objective. Writes ``<out>/<model>/<scheme>/<strategy>/<task>/``,
 ``<out>/report.json`` and ``<out>/REPORT.md``.
 """
@@ -30,13 +31,14 @@ from ..paths import PACKAGE_DATA, PACKAGE_SURROGATES, SURROGATES_ENV, surrogates
 from ..paths import data_dir as default_data_dir
 from ..provenance import environment, now
 from ..spaces import get_search_space
-from ..tables import Manifest
+from ..tables import Manifest, served_rows
 from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid,
-#: its full-resolution hold-out, the standalone learning curves, and the latency of the grid's configurations
-#: (which the grid table carries too; standalone surrogates learn latency from it).
-STUDIES = {"grid": "ws-small-grid", "holdout": "ws-small-holdout", "standalone": "standalone-small",
+#: its full-resolution hold-out, the standalone learning curves (comma-separated: several studies, e.g. one per
+#: dtype), and the latency of the grid's configurations (which the grid table carries too; standalone surrogates
+#: learn latency from it).
+STUDIES = {"grid": "ws-small-grid", "holdout": "ws-small-holdout", "standalone": "standalone-small,standalone-small-fp32",
            "latency": "latency-small-grid"}
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
@@ -77,45 +79,93 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
 
 def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
     """Why the surrogate saved in ``folder`` does not serve the tables of ``manifest`` (None when it does): an
-    older plm_nasbench wrote it, or the table it learned from (and, for standalone surrogates, the latency table),
-    named with its SHA-256 in ``surrogate.json``, is missing from that data folder or has changed since."""
+    older plm_nasbench wrote it, or a table it learned from (``train_tables`` and, for standalone surrogates, the
+    latency table, named with their SHA-256 in ``surrogate.json``) is missing from that data folder or has changed
+    since, or (standalone) a table was added that the rows it learned from are chosen among (``train_key``)."""
     record = json.loads((Path(folder) / "surrogate.json").read_text())
-    if "train_table" not in record or outdated(record):
-        return "an older plm_nasbench built it (it lacks " + ", ".join(
-            (["train_table"] if "train_table" not in record else []) + outdated(record)) + "): rebuild it"
-    for kind in ("train", "latency"):
-        relpath, sha256 = record.get(f"{kind}_table"), record.get(f"{kind}_sha256")
-        if relpath is None:
-            continue
+    lacking = outdated(record)
+    if lacking:
+        return f"an older plm_nasbench built it (it lacks {', '.join(lacking)}): rebuild it"
+    learned = dict(record["train_tables"])
+    if record.get("latency_table") is not None:
+        learned[record["latency_table"]] = record.get("latency_sha256")
+    for relpath, sha256 in learned.items():
         entry = manifest.tables.get(relpath)
         if entry is None:
             return f"it learned from {relpath}, which {manifest.root} does not hold"
         if entry.get("sha256") != sha256:
             return (f"it learned from another version of {relpath} (SHA-256 {str(sha256)[:12]}..., "
                     f"{manifest.root} holds {str(entry.get('sha256'))[:12]}...)")
+    added = sorted(set(manifest.find(**record["train_key"])) - set(learned)) if record.get("train_key") else []
+    if added:
+        return f"{', '.join(added)} came after it, and can change which rows the table serves"
     return None
+
+
+def standalone_rows(manifest: Manifest, model: str, task: str,
+                    studies: list[str]) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The learning curves a standalone surrogate of ``task`` learns from: the rows of ``studies`` among those the
+    query API's standalone ``small`` table serves (:func:`plm_nasbench.tables.served_rows`: one dtype, the one
+    with the most rows), or None when there are none; with the manifest keys those rows are chosen by."""
+    key = {"model": model, "task": task, "search_space": "small", "scheme": "standalone", "strategy": "none"}
+    rows = served_rows(manifest, model, task, "small", "standalone", "none", None)
+    if rows is None or not rows["_study"].isin(studies).any():
+        return None
+    return rows[rows["_study"].isin(studies)].drop(columns="_study").reset_index(drop=True), key
 
 
 def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFrame | None = None) -> dict[str, Any]:
     """Quality of every learned objective on ``holdout`` rows (at their largest epoch), the number of rows
     flagged out of data, and the largest relative error of the analytic FLOPs. With the ``grid`` the
     surrogate was fitted on, also the quality of :func:`grid_interpolation` on the same rows
-    (``reference``)."""
+    (``reference``). Per objective, besides all rows: the rows of configurations the fit never saw
+    (``unseen``: neither in ``grid`` nor with 0 layers, which is one network the grid holds), the rows off the
+    objective's plateau (``off_plateau``, where it has one, with ``plateau_agreement``: the share of rows whose
+    answer is the plateau value exactly when the truth is), and ``calibration``: the share of truths within
+    1.96 ensemble standard deviations of the answer, and the Spearman correlation of the absolute error with
+    that standard deviation."""
+    from scipy.stats import spearmanr
+
     if holdout.empty:
         return {"holdout_rows": 0, "objectives": {}}
     holdout = holdout[holdout["epoch"] == holdout["epoch"].max()]
     predicted = surrogate.predict(holdout[list(FIELDS)].to_numpy(), int(holdout["epoch"].max())
                                   if surrogate.max_epoch else None)
+    fields = holdout[list(FIELDS)].to_numpy()
+    unseen = fields[:, 0] > 0  # configurations the fit never saw: not a grid one, not the one 0-layer network
+    if grid is not None:
+        unseen &= ~holdout["config_id"].isin(grid["config_id"]).to_numpy()
     objectives = {}
     for name in (n for n in surrogate.ensembles if n in OBJECTIVES):  # not the plateau indicators
         truth = holdout[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
         keep = np.isfinite(truth)
-        if keep.sum() >= 10:
-            objectives[name] = quality(truth[keep], predicted[name][keep])
-            if grid is not None:
-                reference = grid_interpolation(grid, holdout[list(FIELDS)].to_numpy()[keep], OBJECTIVES[name].column)
-                if np.isfinite(reference).all():
-                    objectives[name]["reference"] = quality(truth[keep], reference)
+        if keep.sum() < 10:
+            continue
+        answer, spread = predicted[name], predicted[f"{name}_std"]
+        reference = grid_interpolation(grid, fields, OBJECTIVES[name].column) if grid is not None else None
+        subsets = {"all": keep, "unseen": keep & unseen}
+        plateau = surrogate.metadata.get("plateaus", {}).get(name)
+        if plateau is not None:
+            subsets["off_plateau"] = keep & (truth != plateau)
+        entry: dict[str, Any] = {}
+        for subset, rows in subsets.items():
+            if rows.sum() < 10:
+                continue
+            found = quality(truth[rows], answer[rows])
+            if reference is not None and np.isfinite(reference[rows]).all():
+                found["reference"] = quality(truth[rows], reference[rows])
+            if subset == "all":
+                entry |= found
+            else:
+                entry[subset] = found
+        error = np.abs(answer[keep] - truth[keep])
+        entry["calibration"] = {  # is the ensemble spread an honest uncertainty?
+            "within_2sd": float(np.mean(error <= 1.96 * spread[keep])),
+            "spearman_error_sd": float(spearmanr(error, spread[keep]).statistic)}
+        if plateau is not None:  # how often the answer is the plateau value exactly when the truth is
+            entry["plateau_agreement"] = float(np.mean((answer[keep] == plateau) == (truth[keep] == plateau)))
+            entry["off_plateau_rows"] = int(subsets["off_plateau"].sum())
+        objectives[name] = entry
     flops = holdout["flops"].to_numpy(dtype=np.float64)
     return {"holdout_rows": int(len(holdout)), "holdout_out_of_data": int(predicted["out_of_data"].sum()),
             "objectives": objectives,
@@ -150,11 +200,12 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     """Fit, score and save a surrogate per (scheme, strategy, task) that has a ``small`` training table.
 
     Weight sharing: fitted on the grid (study ``studies["grid"]``), scored on the full-resolution hold-out
-    (``studies["holdout"]``). Standalone: scored after fitting on 80% of the ``studies["standalone"]``
-    configurations (at the last epoch, on the other 20%), then refitted on all of them; its latency objectives
-    are learned from the grid's latency table (``studies["latency"]``, :func:`grid_latency`). ``studies``
-    overrides roles of :data:`STUDIES`. Returns the report; raises ValueError when ``data_root`` holds neither
-    a grid nor a standalone table of ``model``.
+    (``studies["holdout"]``). Standalone: the curves of the studies ``studies["standalone"]`` (comma-separated)
+    that the query API serves (:func:`standalone_rows`), scored after fitting on 80% of their configurations (at
+    the last epoch, on the other 20%), then refitted on all; its latency objectives are learned from the grid's
+    latency table (``studies["latency"]``, :func:`grid_latency`). ``studies`` overrides roles of :data:`STUDIES`.
+    Returns the report; raises ValueError when ``data_root`` holds neither a grid nor a standalone table of
+    ``model``.
     """
     unknown = set(studies or {}) - set(STUDIES)
     if unknown:
@@ -162,61 +213,80 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     studies = {**STUDIES, **(studies or {})}
     manifest = Manifest.load(data_root)
     held = sorted({str(e.get("study")) for e in manifest.tables.values() if e.get("model") == model})
-    named = [f"{role} study {study!r}" for role, study in studies.items()
-             if study != STUDIES[role] and not manifest.find(study=study, model=model)]
+    named = [f"{role} study {study!r}" for role, value in studies.items() if value != STUDIES[role]
+             for study in value.split(",") if not manifest.find(study=study, model=model)]
     if named:  # a study asked for by name that is not there is a typo, not a role to skip
         raise ValueError(f"{data_root} holds no table of the {', '.join(named)} for model {model!r}; its studies "
                          f"of that model: {', '.join(held) or 'none'}")
-    training = {study: manifest.find(study=studies[study], model=model) for study in ("grid", "standalone")}
-    if not any(training.values()):
+    curves = studies["standalone"].split(",")
+    grids = manifest.find(study=studies["grid"], model=model)
+    standalone_tasks = sorted({manifest.tables[p]["task"] for study in curves for p in manifest.find(study=study, model=model)})
+    if not grids and not standalone_tasks:
         raise ValueError(f"{data_root} holds no table of study {studies['grid']!r} (weight sharing) or "
-                         f"{studies['standalone']!r} (standalone) for model {model!r}; its studies of that model: "
-                         f"{', '.join(held) or 'none'}. Name the studies to learn from with --grid-study and "
+                         f"{' or '.join(map(repr, curves))} (standalone) for model {model!r}; its studies of that "
+                         f"model: {', '.join(held) or 'none'}. Name the studies to learn from with --grid-study and "
                          "--standalone-study")
     report: dict[str, Any] = {"created": now(), "environment": environment(), "model": model,
                               "studies": studies, "surrogates": []}
     timed = grid_latency(manifest, model, studies["latency"])
     latency = timed[1] if timed else None
-    for role in ("grid", "standalone"):
-        for relpath in training[role]:
-            train = manifest.read(relpath)
-            task, scheme = train["task"].iloc[0], train["scheme"].iloc[0]
-            space = get_search_space("small", model, task=task)
-            for strategy, rows in train.groupby("strategy"):
-                entry: dict[str, Any] = {"task": task, "scheme": scheme, "strategy": strategy, "train_table": relpath,
-                                         "train_rows": int(len(rows)), "train_configs": int(rows["config_id"].nunique()),
-                                         "train_sha256": manifest.tables[relpath]["sha256"], "objectives": {}}
-                if role == "grid":
-                    surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members)
-                    holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
-                    if holdouts:
-                        holdout = manifest.read(holdouts[0])
-                        entry |= {"holdout": f"{holdouts[0]} (full-resolution configurations)",
-                                  **score(surrogate, holdout[holdout["strategy"] == strategy], rows)}
-                elif rows["config_id"].nunique() * (1 - STANDALONE_HOLDOUT_SHARE) < MIN_CONFIGS:
-                    entry["skipped_table"] = (f"{rows['config_id'].nunique()} configurations: too few to fit on "
-                                              f"{1 - STANDALONE_HOLDOUT_SHARE:.0%} of them ({MIN_CONFIGS} needed)")
-                    shutil.rmtree(surrogate_folder(out_root, model, scheme, strategy, task), ignore_errors=True)
-                    report["surrogates"].append(entry)
-                    continue
-                else:
-                    fitted, held = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
-                    entry |= {"holdout": f"{held['config_id'].nunique()} of the table's configurations, "
-                                         "last epoch, fitted without them",
-                              **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members, latency=latency),
-                                      held)}
-                    surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency)
-                    if timed:
-                        entry["latency_from"] = studies["latency"]
-                        surrogate.metadata.update(latency_table=timed[0],
-                                                  latency_sha256=manifest.tables[timed[0]]["sha256"])
-                entry["skipped"] = surrogate.metadata["skipped"]
-                surrogate.metadata.update(train_table=relpath, train_sha256=entry["train_sha256"])
-                surrogate.save(surrogate_folder(out_root, model, scheme, strategy, task))
-                report["surrogates"].append(entry)
+    for relpath in grids:
+        train = manifest.read(relpath)
+        task = train["task"].iloc[0]
+        space = get_search_space("small", model, task=task)
+        for strategy, rows in train.groupby("strategy"):
+            entry = _entry(task, "weight_sharing", strategy, rows, {relpath: manifest.tables[relpath]["sha256"]})
+            surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members)
+            holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
+            if holdouts:
+                holdout = manifest.read(holdouts[0])
+                entry |= {"holdout": f"{holdouts[0]} (full-resolution configurations)",
+                          **score(surrogate, holdout[holdout["strategy"] == strategy], rows)}
+            _save(surrogate, entry, out_root, model, report)
+    for task in standalone_tasks:
+        found = standalone_rows(manifest, model, task, curves)
+        if found is None:  # the served dtype has rows of other studies only (e.g. the unpruned runs)
+            continue
+        rows, key = found
+        sources = manifest.find(**key)
+        entry = _entry(task, "standalone", "none", rows, {p: manifest.tables[p]["sha256"] for p in sources})
+        entry["train_dtype"] = str(rows["dtype"].iloc[0])
+        folder = surrogate_folder(out_root, model, "standalone", "none", task)
+        if rows["config_id"].nunique() * (1 - STANDALONE_HOLDOUT_SHARE) < MIN_CONFIGS:
+            entry["skipped_table"] = (f"{rows['config_id'].nunique()} configurations: too few to fit on "
+                                      f"{1 - STANDALONE_HOLDOUT_SHARE:.0%} of them ({MIN_CONFIGS} needed)")
+            shutil.rmtree(folder, ignore_errors=True)
+            report["surrogates"].append(entry)
+            continue
+        space = get_search_space("small", model, task=task)
+        fitted, held_out = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
+        entry |= {"holdout": f"{held_out['config_id'].nunique()} of the table's configurations, "
+                             "last epoch, fitted without them",
+                  **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members, latency=latency), held_out)}
+        surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency)
+        surrogate.metadata["train_key"] = key
+        if timed:
+            entry["latency_from"] = studies["latency"]
+            surrogate.metadata.update(latency_table=timed[0], latency_sha256=manifest.tables[timed[0]]["sha256"])
+        _save(surrogate, entry, out_root, model, report)
     write_atomic(Path(out_root) / "report.json", lambda p: p.write_text(json.dumps(report, indent=2)))
     write_atomic(Path(out_root) / "REPORT.md", lambda p: p.write_text(report_markdown(report)))
     return report
+
+
+def _entry(task: str, scheme: str, strategy: str, rows: pd.DataFrame, tables: dict[str, str]) -> dict[str, Any]:
+    """The start of a surrogate's report entry: what it learns from (``tables``: relpath -> SHA-256)."""
+    return {"task": task, "scheme": scheme, "strategy": strategy, "train_tables": tables,
+            "train_rows": int(len(rows)), "train_configs": int(rows["config_id"].nunique()), "objectives": {}}
+
+
+def _save(surrogate: SmallSpaceSurrogate, entry: dict[str, Any], out_root: str | Path, model: str,
+          report: dict[str, Any]) -> None:
+    """Save ``surrogate`` (recording the tables it learned from) and add its entry to ``report``."""
+    entry["skipped"] = surrogate.metadata["skipped"]
+    surrogate.metadata["train_tables"] = entry["train_tables"]
+    surrogate.save(surrogate_folder(out_root, model, entry["scheme"], entry["strategy"], entry["task"]))
+    report["surrogates"].append(entry)
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -230,7 +300,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "configurations and interpolated linearly in `num_units` between them. Weight sharing: fitted on the `small` grid table "
         f"(`{studies['grid']}`) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
-        f"`{studies['standalone']}` configurations after fitting on the rest, then refitted on all; its latency and "
+        f"configurations of the curves the table serves (studies `{studies['standalone']}`, one dtype per task) after "
+        "fitting on the rest, then refitted on all; its latency and "
         f"memory objectives are learned from the grid's latency table (`{studies['latency']}`), as the weight-sharing "
         "surrogate's are (latency depends on the architecture and the machine, not on the training), so they "
         "have no standalone score here. "
@@ -257,7 +328,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in sorted(report["surrogates"], key=lambda e: (e["task"], e["scheme"], e["strategy"])):
-        scheme = entry["scheme"] + (f" ({entry['strategy']})" if entry["scheme"] == "weight_sharing" else "")
+        scheme = entry["scheme"] + (f" ({entry['strategy']})" if entry["scheme"] == "weight_sharing"
+                                    else f" ({entry['train_dtype']} curves)" if "train_dtype" in entry else "")
         for name, q in entry["objectives"].items():
             mark = (" (below target)" if name == "valid_error" and entry["scheme"] == "weight_sharing"
                     and q["kendall_tau"] < TARGET_KENDALL else "")
@@ -272,6 +344,32 @@ def report_markdown(report: dict[str, Any]) -> str:
             why = (f"hold-out of {entry['holdout_rows']} rows: too few to score (10 needed)" if entry.get("holdout_rows")
                    else "no hold-out yet")
             lines.append(f"| {entry['task']} | {scheme} | ({why}) | | | | | | {entry['train_configs']:,} | |")
+    lines += ["", "Beyond the headline (valid_error, same hold-out rows): Kendall tau on the configurations the fit never "
+              "saw (*unseen*: hold-out configurations that are not grid ones and have at least 1 layer; the 0-layer "
+              "network is one the grid holds) and on the rows whose truth is off the plateau (the constant "
+              "predictor's error), each with the grid interpolation's in brackets; how often the answer is the "
+              "plateau value exactly when the truth is; and whether the ensemble spread is an honest uncertainty "
+              "(the share of truths within 1.96 standard deviations of the answer, and the Spearman correlation of "
+              "the absolute error with the standard deviation). Most hold-out truths lie on the plateau, so the "
+              "headline tau mostly scores the plateau decision; the off-plateau tau scores the ranking.", "",
+              "| task | scheme (strategy) | tau, unseen | tau, off the plateau (rows) | plateau agreement "
+              "| within 1.96 sd | Spearman(abs error, sd) |", "|---|---|---|---|---|---|---|"]
+    for entry in sorted(report["surrogates"], key=lambda e: (e["task"], e["scheme"], e["strategy"])):
+        q = entry["objectives"].get("valid_error")
+        if q is None:
+            continue
+        def tau(subset: str) -> str:
+            found = q.get(subset)
+            if found is None:
+                return "n/a"
+            reference = f" ({found['reference']['kendall_tau']:.3f})" if "reference" in found else ""
+            return f"{found['kendall_tau']:.3f}{reference}"
+        off = (f"{tau('off_plateau')} ({q['off_plateau_rows']})" if "off_plateau" in q
+               else f"n/a ({q['off_plateau_rows']}: too few)" if "off_plateau_rows" in q else "no plateau")
+        agreement = f"{q['plateau_agreement']:.3f}" if "plateau_agreement" in q else "n/a"
+        scheme = entry["scheme"] + (f" ({entry['strategy']})" if entry["scheme"] == "weight_sharing" else "")
+        lines.append(f"| {entry['task']} | {scheme} | {tau('unseen')} | {off} | {agreement} "
+                     f"| {q['calibration']['within_2sd']:.2f} | {q['calibration']['spearman_error_sd']:.2f} |")
     errors = [f"{e['task']} {e['scheme']} {e['flops_max_relative_error']:.1e}"
               for e in report["surrogates"] if "flops_max_relative_error" in e]
     lines += ["", "Analytic objectives (num_params, params_fraction, flops) are computed, not learned; "
@@ -280,15 +378,17 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m plm_nasbench.surrogates", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m plm_nasbench.surrogates", description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="tables folder (default: $PLM_NASBENCH_DATA, else the package's data/)")
     parser.add_argument("--out", help="surrogates folder (default: $PLM_NASBENCH_SURROGATES, else the package's "
                                       "surrogates/); needed with tables other than the package's (--data or "
                                       "$PLM_NASBENCH_DATA), so that their surrogates never replace the package's")
-    parser.add_argument("--model", default="minilm-l6-h384")
+    parser.add_argument("--model", default="minilm-l6-h384", help="the model whose tables to learn from (default "
+                                                                  "minilm-l6-h384)")
     parser.add_argument("--members", type=int, default=3, help="XGBoost regressors per ensemble (default 3)")
     for role, study in STUDIES.items():
-        parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables (default {study})")
+        plural = " (comma-separated)" if role == "standalone" else ""
+        parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables{plural} (default {study})")
     args = parser.parse_args(argv)
     data, out = Path(args.data) if args.data else default_data_dir(), Path(args.out) if args.out else surrogates_dir()
     if data.resolve() != PACKAGE_DATA.resolve() and out.resolve() == PACKAGE_SURROGATES.resolve():
@@ -296,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"(or ${SURROGATES_ENV}), so that they never replace the package's surrogates/")
     if args.members < 1:
         parser.error(f"--members must be at least 1, got {args.members}")
+    if not data.is_dir():
+        parser.exit(2, f"error: the tables folder {data} does not exist\n")
     try:
         report = build(data, out, args.model, args.members,
                        {role: getattr(args, f"{role}_study") for role in STUDIES})

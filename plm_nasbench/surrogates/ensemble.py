@@ -2,12 +2,15 @@
 
 Each member is fitted on a bootstrap resample with its own seed; the prediction is the members' mean
 and the uncertainty their standard deviation. XGBoost ensembles save to a folder of gzip-compressed
-XGBoost UBJSON models (XGBoost's own binary JSON format) plus ``ensemble.json``, and load without pickle.
+XGBoost UBJSON models (XGBoost's own binary JSON format) plus ``ensemble.json`` (their SHA-256s, checked on
+loading), and load without pickle. Ensembles of scikit-learn members (``member_factory``) fit and predict, for
+experiments; they cannot be saved, since scikit-learn has no stable pickle-free format.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_directory
+from ..provenance import sha256_file
 
 #: 60 trees of depth 6 at learning rate 0.15: on the RTE hold-out as accurate as 400 trees at 0.05 (R^2 0.926
 #: against 0.933) and 8x faster to predict (benchmarks/query_speed.py).
@@ -94,42 +98,62 @@ class EnsembleRegressor:
         return predictions.mean(axis=0), predictions.std(axis=0)
 
     def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
-        """Write the members as gzip-compressed XGBoost UBJSON files plus ``ensemble.json`` (XGBoost members only)."""
+        """Write the members as gzip-compressed XGBoost UBJSON files plus ``ensemble.json`` (XGBoost members only),
+        which records each member file's SHA-256 and the XGBoost version that wrote it."""
+        import xgboost
+
         if not self.members or not all(hasattr(m, "get_booster") for m in self.members):
             raise TypeError("only fitted XGBoost ensembles can be saved (a stable, pickle-free format); "
                             "scikit-learn members are for experiments")
+        files = {f"member{k}.ubj.gz": gzip.compress(bytes(m.get_booster().save_raw(raw_format="ubj")), mtime=0)
+                 for k, m in enumerate(self.members)}
         record = {"n_members": self.n_members, "n_features": self.n_features, "seed": self.seed,
-                  "bootstrap": self.bootstrap, "format": "xgboost-ubj-gzip", **(metadata or {})}
+                  "bootstrap": self.bootstrap, "format": "xgboost-ubj-gzip", "xgboost": xgboost.__version__,
+                  "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+                  **(metadata or {})}
         with atomic_directory(folder) as staging:
-            for k, member in enumerate(self.members):
-                raw = member.get_booster().save_raw(raw_format="ubj")
-                (staging / f"member{k}.ubj.gz").write_bytes(gzip.compress(bytes(raw), mtime=0))
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
             (staging / "ensemble.json").write_text(json.dumps(record, indent=2, default=str))
 
     @staticmethod
     def check_saved(folder: str | Path) -> dict[str, Any]:
-        """The metadata of the ensemble saved in ``folder``; FileNotFoundError naming what is missing."""
+        """The metadata of the ensemble saved in ``folder``, every member file checked against the SHA-256
+        recorded for it: FileNotFoundError naming what is missing, ValueError naming a damaged file."""
         folder = Path(folder)
         meta_file = folder / "ensemble.json"
         if not meta_file.is_file():
             raise FileNotFoundError(f"{meta_file} does not exist: not a saved surrogate")
-        meta = json.loads(meta_file.read_text())
-        missing = [f"member{k}.ubj.gz" for k in range(meta["n_members"]) if not (folder / f"member{k}.ubj.gz").is_file()]
+        try:
+            meta = json.loads(meta_file.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{meta_file} is not valid JSON ({err}): the surrogate is damaged; rebuild it with "
+                             "python -m plm_nasbench.surrogates (or restore it from git)") from err
+        if "sha256" not in meta:
+            raise ValueError(f"{meta_file} records no checksums of its members: an older plm_nasbench saved it; "
+                             "rebuild it with python -m plm_nasbench.surrogates")
+        missing = [name for name in meta["sha256"] if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(f"the ensemble in {folder} lacks {', '.join(missing)}")
+        for name, expected in meta["sha256"].items():
+            actual = sha256_file(folder / name)
+            if actual != expected:
+                raise ValueError(f"{folder / name}: SHA-256 is {actual}, {meta_file.name} records {expected}; the "
+                                 "file is damaged or was changed: rebuild the surrogates with python -m "
+                                 "plm_nasbench.surrogates (or restore it from git)")
         return meta
 
     @classmethod
     def load(cls, folder: str | Path) -> tuple[EnsembleRegressor, dict[str, Any]]:
-        """An ensemble saved with :meth:`save`, and its metadata."""
+        """An ensemble saved with :meth:`save`, and its metadata (its files checked by :meth:`check_saved`)."""
         import xgboost
 
         folder = Path(folder)
         meta = cls.check_saved(folder)
         ensemble = cls(meta["n_members"], seed=meta["seed"], bootstrap=meta["bootstrap"])
         ensemble.n_features = meta["n_features"]
-        for k in range(meta["n_members"]):
+        for name in meta["sha256"]:
             member = xgboost.XGBRegressor()
-            member.load_model(bytearray(gzip.decompress((folder / f"member{k}.ubj.gz").read_bytes())))
+            member.load_model(bytearray(gzip.decompress((folder / name).read_bytes())))
             ensemble.members.append(member)
         return ensemble, meta

@@ -62,7 +62,8 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
 
 def outdated(record: dict[str, Any]) -> list[str]:
     """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
-    return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors") if key not in record]
+    return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors", "train_tables")
+            if key not in record]
 
 
 #: The fewest configurations with values an objective is learned from.
@@ -75,7 +76,8 @@ class SmallSpaceSurrogate:
     def __init__(self, space: SmallSpace, ensembles: dict[str, EnsembleRegressor | Path], train_x: np.ndarray,
                  flops_moments: np.ndarray, max_epoch: int | None, metadata: dict[str, Any]) -> None:
         """``ensembles``: by name, each fitted or the folder it was saved in (loaded on first use, so that a
-        benchmark that never asks its surrogate never imports XGBoost)."""
+        benchmark that never asks its surrogate never imports XGBoost). ``train_x``: the encodings of the
+        training configurations (without epoch), which the out-of-data flag measures distances to."""
         self.space, self.metadata = space, metadata
         self._ensembles = ensembles
         self._learned_names = tuple(name for name in LEARNED if name in ensembles)
@@ -130,15 +132,15 @@ class SmallSpaceSurrogate:
                              f"({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
-        unique_x = np.unique(x, axis=0)
+        configs = np.unique(x[:, :len(FIELDS)], axis=0)  # the training configurations' encodings, without epoch
         knots = np.unique(np.concatenate([[0, space.bounds["num_units"][1]],
                                           *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
-        metadata = {"rows": int(len(table)), "configs": int(len(unique_x)), "skipped": skipped,
+        metadata = {"rows": int(len(table)), "configs": int(len(configs)), "skipped": skipped,
                     "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table),
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
-                    "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(unique_x)}
-        return cls(space, ensembles, unique_x, moments, max_epoch, metadata)
+                    "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs)}
+        return cls(space, ensembles, configs, moments, max_epoch, metadata)
 
     @property
     def learned(self) -> tuple[str, ...]:
@@ -270,13 +272,14 @@ class SmallSpaceSurrogate:
         from scipy.spatial import cKDTree
 
         if self._tree is None:
-            self._tree = cKDTree(self.train_x[:, :3])
+            self._tree = cKDTree(self.train_x[:, :len(FIELDS)])
         distances, _ = self._tree.query(x, k=1)
         return distances > self._radius + 1e-9
 
     # -- storage ---------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        """Write every ensemble (XGBoost JSON) and ``surrogate.json`` (training points, FLOPs moments, metadata)."""
+        """Write every ensemble (gzip-compressed XGBoost UBJSON, :meth:`EnsembleRegressor.save`) and ``surrogate.json``
+        (training configurations, FLOPs moments, metadata)."""
         folder = Path(folder)
         for name, ensemble in self.ensembles.items():
             ensemble.save(folder / name)

@@ -1,0 +1,57 @@
+"""Which table rows answer a (model, task, space, scheme, strategy, super-network space): of the dtype with the most
+rows and of one super-network per seed. The query API answers from these rows and the standalone surrogates learn
+from them, so that the two never disagree on which runs count."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import pandas as pd
+
+from .manifest import Manifest
+
+
+def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of one super-network per seed: where tables hold several for one seed (a strategy trained again,
+    e.g. on another machine, for the strategy ablation), the one with the most rows answers (ties: the smaller
+    id), so that no answer mixes sub-networks of different super-networks; rows without a ``supernetwork_id``
+    (made before it was recorded) count as one. Dropped rows are named in a warning."""
+    if "supernetwork_id" not in frame:
+        return frame
+    ids = frame["supernetwork_id"].astype("string").fillna("")
+    sizes = pd.DataFrame({"seed": frame["seed"], "id": ids}).value_counts().reset_index(name="rows")
+    chosen = dict(sizes.sort_values(["seed", "rows", "id"], ascending=[True, False, True])
+                  .drop_duplicates("seed")[["seed", "id"]].to_numpy())
+    keep = (ids == frame["seed"].map(chosen)).to_numpy()
+    if not keep.all():
+        dropped = frame[~keep].assign(id=ids[~keep]).groupby(["seed", "id", "_study"]).size()
+        warnings.warn(f"{int((~keep).sum())} rows come from other super-networks than the one with the most rows "
+                      f"of their seed and are left out: " + ", ".join(
+                          f"seed {s}, id {i or 'missing'} ({n} rows of {study})" for (s, i, study), n in dropped.items())
+                      + " (`Manifest.load(data).find(study=...)` finds a study's own table)", stacklevel=5)
+    return frame[keep]
+
+
+def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: str, strategy: str,
+                supernetwork_space: str | None,
+                read: Callable[[str], pd.DataFrame] | None = None) -> pd.DataFrame | None:
+    """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
+    rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
+    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch). ``read`` (default
+    ``manifest.read``) reads one table; it is not modified."""
+    paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
+    if not paths:
+        return None
+    read = read or manifest.read
+    frame = pd.concat([read(p).assign(_study=manifest.tables[p].get("study", p)) for p in paths],
+                      ignore_index=True)
+    keep = (frame["strategy"] == strategy) & (frame["search_space"] == space)
+    if supernetwork_space is not None:
+        keep &= frame["supernetwork_space"] == supernetwork_space
+    frame = frame[keep]
+    if frame.empty:
+        return None
+    frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
+    frame = _one_supernetwork_per_seed(frame)
+    return frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
