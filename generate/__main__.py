@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from plm_nasbench.console import discard_stdout, one_line_warnings
-from plm_nasbench.paths import PACKAGE_DATA
+from plm_nasbench.paths import PACKAGE_DATA, cache_dir
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.provenance import git_commit
 
@@ -198,8 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     git_commit()  # pinned now, so that results name the code this process loaded even if the checkout moves on
     if args.command == "cache":
         frame = cache_report(args.data or default_data_dir(), args.cache_dir)
-        from plm_nasbench.paths import cache_dir
-
         print(frame.drop(columns="folder").to_string(index=False, na_rep="-") if len(frame)
               else f"no super-network is cached in {args.cache_dir or cache_dir()} (--cache-dir, $PLM_NASBENCH_CACHE)")
         return 0

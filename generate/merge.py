@@ -129,7 +129,7 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
             continue
         frames[unit.unit_id] = frame
         markers[unit.unit_id] = marker
-    batches, kept = [], set()
+    batches, kept, parts = [], set(), []
     if relpath in manifest.tables:
         try:
             earlier = manifest.read(relpath)
@@ -158,12 +158,13 @@ def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[Wor
             if unit_seconds:
                 batches.append(dict(batch, unit_seconds=unit_seconds))
         if len(earlier):
-            frames = {"": earlier, **frames}
+            parts.append(earlier)
+    parts += frames.values()
     if markers:
         batches.append(_batch(markers))
-    if not frames:
+    if not parts:
         return None, batches, len(kept) + len(markers)
-    table = pd.concat(frames.values(), ignore_index=True)
+    table = pd.concat(parts, ignore_index=True)
     position = {u.unit_id: i for i, u in enumerate(units)}
     table = table.iloc[table["unit_id"].map(position).argsort(kind="stable")].reset_index(drop=True)
     return table, batches, len(kept) + len(markers)
@@ -277,13 +278,13 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         latency = pd.concat([f for _, f in sorted(latency_frames, key=lambda x: x[0])], ignore_index=True)
         latency = latency.drop_duplicates(["search_space", "config_id"], keep="last")
         latency = latency[["search_space", "config_id", "latency_study", *LATENCY_FIELDS]]
+    damaged = sorted(set(report["damaged"]) & {table_path(plan, *k) for k in groups if groups[k][0].scheme == "latency"})
     for (study, task) in sorted(k for k in groups if groups[k][0].scheme != "latency" and (only is None or k in only)):
         result = gathered(study, task)
         if result is None:
             continue
         table, provenance = result
         relpath = table_path(plan, study, task)
-        damaged = sorted(set(report["damaged"]) & {table_path(plan, *k) for k in groups if groups[k][0].scheme == "latency"})
         if damaged:  # its rows would be joined without the measurements that table holds
             report["held"][relpath] = (f"the latency table(s) {', '.join(damaged)} fail their checksum, so its rows "
                                        "would lose latency columns; restore them (git) and merge again")

@@ -223,7 +223,8 @@ def _add_model_and_space(command: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``plm-nasbench``."""
-    parser = argparse.ArgumentParser(allow_abbrev=False, 
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="plm-nasbench",
         description="Benchmark for multi-objective NAS as structural pruning of fine-tuned language models.",
     )

@@ -129,9 +129,8 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
     if holdout.empty:
         return {"holdout_rows": 0, "objectives": {}}
     holdout = holdout[holdout["epoch"] == holdout["epoch"].max()]
-    predicted = surrogate.predict(holdout[list(FIELDS)].to_numpy(), int(holdout["epoch"].max())
-                                  if surrogate.max_epoch else None)
     fields = holdout[list(FIELDS)].to_numpy()
+    predicted = surrogate.predict(fields, int(holdout["epoch"].max()) if surrogate.max_epoch else None)
     unseen = fields[:, 0] > 0  # configurations the fit never saw: not a grid one, not the one 0-layer network
     if grid is not None:
         unseen &= ~holdout["config_id"].isin(grid["config_id"]).to_numpy()
