@@ -55,7 +55,8 @@ def shipped(space, interpolate: bool = True) -> Variant:
     """``SmallSpaceSurrogate`` as shipped, or its ensembles asked at each configuration (no interpolation in
     ``num_units`` between the training configurations' values)."""
     def predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
-        surrogate = SmallSpaceSurrogate.fit(space, train, objectives=("valid_error",), seed=seed)
+        surrogate = SmallSpaceSurrogate.fit(space, train, objectives=("valid_error",), seed=seed,
+                                            calibration_folds=0)  # answers only: no uncertainty needed
         fields = test[list(FIELDS)].to_numpy(dtype=np.int64)
         return (surrogate.predict(fields) if interpolate else surrogate._learned(fields, None))["valid_error"]
     return predict
@@ -109,7 +110,7 @@ def main() -> None:
                 halves[name].append(kendalltau(truth[~part], predicted).statistic)
         print("more full-resolution training rows, shipped design scored on the other half of the hold-out: "
               + ", ".join(f"{name} {np.mean(v):.3f} +- {np.std(v):.3f}" for name, v in halves.items()))
-        surrogate = SmallSpaceSurrogate.fit(space, grid, objectives=("valid_error",))
+        surrogate = SmallSpaceSurrogate.fit(space, grid, objectives=("valid_error",), calibration_folds=0)
         fields = holdout[list(FIELDS)].to_numpy(dtype=np.int64)
         x = surrogate._features(space, fields, None, None)
         plateau = surrogate.metadata["plateaus"]["valid_error"]

@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .architecture import DEFAULT_MODEL
 from .atomic import replace_block
 from .benchmark.core import STRATEGIES
 from .paths import data_dir as default_data_dir
 from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
 from .simulation import final_regret, final_results
-from .tables import Manifest
+from .tables import Manifest, served_rows
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 OBJECTIVES = ("valid_error", "params_fraction")
@@ -50,7 +51,6 @@ SPACE_STUDIES = {
 }
 SPACE_SAMPLE, SPACE_DRAWS = 100, 10
 ABLATION_STUDY = "ws-strategy-ablation"
-STANDALONE_STUDY = "standalone-small"
 WS_METHODS = ("rs", "ls", "morea", "ehvi")
 STANDALONE_METHODS = ("rs", "moasha")
 MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
@@ -184,6 +184,13 @@ def _tasks_with(manifest: Manifest, **keys: str) -> list[str]:
     return sorted({manifest.tables[p]["task"] for p in manifest.find(**keys)})
 
 
+def _standalone_configs(manifest: Manifest, task: str) -> int:
+    """How many configurations the standalone ``small`` table of ``task`` answers with learning curves (the rows it
+    serves, of one dtype: :func:`plm_nasbench.tables.served_rows`), the unpruned network included."""
+    rows = served_rows(manifest, DEFAULT_MODEL, task, "small", "standalone", "none", None)
+    return 0 if rows is None else int(rows["config_id"].nunique())
+
+
 def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int = 10, evaluations: int = 100,
              workers: int = 1, surrogates: Path | None = None) -> str:
     """Compute (a)-(d) on ``tasks``, write the plots into ``plots`` and return the markdown block."""
@@ -224,13 +231,11 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
             ("(d) MO-ASHA against RS in standalone fine-tuning, real learning curves only (each proposal is answered "
              "by the table's nearest configuration)", STANDALONE_METHODS, "standalone", "standalone-table", "table")):
         blocks.append(f"#### {title}")
-        key = {"scheme": scheme, "search_space": "small", "strategy": "full"}
-        if scheme == "standalone":  # the unpruned runs alone are one configuration: nothing to search
-            key = {"study": STANDALONE_STUDY}
-        usable = [t for t in tasks if t in _tasks_with(manifest, **key)]
         if scheme == "standalone":  # a handful of curves so far is no search space to compare optimizers on
-            usable = [t for t in usable if _study_table(manifest, STANDALONE_STUDY, t)["config_id"].nunique()
-                      >= MIN_STANDALONE_CONFIGS]
+            usable = [t for t in tasks if _standalone_configs(manifest, t) >= MIN_STANDALONE_CONFIGS]
+        else:
+            usable = [t for t in tasks if t in _tasks_with(manifest, scheme=scheme, search_space="small",
+                                                            strategy="full")]
         if not usable:
             blocks.append("No task has the tables for this comparison yet.")
             continue

@@ -159,7 +159,8 @@ def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(
     key = {"model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "standalone", "strategy": "none"}
     record = {"train_tables": {curves_path: manifest.tables[curves_path]["sha256"]}, "train_key": key,
               "latency_table": grid_path, "latency_sha256": manifest.tables[grid_path]["sha256"]}
-    record |= {"units_knots": [0, 1536], "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None, "floors": {}}
+    record |= {"units_knots": [0, 1536], "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None, "floors": {},
+               "calibration": {"folds": 0, "level": 0.95, "objectives": {}}}
     added = Manifest(root, dict(manifest.tables))  # a second standalone table of rte: its rows could serve now
     added.tables["minilm-l6-h384/curves-fp32/rte.parquet"] = manifest.tables[curves_path]
     cases = [(record, manifest, None),
@@ -266,6 +267,38 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     assert far.all()
     with pytest.raises(ValueError, match="num_layers must be an integer"):
         bench.query_many(pd.DataFrame([{"num_layers": 9, "num_heads": 1, "num_units": 1}]))
+
+
+def test_the_uncertainty_is_calibrated_by_cross_validation_over_the_training_configurations(tables):
+    """The reported standard deviation is scale * (ensemble sd + offset), with the scale a quantile of held-out
+    scores, so that about 95% of new truths lie within 1.96 of them; the raw ensemble spread is far narrower."""
+    from plm_nasbench.surrogates.small import CALIBRATION_LEVEL
+
+    root, _, report, _, _ = tables
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    table = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    raw = SmallSpaceSurrogate.fit(space, table, objectives=("valid_error",), n_members=2, calibration_folds=0)
+    calibrated = SmallSpaceSurrogate.fit(space, table, objectives=("valid_error",), n_members=2)
+    record = calibrated.metadata["calibration"]
+    assert record["folds"] == 5 and record["level"] == CALIBRATION_LEVEL
+    scales = record["objectives"]["valid_error"]
+    assert scales["answers"] == len(table) and scales["scale"] > 0 and scales["offset"] > 0
+    truth = Manifest.load(root).read("minilm-l6-h384/ws-small-holdout/rte.parquet")
+    fields = truth[["num_layers", "num_heads", "num_units"]].to_numpy()
+    before, after = raw.predict(fields), calibrated.predict(fields)
+    np.testing.assert_array_equal(before["valid_error"], after["valid_error"])  # the answers stay the same
+    np.testing.assert_allclose(after["valid_error_std"],
+                               scales["scale"] * (before["valid_error_std"] + scales["offset"]), rtol=1e-12)
+    error = np.abs(after["valid_error"] - truth["valid_error"].to_numpy())
+    assert np.mean(error <= 1.96 * after["valid_error_std"]) >= 0.85
+    assert np.mean(error <= 1.96 * before["valid_error_std"]) < 0.5  # what the raw spread claimed
+    shipped = report["surrogates"][0]["objectives"]["valid_error"]["calibration"]
+    assert shipped["within_2sd"] >= 0.85 and shipped["off_plateau_answers"] == 120
+    with pytest.raises(ValueError, match="calibration_folds must be 0 .none. or at least 2, got 1"):
+        SmallSpaceSurrogate.fit(space, table, objectives=("valid_error",), n_members=1, calibration_folds=1)
+    few = table[table["config_id"].isin(table["config_id"].unique()[:30])]
+    skipped = SmallSpaceSurrogate.fit(space, few, objectives=("valid_error",), n_members=1).metadata["calibration"]
+    assert skipped["objectives"] == {} and "30 configurations: too few for 5 folds" in skipped["skipped"]
 
 
 def test_grid_interpolation_is_exact_on_linear_values_and_missing_off_the_grid():

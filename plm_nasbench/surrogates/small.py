@@ -15,6 +15,16 @@ between a knot on the plateau and one off it, the interpolation between the two 
 for tied configurations would order at random, and on RTE (81% of the hold-out on the plateau) Kendall's
 tau could not exceed about 0.6.
 
+Uncertainty: the ensemble's standard deviation alone is too narrow an interval (on the STS-B hold-out 59% of
+the truths lay within 1.96 of them). ``fit`` therefore calibrates it by a cross-validation over the training
+configurations (``calibration_folds``, split conformal prediction with a normalised score): every fold's
+configurations are answered by a surrogate fitted without them, the score of an answer is
+``|error| / (sd + offset)`` (``offset``: the median sd of the answers off the plateau), and the reported
+standard deviation is ``scale * (sd + offset)``, where ``1.96 * scale`` is the score's ``CALIBRATION_LEVEL``
+quantile, taken separately for answers that are the plateau value and for the others (the two are wrong in
+different ways: a plateau answer is exact or off by far). So about 95% of new truths lie within 1.96
+reported standard deviations of the answer, in each of the two groups.
+
 Between training configurations: trees answer piecewise-constant, so a configuration whose ``num_units``
 lies between two values the training rows have (the knots, with 0 and the largest; the grid's step by 64)
 would take one side's answer. The surrogate therefore asks the ensembles only at the knots and interpolates every
@@ -48,6 +58,10 @@ LEARNED = tuple(name for name, o in OBJECTIVES.items() if o.kind == "learned")
 FIELDS = ("num_layers", "num_heads", "num_units")
 PLATEAU_SHARE = 0.1
 PLATEAU_SUFFIX = ".plateau"
+#: The cross-validation that calibrates the uncertainty: its folds over the training configurations, and the share
+#: of truths meant to lie within 1.96 reported standard deviations of the answer.
+CALIBRATION_FOLDS = 5
+CALIBRATION_LEVEL = 0.95
 
 
 def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, units: np.ndarray) -> np.ndarray:
@@ -62,12 +76,33 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
 
 def outdated(record: dict[str, Any]) -> list[str]:
     """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
-    return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors", "train_tables")
-            if key not in record]
+    return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors", "train_tables",
+                            "calibration") if key not in record]
 
 
 #: The fewest configurations with values an objective is learned from.
 MIN_CONFIGS = 10
+
+
+def _conformal_scales(answers: np.ndarray) -> dict[str, float]:
+    """``offset``, ``scale`` and ``plateau_scale`` (see the module docstring) from held-out ``answers``: rows of
+    absolute error, raw standard deviation and whether the answer is the plateau value. A group with too few
+    answers for the quantile (fewer than 19 at a level of 0.95) takes the quantile of all answers."""
+    error, spread, on_plateau = answers[0], answers[1], answers[2].astype(bool)
+    off = spread[~on_plateau] if (~on_plateau).any() else spread
+    offset = float(np.median(off)) or float(np.mean(error)) or 1.0  # a positive offset keeps the scores finite
+    score = error / (spread + offset)
+
+    def quantile(values: np.ndarray) -> float | None:
+        rank = int(np.ceil(CALIBRATION_LEVEL * (len(values) + 1)))  # split conformal: the rank-th smallest score
+        return float(np.sort(values)[rank - 1]) / 1.96 if rank <= len(values) else None
+
+    pooled = quantile(score)
+    if pooled is None:
+        raise ValueError(f"{len(score)} held-out answers: too few to calibrate at level {CALIBRATION_LEVEL}")
+    scales = {"offset": offset, "scale": quantile(score[~on_plateau]), "plateau_scale": quantile(score[on_plateau])}
+    return {k: pooled if v is None else v for k, v in scales.items()} | {
+        "answers": int(len(score)), "plateau_answers": int(on_plateau.sum())}
 
 
 class SmallSpaceSurrogate:
@@ -93,8 +128,10 @@ class SmallSpaceSurrogate:
     @classmethod
     def fit(cls, space: SmallSpace, table: pd.DataFrame, objectives: tuple[str, ...] = LEARNED,
             n_members: int = 3, seed: int = 0, member_factory: Any = None,
-            latency: pd.DataFrame | None = None) -> SmallSpaceSurrogate:
-        """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table).
+            latency: pd.DataFrame | None = None, calibration_folds: int = CALIBRATION_FOLDS) -> SmallSpaceSurrogate:
+        """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table), and calibrate
+        their uncertainty by a cross-validation with ``calibration_folds`` folds over its configurations (0: none,
+        the ensembles' raw standard deviations; see the module docstring).
 
         ``latency``: rows of a latency table of the ``small`` space (fields and latency columns, one row per
         configuration). When given, the latency objectives are learned from it instead of ``table``: they
@@ -139,8 +176,63 @@ class SmallSpaceSurrogate:
                     "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table),
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
-                    "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs)}
-        return cls(space, ensembles, configs, moments, max_epoch, metadata)
+                    "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs),
+                    "calibration": {"folds": 0, "level": CALIBRATION_LEVEL, "objectives": {}}}
+        surrogate = cls(space, ensembles, configs, moments, max_epoch, metadata)
+        if calibration_folds:
+            def fit_fold(rows: pd.DataFrame, latency_rows: pd.DataFrame | None) -> SmallSpaceSurrogate:
+                return cls.fit(space, rows, objectives, n_members, seed, member_factory, latency=latency_rows,
+                               calibration_folds=0)
+            metadata["calibration"] = surrogate._calibrate(fit_fold, table, latency, calibration_folds, seed)
+        return surrogate
+
+    def _calibrate(self, fit_fold: Any, table: pd.DataFrame, latency: pd.DataFrame | None, folds: int,
+                   seed: int) -> dict[str, Any]:
+        """The ``calibration`` metadata: per learned objective, ``offset`` and the ``scale`` of answers off the
+        plateau (``plateau_scale``: of answers that are the plateau value), from a ``folds``-fold
+        cross-validation over the configurations of ``table`` and ``latency`` (``fit_fold(table, latency)`` fits
+        an uncalibrated surrogate on the rows of the other folds)."""
+        if folds < 2:
+            raise ValueError(f"calibration_folds must be 0 (none) or at least 2, got {folds}")
+        sources = {"table": table, "latency": latency}
+        keys = {name: np.ravel_multi_index(tuple(rows[list(FIELDS)].to_numpy(dtype=np.int64).T), self._shape())
+                for name, rows in sources.items() if rows is not None}
+        configs, inverse = np.unique(np.concatenate(list(keys.values())), return_inverse=True)
+        record: dict[str, Any] = {"folds": folds, "level": CALIBRATION_LEVEL, "objectives": {}}
+        if len(configs) < folds * MIN_CONFIGS:
+            record["skipped"] = f"{len(configs)} configurations: too few for {folds} folds of {MIN_CONFIGS}"
+            return record
+        fold_of = (np.random.default_rng(seed).permutation(len(configs)) % folds)[inverse]
+        fold_rows = dict(zip(keys, np.split(fold_of, np.cumsum([len(k) for k in keys.values()])[:-1])))
+        scores: dict[str, list[np.ndarray]] = {name: [] for name in self.learned}
+        for k in range(folds):
+            fitted = fit_fold(table[fold_rows["table"] != k],
+                              None if latency is None else latency[fold_rows["latency"] != k])
+            for name in (n for n in self.learned if n in fitted.learned):
+                rows = sources[self.metadata["learned_from"][name]]
+                rows = rows[fold_rows[self.metadata["learned_from"][name]] == k]
+                scores[name].append(fitted._held_out_answers(name, rows))
+        for name, found in scores.items():
+            if len(found) == folds:
+                record["objectives"][name] = _conformal_scales(np.concatenate(found, axis=1))
+        return record
+
+    def _held_out_answers(self, name: str, rows: pd.DataFrame) -> np.ndarray:
+        """Rows of (absolute error, raw standard deviation, whether the answer is the plateau value) of the
+        answers for objective ``name`` to ``rows`` (each at its epoch; rows without a value left out)."""
+        truth = rows[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
+        rows, truth = rows[np.isfinite(truth)], truth[np.isfinite(truth)]
+        if self.max_epoch is None:
+            epochs = np.zeros(len(rows), dtype=np.int64)  # one fidelity
+        else:  # rows of a latency table have no epoch: latency does not depend on it
+            epochs = rows["epoch"].to_numpy() if "epoch" in rows else np.full(len(rows), self.max_epoch)
+        answer, spread = np.empty(len(rows)), np.empty(len(rows))
+        for epoch in np.unique(epochs):  # one materialised space per epoch
+            at = epochs == epoch
+            predicted = self.predict(rows.loc[at, list(FIELDS)].to_numpy(), int(epoch) if self.max_epoch else None)
+            answer[at], spread[at] = predicted[name], predicted[f"{name}_std"]
+        plateau = self.metadata["plateaus"].get(name)
+        return np.stack([np.abs(answer - truth), spread, answer == plateau])
 
     @property
     def learned(self) -> tuple[str, ...]:
@@ -252,9 +344,14 @@ class SmallSpaceSurrogate:
                 # the smallest value it was fitted on
                 floor = self.metadata["floors"][name]
                 out[name], out[f"{name}_std"] = np.maximum(mean.astype(np.float64), floor), std.astype(np.float64)
+                on_plateau = np.zeros(len(fields), dtype=bool)
                 if name + PLATEAU_SUFFIX in self.ensembles:
                     on_plateau = self.ensembles[name + PLATEAU_SUFFIX].predict(x) >= 0.5
                     out[name] = np.where(on_plateau, self.metadata["plateaus"][name], out[name])
+                calibration = self.metadata["calibration"]["objectives"].get(name)
+                if calibration is not None:
+                    scale = np.where(on_plateau, calibration["plateau_scale"], calibration["scale"])
+                    out[f"{name}_std"] = scale * (out[f"{name}_std"] + calibration["offset"])
             else:
                 out[name] = out[f"{name}_std"] = np.full(len(fields), np.nan)
         return out
