@@ -11,7 +11,10 @@ It also scores the shipped design fitted with half of the hold-out added to the 
 and splits its loss: with the plateau decision taken from the truth, and with the
 error ensemble replaced by the truth off the plateau.
 
-    python benchmarks/surrogate_variants.py [--tasks rte mrpc] [--seeds 3]
+With ``--hyperparameters`` it compares XGBoost settings for the shipped design instead, in the same
+cross-validations.
+
+    python benchmarks/surrogate_variants.py [--tasks rte mrpc] [--seeds 3] [--hyperparameters]
 """
 
 from __future__ import annotations
@@ -51,11 +54,12 @@ def hurdle(with_size: bool = False, off_plateau_only: bool = False, monotone: bo
     return predict
 
 
-def shipped(space, interpolate: bool = True) -> Variant:
+def shipped(space, interpolate: bool = True, params: dict | None = None) -> Variant:
     """``SmallSpaceSurrogate`` as shipped, or its ensembles asked at each configuration (no interpolation in
-    ``num_units`` between the training configurations' values)."""
+    ``num_units`` between the training configurations' values), or with other XGBoost ``params``."""
     def predict(train: pd.DataFrame, test: pd.DataFrame, seed: int) -> np.ndarray:
-        surrogate = SmallSpaceSurrogate.fit(space, train, objectives=("valid_error",), seed=seed,
+        members = (lambda s: xgboost_member(s, **params)) if params else None
+        surrogate = SmallSpaceSurrogate.fit(space, train, objectives=("valid_error",), seed=seed, member_factory=members,
                                             calibration_folds=0)  # answers only: no uncertainty needed
         fields = test[list(FIELDS)].to_numpy(dtype=np.int64)
         return (surrogate.predict(fields) if interpolate else surrogate._learned(fields, None))["valid_error"]
@@ -75,14 +79,45 @@ def kendall_between_columns(variant: Variant, grid: pd.DataFrame, seed: int) -> 
     return float(kendalltau(grid.loc[~fitted, "valid_error"], variant(grid[fitted], grid[~fitted], seed)).statistic)
 
 
+#: XGBoost settings compared with ``--hyperparameters`` (each overrides ``DEFAULT_PARAMS``).
+HYPERPARAMETERS = {"shipped (60 trees, depth 6, rate 0.15)": {},
+                   "400 trees, rate 0.05": {"n_estimators": 400, "learning_rate": 0.05},
+                   "150 trees, rate 0.1": {"n_estimators": 150, "learning_rate": 0.1},
+                   "depth 4": {"max_depth": 4}, "depth 8": {"max_depth": 8},
+                   "min_child_weight 3": {"min_child_weight": 3.0}, "no row subsampling": {"subsample": 1.0}}
+
+
+def compare_hyperparameters(tasks: list[str], seeds: int, manifest: Manifest) -> None:
+    """The shipped design's valid_error Kendall tau under each of :data:`HYPERPARAMETERS`: in the two
+    cross-validations on the grid (the basis for choosing) and on the hold-out (for reference)."""
+    for task in tasks:
+        grid = manifest.read(manifest.find(study="ws-small-grid", task=task)[0])
+        holdout = manifest.read(manifest.find(study="ws-small-holdout", task=task)[0])
+        space = get_search_space("small", grid["model"].iloc[0], task=task)
+        truth = holdout["valid_error"].to_numpy()
+        print(f"\n{task}: valid_error Kendall tau, mean +- std over {seeds} seeds")
+        print(f"{'XGBoost members':40s} {'grid 5-fold CV':>15s} {'between columns':>15s} {'hold-out':>15s}")
+        for name, params in HYPERPARAMETERS.items():
+            variant = shipped(space, params=params)
+            scores = [[kendall_cv(variant, grid, s) for s in range(seeds)],
+                      [kendall_between_columns(variant, grid, s) for s in range(seeds)],
+                      [kendalltau(truth, variant(grid, holdout, s)).statistic for s in range(seeds)]]
+            print(f"{name:40s} " + " ".join(f"{np.mean(v):8.3f} +- {np.std(v):.3f}" for v in scores), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=["rte", "mrpc"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data", default=None, help="data folder (default: the package's)")
+    parser.add_argument("--hyperparameters", action="store_true",
+                        help="compare XGBoost settings for the shipped design instead of the designs")
     args = parser.parse_args()
     manifest = Manifest.load(args.data)
     print(f"XGBoost members: {DEFAULT_PARAMS}")
+    if args.hyperparameters:
+        compare_hyperparameters(args.tasks, args.seeds, manifest)
+        return
     for task in args.tasks:
         grid = manifest.read(manifest.find(study="ws-small-grid", task=task)[0])
         holdout = manifest.read(manifest.find(study="ws-small-holdout", task=task)[0])

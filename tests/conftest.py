@@ -172,5 +172,5 @@ def tables(tmp_path_factory):
     manifest.record(relpath, curves, write_parquet(curves, root / relpath), {"study": "standalone-small"})
     manifest.save()
     surrogates = tmp_path_factory.mktemp("surrogates")
-    report = build(root, surrogates, n_members=2)
+    report = build(root, surrogates, n_members=2, calibration_folds=2)  # the cheapest calibration
     return root, surrogates, report, grid, holdout

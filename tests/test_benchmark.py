@@ -293,12 +293,33 @@ def test_the_uncertainty_is_calibrated_by_cross_validation_over_the_training_con
     assert np.mean(error <= 1.96 * after["valid_error_std"]) >= 0.85
     assert np.mean(error <= 1.96 * before["valid_error_std"]) < 0.5  # what the raw spread claimed
     shipped = report["surrogates"][0]["objectives"]["valid_error"]["calibration"]
-    assert shipped["within_2sd"] >= 0.85 and shipped["off_plateau_answers"] == 120
+    assert shipped["within_2sd"] >= 0.85 and shipped["off_plateau_answers"] == len(truth)  # no plateau here
     with pytest.raises(ValueError, match="calibration_folds must be 0 .none. or at least 2, got 1"):
         SmallSpaceSurrogate.fit(space, table, objectives=("valid_error",), n_members=1, calibration_folds=1)
     few = table[table["config_id"].isin(table["config_id"].unique()[:30])]
     skipped = SmallSpaceSurrogate.fit(space, few, objectives=("valid_error",), n_members=1).metadata["calibration"]
-    assert skipped["objectives"] == {} and "30 configurations: too few for 5 folds" in skipped["skipped"]
+    assert skipped["objectives"] == {} and "configurations: too few for 5 folds of 10" in skipped["skipped"]["valid_error"]
+
+
+def test_calibration_leaves_an_objective_with_too_few_answers_uncalibrated_and_keeps_the_tables_epochs(tables):
+    """Curves of unequal length and a latency table timed on 16 configurations: the folds keep the table's
+    epochs, and latency, with too few held-out answers for the quantile, keeps its raw spread, saying why."""
+    root, _, _, _, _ = tables
+    manifest = Manifest.load(root)
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    curves = manifest.read("minilm-l6-h384/standalone-small/rte.parquet")
+    longest = curves["config_id"].iloc[0]
+    curves = curves[(curves["epoch"] < 5) | (curves["config_id"] == longest)]  # one curve reaches epoch 5
+    grid = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    timed = grid[(grid["seed"] == 0) & grid["config_id"].isin(grid["config_id"].unique()[:16])]
+    fitted = SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error", "latency"), n_members=1, latency=timed)
+    record = fitted.metadata["calibration"]
+    assert fitted.fidelities == [1, 2, 3, 4, 5] and set(record["objectives"]) == {"valid_error"}
+    assert record["skipped"] == {"latency": "16 held-out answers: too few for the 0.95 quantile"}
+    raw = SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error", "latency"), n_members=1, latency=timed,
+                                  calibration_folds=0)
+    config = np.array([[3, 4, 500]])
+    np.testing.assert_array_equal(fitted.predict(config, epoch=5)["latency_std"], raw.predict(config, epoch=5)["latency_std"])
 
 
 def test_grid_interpolation_is_exact_on_linear_values_and_missing_off_the_grid():
@@ -325,6 +346,8 @@ def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
     direct = fitted._learned(every[at_knots], None)  # through the ensembles themselves
     empty = every[at_knots, 0] == 0
     for name, values in direct.items():
+        if name.endswith("_std"):  # the ensembles' own spread, calibrated where the answer is
+            values = fitted._calibrated_std(name.removesuffix("_std"), direct[name.removesuffix("_std")], values)
         np.testing.assert_array_equal(answers[name][at_knots][~empty], values[~empty], err_msg=name)
         (one,) = np.unique(answers[name][every[:, 0] == 0])
         assert values[empty].min() <= one <= values[empty].max() or np.isnan(values).all() and np.isnan(one), name

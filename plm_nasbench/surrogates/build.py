@@ -32,7 +32,7 @@ from ..paths import data_dir as default_data_dir
 from ..provenance import environment, now
 from ..spaces import get_search_space
 from ..tables import Manifest, served_rows
-from .small import FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
+from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid,
 #: its full-resolution hold-out, the standalone learning curves (comma-separated: several studies, e.g. one per
@@ -203,7 +203,7 @@ def _split_configs(table: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd
 
 
 def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h384", n_members: int = 3,
-          studies: Mapping[str, str] | None = None) -> dict[str, Any]:
+          studies: Mapping[str, str] | None = None, calibration_folds: int = CALIBRATION_FOLDS) -> dict[str, Any]:
     """Fit, score and save a surrogate per (scheme, strategy, task) that has a ``small`` training table.
 
     Weight sharing: fitted on the grid (study ``studies["grid"]``), scored on the full-resolution hold-out
@@ -211,6 +211,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     that the query API serves (:func:`standalone_rows`), scored after fitting on 80% of their configurations (at
     the last epoch, on the other 20%), then refitted on all; its latency objectives are learned from the grid's
     latency table (``studies["latency"]``, :func:`grid_latency`). ``studies`` overrides roles of :data:`STUDIES`.
+    ``calibration_folds``: the folds of the cross-validation that calibrates each surrogate's uncertainty (0: none).
     Returns the report; raises ValueError when ``data_root`` holds neither a grid nor a standalone table of
     ``model``.
     """
@@ -243,7 +244,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         space = get_search_space("small", model, task=task)
         for strategy, rows in train.groupby("strategy"):
             entry = _entry(task, "weight_sharing", strategy, rows, {relpath: manifest.tables[relpath]["sha256"]})
-            surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members)
+            surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, calibration_folds=calibration_folds)
             holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
             if holdouts:
                 holdout = manifest.read(holdouts[0])
@@ -269,8 +270,10 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         fitted, held_out = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
         entry |= {"holdout": f"{held_out['config_id'].nunique()} of the table's configurations, "
                              "last epoch, fitted without them",
-                  **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members, latency=latency), held_out)}
-        surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency)
+                  **score(SmallSpaceSurrogate.fit(space, fitted, n_members=n_members, latency=latency,
+                                                  calibration_folds=calibration_folds), held_out)}
+        surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
+                                            calibration_folds=calibration_folds)
         surrogate.metadata["train_key"] = key
         if timed:
             entry["latency_from"] = studies["latency"]
@@ -305,9 +308,11 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"Model `{report['model']}` (all numbers here come from it, not from BERT-base). Each surrogate is an "
         "ensemble of XGBoost regressors per learned objective, asked at the `num_units` values of its training "
         "configurations and interpolated linearly in `num_units` between them. Its standard deviation is "
-        "calibrated by a cross-validation over the training configurations (split conformal, separately for "
-        "answers that are the plateau value and for the others) so that about 95% of truths lie within 1.96 "
-        "of them from the answer; *within 1.96 sd* checks that on the hold-out. Weight sharing: fitted on the `small` grid table "
+        "calibrated on answers cross-validated over the training configurations (cross-conformal, separately for "
+        "answers that are the plateau value and for the others) so that about 95% of those answers' truths lie "
+        "within 1.96 standard deviations of the answer; *within 1.96 sd* shows how far that carries to the hold-out "
+        "(the errors, measured like the grid's, follow it; latency, memory and runtime, measured for the hold-out in "
+        "other runs, do not). Weight sharing: fitted on the `small` grid table "
         f"(`{studies['grid']}`) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
         f"configurations of the curves the table serves (studies `{studies['standalone']}`, one dtype per task) after "
@@ -360,7 +365,7 @@ def report_markdown(report: dict[str, Any]) -> str:
               "network is one the grid holds) and on the rows whose truth is off the plateau (the constant "
               "predictor's error), each with the grid interpolation's in brackets; how often the answer is the "
               "plateau value exactly when the truth is; and whether the reported standard deviation is an honest "
-              "uncertainty (the share of truths within 1.96 of them from the answer, on all rows and on the rows "
+              "uncertainty (the share of truths within 1.96 standard deviations of the answer, on all rows and on the rows "
               "whose answer is not the plateau value, and, on the latter, the Spearman correlation of the absolute error "
               "with the standard deviation). Most hold-out truths lie on the plateau, so the "
               "headline tau mostly scores the plateau decision; the off-plateau tau scores the ranking.", "",
@@ -407,6 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="minilm-l6-h384", help="the model whose tables to learn from (default "
                                                                   "minilm-l6-h384)")
     parser.add_argument("--members", type=int, default=3, help="XGBoost regressors per ensemble (default 3)")
+    parser.add_argument("--calibration-folds", type=int, default=CALIBRATION_FOLDS,
+                        help="folds of the cross-validation that calibrates the uncertainty (0: none, the ensembles' "
+                             f"raw spread; else at least 2; default {CALIBRATION_FOLDS})")
     for role, study in STUDIES.items():
         plural = " (comma-separated)" if role == "standalone" else ""
         parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables{plural} (default {study})")
@@ -417,11 +425,13 @@ def main(argv: list[str] | None = None) -> None:
                      f"(or ${SURROGATES_ENV}), so that they never replace the package's surrogates/")
     if args.members < 1:
         parser.error(f"--members must be at least 1, got {args.members}")
+    if args.calibration_folds == 1 or args.calibration_folds < 0:
+        parser.error(f"--calibration-folds must be 0 (none) or at least 2, got {args.calibration_folds}")
     if not data.is_dir():
         parser.exit(2, f"error: the tables folder {data} does not exist\n")
     try:
         report = build(data, out, args.model, args.members,
-                       {role: getattr(args, f"{role}_study") for role in STUDIES})
+                       {role: getattr(args, f"{role}_study") for role in STUDIES}, args.calibration_folds)
     except (ValueError, FileNotFoundError) as err:
         parser.exit(2, f"error: {err}\n")
     print(report_markdown(report))

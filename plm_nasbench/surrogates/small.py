@@ -16,14 +16,18 @@ for tied configurations would order at random, and on RTE (81% of the hold-out o
 tau could not exceed about 0.6.
 
 Uncertainty: the ensemble's standard deviation alone is too narrow an interval (on the STS-B hold-out 59% of
-the truths lay within 1.96 of them). ``fit`` therefore calibrates it by a cross-validation over the training
-configurations (``calibration_folds``, split conformal prediction with a normalised score): every fold's
-configurations are answered by a surrogate fitted without them, the score of an answer is
-``|error| / (sd + offset)`` (``offset``: the median sd of the answers off the plateau), and the reported
-standard deviation is ``scale * (sd + offset)``, where ``1.96 * scale`` is the score's ``CALIBRATION_LEVEL``
-quantile, taken separately for answers that are the plateau value and for the others (the two are wrong in
-different ways: a plateau answer is exact or off by far). So about 95% of new truths lie within 1.96
-reported standard deviations of the answer, in each of the two groups.
+the truths lay within 1.96 standard deviations of the answer). ``fit`` therefore calibrates it on
+cross-validated answers (``calibration_folds`` folds over the training configurations, a cross-conformal
+scheme with a normalised score): every fold's configurations are answered by a surrogate fitted without
+them, the score of an answer is ``|error| / (sd + offset)`` (``offset``: the median sd of the answers off the
+plateau; where that is 0, their mean absolute error), and the reported standard deviation is
+``scale * (sd + offset)``, where ``1.96 * scale`` is the score's ``CALIBRATION_LEVEL`` quantile, taken separately
+for answers that are the plateau value and for the others (the two are wrong in different ways: a plateau
+answer is exact or off by far). So about 95% of the cross-validated answers' truths lie within 1.96 reported
+standard deviations, in each group; new configurations measured like the training ones should fare alike
+(on the weight-sharing hold-outs the errors do), values measured in other runs (a hold-out's own timings)
+need not. The scale is applied after the interpolation below, by whether the interpolated answer is the
+plateau value.
 
 Between training configurations: trees answer piecewise-constant, so a configuration whose ``num_units``
 lies between two values the training rows have (the knots, with 0 and the largest; the grid's step by 64)
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +89,11 @@ def outdated(record: dict[str, Any]) -> list[str]:
 MIN_CONFIGS = 10
 
 
-def _conformal_scales(answers: np.ndarray) -> dict[str, float]:
+def _conformal_scales(answers: np.ndarray) -> dict[str, float | int] | None:
     """``offset``, ``scale`` and ``plateau_scale`` (see the module docstring) from held-out ``answers``: rows of
-    absolute error, raw standard deviation and whether the answer is the plateau value. A group with too few
-    answers for the quantile (fewer than 19 at a level of 0.95) takes the quantile of all answers."""
+    absolute error, raw standard deviation and whether the answer is the plateau value; None when there are too
+    few answers for the quantile (fewer than 19 at a level of 0.95). A group with too few takes the quantile of
+    all answers."""
     error, spread, on_plateau = answers[0], answers[1], answers[2].astype(bool)
     off = spread[~on_plateau] if (~on_plateau).any() else spread
     offset = float(np.median(off)) or float(np.mean(error)) or 1.0  # a positive offset keeps the scores finite
@@ -99,7 +105,7 @@ def _conformal_scales(answers: np.ndarray) -> dict[str, float]:
 
     pooled = quantile(score)
     if pooled is None:
-        raise ValueError(f"{len(score)} held-out answers: too few to calibrate at level {CALIBRATION_LEVEL}")
+        return None
     scales = {"offset": offset, "scale": quantile(score[~on_plateau]), "plateau_scale": quantile(score[on_plateau])}
     return {k: pooled if v is None else v for k, v in scales.items()} | {
         "answers": int(len(score)), "plateau_answers": int(on_plateau.sum())}
@@ -128,10 +134,12 @@ class SmallSpaceSurrogate:
     @classmethod
     def fit(cls, space: SmallSpace, table: pd.DataFrame, objectives: tuple[str, ...] = LEARNED,
             n_members: int = 3, seed: int = 0, member_factory: Any = None,
-            latency: pd.DataFrame | None = None, calibration_folds: int = CALIBRATION_FOLDS) -> SmallSpaceSurrogate:
+            latency: pd.DataFrame | None = None, calibration_folds: int = CALIBRATION_FOLDS,
+            epochs: Sequence[int] | None = None) -> SmallSpaceSurrogate:
         """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table), and calibrate
         their uncertainty by a cross-validation with ``calibration_folds`` folds over its configurations (0: none,
-        the ensembles' raw standard deviations; see the module docstring).
+        the ensembles' raw standard deviations; see the module docstring). ``epochs``: the fidelities it answers
+        (default: the table's; the folds of the calibration keep the whole table's).
 
         ``latency``: rows of a latency table of the ``small`` space (fields and latency columns, one row per
         configuration). When given, the latency objectives are learned from it instead of ``table``: they
@@ -139,7 +147,7 @@ class SmallSpaceSurrogate:
         configurations were never timed still gets them)."""
         if not isinstance(space, SmallSpace):
             raise TypeError(f"SmallSpaceSurrogate needs the small space, got {type(space).__name__}")
-        epochs = sorted(table["epoch"].unique())
+        epochs = sorted(int(e) for e in (table["epoch"].unique() if epochs is None else epochs))
         max_epoch = int(epochs[-1]) if len(epochs) > 1 else None
         x = cls._features(space, table[list(FIELDS)].to_numpy(), table["epoch"].to_numpy(), max_epoch)
         sources = {"table": (table, x)}
@@ -180,27 +188,36 @@ class SmallSpaceSurrogate:
                     "calibration": {"folds": 0, "level": CALIBRATION_LEVEL, "objectives": {}}}
         surrogate = cls(space, ensembles, configs, moments, max_epoch, metadata)
         if calibration_folds:
-            def fit_fold(rows: pd.DataFrame, latency_rows: pd.DataFrame | None) -> SmallSpaceSurrogate:
-                return cls.fit(space, rows, objectives, n_members, seed, member_factory, latency=latency_rows,
-                               calibration_folds=0)
+            def fit_fold(rows: pd.DataFrame, latency_rows: pd.DataFrame | None) -> SmallSpaceSurrogate | None:
+                try:
+                    return cls.fit(space, rows, objectives, n_members, seed, member_factory, latency=latency_rows,
+                                   calibration_folds=0, epochs=epochs)
+                except ValueError:  # nothing left to learn without this fold
+                    return None
             metadata["calibration"] = surrogate._calibrate(fit_fold, table, latency, calibration_folds, seed)
         return surrogate
 
-    def _calibrate(self, fit_fold: Any, table: pd.DataFrame, latency: pd.DataFrame | None, folds: int,
-                   seed: int) -> dict[str, Any]:
+    def _calibrate(self, fit_fold: Callable[[pd.DataFrame, pd.DataFrame | None], SmallSpaceSurrogate | None],
+                   table: pd.DataFrame, latency: pd.DataFrame | None, folds: int, seed: int) -> dict[str, Any]:
         """The ``calibration`` metadata: per learned objective, ``offset`` and the ``scale`` of answers off the
         plateau (``plateau_scale``: of answers that are the plateau value), from a ``folds``-fold
         cross-validation over the configurations of ``table`` and ``latency`` (``fit_fold(table, latency)`` fits
-        an uncalibrated surrogate on the rows of the other folds)."""
+        an uncalibrated surrogate on the rows of the other folds, None when they leave nothing to learn), and
+        ``skipped``: why an objective is left uncalibrated (its raw standard deviation answers)."""
         if folds < 2:
             raise ValueError(f"calibration_folds must be 0 (none) or at least 2, got {folds}")
         sources = {"table": table, "latency": latency}
-        keys = {name: np.ravel_multi_index(tuple(rows[list(FIELDS)].to_numpy(dtype=np.int64).T), self._shape())
-                for name, rows in sources.items() if rows is not None}
+        keys = {}
+        for name, rows in sources.items():
+            if rows is not None:
+                fields = rows[list(FIELDS)].to_numpy(dtype=np.int64)
+                fields[fields[:, 0] == 0] = 0  # every configuration with 0 layers is one network: one fold
+                keys[name] = np.ravel_multi_index(tuple(fields.T), self._shape())
         configs, inverse = np.unique(np.concatenate(list(keys.values())), return_inverse=True)
-        record: dict[str, Any] = {"folds": folds, "level": CALIBRATION_LEVEL, "objectives": {}}
+        record: dict[str, Any] = {"folds": folds, "level": CALIBRATION_LEVEL, "objectives": {}, "skipped": {}}
         if len(configs) < folds * MIN_CONFIGS:
-            record["skipped"] = f"{len(configs)} configurations: too few for {folds} folds of {MIN_CONFIGS}"
+            record["skipped"] = {name: f"{len(configs)} configurations: too few for {folds} folds of {MIN_CONFIGS}"
+                                 for name in self.learned}
             return record
         fold_of = (np.random.default_rng(seed).permutation(len(configs)) % folds)[inverse]
         fold_rows = dict(zip(keys, np.split(fold_of, np.cumsum([len(k) for k in keys.values()])[:-1])))
@@ -208,13 +225,17 @@ class SmallSpaceSurrogate:
         for k in range(folds):
             fitted = fit_fold(table[fold_rows["table"] != k],
                               None if latency is None else latency[fold_rows["latency"] != k])
-            for name in (n for n in self.learned if n in fitted.learned):
-                rows = sources[self.metadata["learned_from"][name]]
-                rows = rows[fold_rows[self.metadata["learned_from"][name]] == k]
-                scores[name].append(fitted._held_out_answers(name, rows))
+            for name in (n for n in self.learned if fitted is not None and n in fitted.learned):
+                source = self.metadata["learned_from"][name]
+                scores[name].append(fitted._held_out_answers(name, sources[source][fold_rows[source] == k]))
         for name, found in scores.items():
-            if len(found) == folds:
-                record["objectives"][name] = _conformal_scales(np.concatenate(found, axis=1))
+            scales = _conformal_scales(np.concatenate(found, axis=1)) if len(found) == folds else None
+            if scales is not None:
+                record["objectives"][name] = scales
+            else:
+                answers = sum(part.shape[1] for part in found)
+                record["skipped"][name] = (f"learned in {len(found)} of {folds} folds" if len(found) < folds else
+                                           f"{answers} held-out answers: too few for the {CALIBRATION_LEVEL} quantile")
         return record
 
     def _held_out_answers(self, name: str, rows: pd.DataFrame) -> np.ndarray:
@@ -312,7 +333,7 @@ class SmallSpaceSurrogate:
     def _predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
         """Every objective for every configuration of the space (in ``np.ravel_multi_index`` order over
         :meth:`_shape`): the learned ones asked of the ensembles at every (layers, heads, knot) and
-        interpolated linearly in ``num_units`` between knots."""
+        interpolated linearly in ``num_units`` between knots, their standard deviations then calibrated."""
         shape = self._shape()
         knots = self.units_knots
         pairs = np.stack(np.unravel_index(np.arange(shape[0] * shape[1]), shape[:2]), axis=1)
@@ -322,6 +343,8 @@ class SmallSpaceSurrogate:
         for name, values in self._learned(at_knots, epoch).items():
             rows = values.reshape(len(pairs), len(knots))
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
+        for name in self.learned:
+            out[f"{name}_std"] = self._calibrated_std(name, out[name], out[f"{name}_std"])
         empty = slice(0, shape[1] * shape[2])  # num_layers = 0: one network (embeddings and head), one answer
         for values in out.values():
             values[empty] = np.median(values[empty])
@@ -332,9 +355,19 @@ class SmallSpaceSurrogate:
         out["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
         return out
 
+    def _calibrated_std(self, name: str, answer: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        """The reported standard deviation of objective ``name`` for answers ``answer`` whose ensembles' standard
+        deviation is ``spread``: ``scale * (spread + offset)``, with the plateau answers' scale where the answer
+        is the plateau value (``spread`` itself where the objective is not calibrated)."""
+        calibration = self.metadata["calibration"]["objectives"].get(name)
+        if calibration is None:
+            return spread
+        on_plateau = answer == self.metadata["plateaus"].get(name)
+        return np.where(on_plateau, calibration["plateau_scale"], calibration["scale"]) * (spread + calibration["offset"])
+
     def _learned(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
-        """Each learned objective and its ``<name>_std`` for rows of fields, through the ensembles (NaN for
-        an objective without one)."""
+        """Each learned objective and its ``<name>_std`` (the ensembles' own, uncalibrated) for rows of fields,
+        through the ensembles (NaN for an objective without one)."""
         x = self._features(self.space, fields, np.full(len(fields), epoch or 0), self.max_epoch)
         out: dict[str, np.ndarray] = {}
         for name in LEARNED:
@@ -344,14 +377,9 @@ class SmallSpaceSurrogate:
                 # the smallest value it was fitted on
                 floor = self.metadata["floors"][name]
                 out[name], out[f"{name}_std"] = np.maximum(mean.astype(np.float64), floor), std.astype(np.float64)
-                on_plateau = np.zeros(len(fields), dtype=bool)
                 if name + PLATEAU_SUFFIX in self.ensembles:
                     on_plateau = self.ensembles[name + PLATEAU_SUFFIX].predict(x) >= 0.5
                     out[name] = np.where(on_plateau, self.metadata["plateaus"][name], out[name])
-                calibration = self.metadata["calibration"]["objectives"].get(name)
-                if calibration is not None:
-                    scale = np.where(on_plateau, calibration["plateau_scale"], calibration["scale"])
-                    out[f"{name}_std"] = scale * (out[f"{name}_std"] + calibration["offset"])
             else:
                 out[name] = out[f"{name}_std"] = np.full(len(fields), np.nan)
         return out
