@@ -210,7 +210,7 @@ class SmallSpaceSurrogate:
         keys = {}
         for name, rows in sources.items():
             if rows is not None:
-                fields = rows[list(FIELDS)].to_numpy(dtype=np.int64)
+                fields = rows[list(FIELDS)].to_numpy(dtype=np.int64, copy=True)
                 fields[fields[:, 0] == 0] = 0  # every configuration with 0 layers is one network: one fold
                 keys[name] = np.ravel_multi_index(tuple(fields.T), self._shape())
         configs, inverse = np.unique(np.concatenate(list(keys.values())), return_inverse=True)
