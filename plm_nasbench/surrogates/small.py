@@ -211,15 +211,20 @@ class SmallSpaceSurrogate:
         for name, rows in sources.items():
             if rows is not None:
                 fields = rows[list(FIELDS)].to_numpy(dtype=np.int64, copy=True)
-                fields[fields[:, 0] == 0] = 0  # every configuration with 0 layers is one network: one fold
+                fields[fields[:, 0] == 0] = 0  # every configuration with 0 layers is one network: key 0
                 keys[name] = np.ravel_multi_index(tuple(fields.T), self._shape())
-        configs, inverse = np.unique(np.concatenate(list(keys.values())), return_inverse=True)
+        every = np.concatenate(list(keys.values()))
+        configs, inverse = np.unique(every, return_inverse=True)
         record: dict[str, Any] = {"folds": folds, "level": CALIBRATION_LEVEL, "objectives": {}, "skipped": {}}
-        if len(configs) < folds * MIN_CONFIGS:
-            record["skipped"] = {name: f"{len(configs)} configurations: too few for {folds} folds of {MIN_CONFIGS}"
+        held_out = len(configs) - int(configs[0] == 0)
+        if held_out < folds * MIN_CONFIGS:
+            record["skipped"] = {name: f"{held_out} configurations: too few for {folds} folds of {MIN_CONFIGS}"
                                  for name in self.learned}
             return record
         fold_of = (np.random.default_rng(seed).permutation(len(configs)) % folds)[inverse]
+        # the 0-layer network is never held out: a fit always has it (the full one does), and scoring its many
+        # configurations as one unseen network would weigh one extrapolation hundreds of times
+        fold_of[every == 0] = -1
         fold_rows = dict(zip(keys, np.split(fold_of, np.cumsum([len(k) for k in keys.values()])[:-1])))
         scores: dict[str, list[np.ndarray]] = {name: [] for name in self.learned}
         for k in range(folds):
