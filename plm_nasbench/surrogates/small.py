@@ -100,7 +100,7 @@ def _conformal_scales(answers: np.ndarray) -> dict[str, float | int] | None:
     score = error / (spread + offset)
 
     def quantile(values: np.ndarray) -> float | None:
-        rank = int(np.ceil(CALIBRATION_LEVEL * (len(values) + 1)))  # split conformal: the rank-th smallest score
+        rank = int(np.ceil(CALIBRATION_LEVEL * (len(values) + 1)))  # the conformal rank: the rank-th smallest score
         return float(np.sort(values)[rank - 1]) / 1.96 if rank <= len(values) else None
 
     pooled = quantile(score)
