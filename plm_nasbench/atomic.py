@@ -60,6 +60,16 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def read_block(path: str | Path, start: str, end: str) -> str:
+    """The text between the markers ``start`` and ``end`` in the text file ``path``, without the markers and the
+    newlines next to them."""
+    path = Path(path)
+    found = re.search(re.escape(start) + "\n?(.*?)\n?" + re.escape(end), path.read_text(), flags=re.S)
+    if found is None:
+        raise ValueError(f"{path} has no {start} ... {end} block")
+    return found.group(1)
+
+
 def replace_block(path: str | Path, start: str, end: str, block: str) -> None:
     """Replace the text between the markers ``start`` and ``end`` in the text file ``path`` with ``block``
     (atomically); the markers stay."""

@@ -106,6 +106,25 @@ def test_findings_block_and_plots(findings_data, tables, tmp_path):
     assert "real learning curves only" in text and text.count("| moasha |") == 2  # surrogate-filled and table-only
 
 
+def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, tables, tmp_path):
+    from plm_nasbench.findings import END, START, main, splice_sections
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{START}\nGenerated before.\n\n#### (a) spaces\nkept a\n\n#### (d) stale\nold d\n\n"
+                      f"#### (c) optimizers\nkept c\n{END}\ntail\n")
+    main(["--data", str(findings_data.root), "--surrogates", str(tables[1]), "--seeds", "2", "--evaluations", "12",
+          "--readme", str(readme), "--plots", str(tmp_path / "plots"), "--only", "d"])
+    text = readme.read_text()
+    assert "old d" not in text and "Generated before." not in text and text.endswith(f"{END}\ntail\n")
+    a, c, d = text.index("kept a"), text.index("kept c"), text.index("real learning curves only")
+    assert a < c < d and text.count("| moasha |") == 2 and "| ls |" not in text  # (c) kept as it was, (d) last
+    with pytest.raises(ValueError, match="none of the comparisons a, b, c, d: '#### notes'"):
+        splice_sections("h\n#### notes\nx", "h\n#### (d) new\ny", ["d"])
+    for bad in ("e", ",", "a,x"):
+        with pytest.raises(SystemExit):
+            main(["--data", str(findings_data.root), "--readme", str(readme), "--only", bad])
+
+
 def test_benchmark_picks_the_super_network_and_checks_what_can_be_searched(findings_data, tmp_path):
     from plm_nasbench import Benchmark
     from plm_nasbench.simulation import benchmarks_for
