@@ -128,7 +128,10 @@ class SmallSpaceSurrogate:
         self._ffn = np.array([a.ffn_parameters(u) for u in range(a.intermediate_size + 1)], dtype=np.int64)
         self._tree = None
         self._radius = float(metadata.get("ood_radius", 0.0))
-        self._materialised: dict[int, dict[str, np.ndarray]] = {}  # epoch (0: none) -> answers for the whole space
+        # answers for the whole space: by epoch (0: none), every objective and the learned ones alone; the others
+        self._materialised: dict[int, dict[str, np.ndarray]] = {}
+        self._learned_materialised: dict[int, dict[str, np.ndarray]] = {}
+        self._fixed: dict[str, np.ndarray] | None = None
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -252,13 +255,13 @@ class SmallSpaceSurrogate:
             epochs = np.zeros(len(rows), dtype=np.int64)  # one fidelity
         else:  # rows of a latency table have no epoch: latency does not depend on it
             epochs = rows["epoch"].to_numpy() if "epoch" in rows else np.full(len(rows), self.max_epoch)
+        index = np.ravel_multi_index(tuple(rows[list(FIELDS)].to_numpy(dtype=np.int64).T), self._shape())
         answer, spread = np.empty(len(rows)), np.empty(len(rows))
         for epoch in np.unique(epochs):  # one materialised space per epoch
             at = epochs == epoch
-            predicted = self.predict(rows.loc[at, list(FIELDS)].to_numpy(), int(epoch) if self.max_epoch else None)
-            answer[at], spread[at] = predicted[name], predicted[f"{name}_std"]
-        plateau = self.metadata["plateaus"].get(name)
-        return np.stack([np.abs(answer - truth), spread, answer == plateau])
+            learned = self._learned_space(int(epoch) if self.max_epoch else None)
+            answer[at], spread[at] = learned[name][index[at]], learned[f"{name}_std"][index[at]]
+        return np.stack([np.abs(answer - truth), spread, self._on_plateau(name, answer)])
 
     @property
     def learned(self) -> tuple[str, ...]:
@@ -309,11 +312,20 @@ class SmallSpaceSurrogate:
 
     def predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
         """Every objective for every configuration of the space at a checked ``epoch`` (in
-        ``np.ravel_multi_index`` order over the fields' sizes), computed on first use and kept."""
-        key = epoch if self.max_epoch is not None else 0  # weight-sharing surrogates have no epoch feature
+        ``np.ravel_multi_index`` order over the fields' sizes), computed on first use and kept: the learned ones
+        (:meth:`_learned_space`), the analytic ones and ``out_of_data`` (the same at every epoch)."""
+        key = self._key(epoch)
         if key not in self._materialised:
-            self._materialised[key] = self._predict_space(epoch)
+            if self._fixed is None:
+                every = np.stack(np.unravel_index(np.arange(self.space.num_configs), self._shape()), axis=1)
+                self._fixed = self._analytic(every)
+                self._fixed["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
+            self._materialised[key] = self._learned_space(epoch) | self._fixed
         return self._materialised[key]
+
+    def _key(self, epoch: int | None) -> int:
+        """The key of ``epoch``'s answers in the caches (0 for surrogates without an epoch feature)."""
+        return epoch if self.max_epoch is not None else 0
 
     @property
     def fidelities(self) -> list[int]:
@@ -335,10 +347,13 @@ class SmallSpaceSurrogate:
         and, where latency is learned from a latency table, that table's), plus 0 and the largest."""
         return np.asarray(self.metadata["units_knots"], dtype=np.int64)
 
-    def _predict_space(self, epoch: int | None) -> dict[str, np.ndarray]:
-        """Every objective for every configuration of the space (in ``np.ravel_multi_index`` order over
-        :meth:`_shape`): the learned ones asked of the ensembles at every (layers, heads, knot) and
-        interpolated linearly in ``num_units`` between knots, their standard deviations then calibrated."""
+    def _learned_space(self, epoch: int | None) -> dict[str, np.ndarray]:
+        """Every learned objective and its reported ``<name>_std`` for every configuration of the space at a
+        checked ``epoch``, computed on first use and kept: asked of the ensembles at every (layers, heads, knot)
+        and interpolated linearly in ``num_units`` between knots, their standard deviations then calibrated."""
+        key = self._key(epoch)
+        if key in self._learned_materialised:
+            return self._learned_materialised[key]
         shape = self._shape()
         knots = self.units_knots
         pairs = np.stack(np.unravel_index(np.arange(shape[0] * shape[1]), shape[:2]), axis=1)
@@ -354,11 +369,13 @@ class SmallSpaceSurrogate:
         for values in out.values():
             values[empty] = np.median(values[empty])
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
-            out["runtime"] = np.maximum(out["runtime"], self.predict_space(epoch - 1)["runtime"])
-        every = np.stack(np.unravel_index(np.arange(self.space.num_configs), shape), axis=1)
-        out |= self._analytic(every)
-        out["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
+            out["runtime"] = np.maximum(out["runtime"], self._learned_space(epoch - 1)["runtime"])
+        self._learned_materialised[key] = out
         return out
+
+    def _on_plateau(self, name: str, answer: np.ndarray) -> np.ndarray:
+        """Whether each answer for objective ``name`` is its plateau value (all False without a plateau)."""
+        return answer == self.metadata["plateaus"].get(name)
 
     def _calibrated_std(self, name: str, answer: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """The reported standard deviation of objective ``name`` for answers ``answer`` whose ensembles' standard
@@ -367,8 +384,7 @@ class SmallSpaceSurrogate:
         calibration = self.metadata["calibration"]["objectives"].get(name)
         if calibration is None:
             return spread
-        on_plateau = answer == self.metadata["plateaus"].get(name)
-        return np.where(on_plateau, calibration["plateau_scale"], calibration["scale"]) * (spread + calibration["offset"])
+        return np.where(self._on_plateau(name, answer), calibration["plateau_scale"], calibration["scale"]) * (spread + calibration["offset"])
 
     def _learned(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
         """Each learned objective and its ``<name>_std`` (the ensembles' own, uncalibrated) for rows of fields,
