@@ -90,7 +90,7 @@ def _bench(args: argparse.Namespace) -> Any:
     from . import Benchmark
 
     return Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, **_super_network(args),
-                     backend=args.backend, data=args.data, surrogates=args.surrogates,
+                     backend=args.backend, data=args.data, surrogates=getattr(args, "surrogates", None),
                      data_dir=getattr(args, "data_dir", None), device=getattr(args, "device", "cpu"))
 
 
@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="(default: %(default)s)")
         cmd.add_argument("--epoch", type=int, default=None,
                          help="the fidelity (epoch) to answer at (default: the last)")
-        _add_folders(cmd)
+        _add_folders(cmd, surrogates=name == "query")  # pareto reads the table alone
         if name == "query":
             cmd.add_argument("--seed", type=int, default=None,
                              help="the seed whose row answers (default: the mean over the seeds the table holds)")
@@ -294,7 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``plm-nasbench``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag, read_by in (("--data", ("auto", "table")), ("--surrogates", ("auto", "surrogate")), ("--data-dir", ("live",))):
+        backend, given = getattr(args, "backend", None), getattr(args, flag[2:].replace("-", "_"), None)
+        if backend is not None and given is not None and backend not in read_by:  # an option that would do nothing
+            parser.error(f"{flag} is read with --backend {' or '.join(read_by)} only, not with --backend {backend}")
     one_line_warnings()
     try:
         return args.handler(args)

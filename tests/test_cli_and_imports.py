@@ -62,6 +62,16 @@ def test_help_and_bad_commands(capsys):
         main(["info", "--model", "gpt2"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'gpt2'" in capsys.readouterr().err
+    for argv, message in ((["pareto", "--task", "rte", "--surrogates", "s"], "unrecognized arguments: --surrogates"),
+                          (["simulate", "--task", "rte", "--backend", "table", "--surrogates", "s"],
+                           "--surrogates is read with --backend auto or surrogate only, not with --backend table"),
+                          (["query", "--task", "rte", "--backend", "live", "--data", "d", "{}"],
+                           "--data is read with --backend auto or table only, not with --backend live"),
+                          (["query", "--task", "rte", "--data-dir", "d", "{}"],
+                           "--data-dir is read with --backend live only, not with --backend auto")):
+        with pytest.raises(SystemExit) as exit_info:  # an option its backend never reads would do nothing
+            main(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("module", ["plm_nasbench", "plm_nasbench.spaces", "plm_nasbench.architecture",
