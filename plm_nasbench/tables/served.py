@@ -10,6 +10,25 @@ from collections.abc import Callable
 import pandas as pd
 
 from .manifest import Manifest
+from .schema import LATENCY_FIELDS
+
+#: The columns one run of a network measures, which can differ between two runs of the same network (timings).
+MEASURED = ("valid_metric", "valid_error", "test_metric", "test_error", "train_time", "eval_time", "cumulative_time",
+            *(name for name in LATENCY_FIELDS if name.endswith(("_median", "_iqr", "_peak_mb"))))
+
+
+def _one_answer_without_layers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``small`` space: every configuration with 0 layers is one network (embeddings and head), run and timed once
+    per configuration. Their measured columns (:data:`MEASURED`) take the median over those rows of each (seed,
+    epoch), so that an answer does not depend on which of them is asked: with their own timings an optimizer
+    could draw 0-layer configurations until one came with a fast one. The table files keep every measurement."""
+    if "num_layers" not in frame or not (empty := (frame["num_layers"] == 0).fillna(False).to_numpy()).any():
+        return frame
+    frame = frame.copy()
+    columns = [c for c in MEASURED if c in frame]
+    medians = frame.loc[empty].groupby(["seed", "epoch"])[columns].transform("median")
+    frame.loc[empty, columns] = medians.to_numpy()
+    return frame
 
 
 def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -38,8 +57,9 @@ def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: s
                 read: Callable[[str], pd.DataFrame] | None = None) -> pd.DataFrame | None:
     """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
     rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
-    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch). ``read`` (default
-    ``manifest.read``) reads one table; it is not modified."""
+    with the most rows, of one super-network per seed, one row per (config_id, seed, epoch), the configurations
+    without layers answering alike (:func:`_one_answer_without_layers`). ``read`` (default ``manifest.read``)
+    reads one table; it is not modified."""
     paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
     if not paths:
         return None
@@ -54,4 +74,5 @@ def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: s
         return None
     frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
     frame = _one_supernetwork_per_seed(frame)
-    return frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
+    frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
+    return _one_answer_without_layers(frame)
