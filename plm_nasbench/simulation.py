@@ -83,13 +83,13 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
         trial = Trial(trial_id=trial_id, config=suggestion.config, creation_time=datetime.datetime.now())
         if hasattr(scheduler, "on_trial_add"):
             scheduler.on_trial_add(trial)
-        config = {k: suggestion.config[k] for k in fields}
-        if not bench.covers_space:  # table only: answer with the table's nearest configuration
-            config = bench.nearest_config(config)
+        asked = {k: suggestion.config[k] for k in fields}
+        # table only: answer with the table's nearest configuration
+        config = asked if bench.covers_space else bench.nearest_config(asked)
         spent = 0.0
         for epoch in epochs:
             result = bench.query(config, epoch=epoch)
-            check_values(bench, config, result, metrics)
+            check_values(bench, config, result, metrics, asked)
             clock += result["runtime"] - spent  # runtime is cumulative over epochs
             spent = result["runtime"]
             if max_time is not None and clock > max_time:  # the budget ends before this result arrives
@@ -106,13 +106,17 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     return pd.DataFrame(rows)
 
 
-def check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[str, Any], metrics: Sequence[str]) -> None:
-    """ValueError naming the objective when ``result`` has no value for one of ``metrics`` (or for ``runtime``,
-    the simulated clock), and listing the objectives it has values for."""
+def check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[str, Any], metrics: Sequence[str],
+                 asked: Mapping[str, Any] | None = None) -> None:
+    """ValueError naming the objective when ``result`` (the answer for ``config``) has no value for one of
+    ``metrics`` (or for ``runtime``, the simulated clock), and listing the objectives it has values for. ``asked``:
+    the configuration a search proposed, where ``config`` is the table's nearest one to it."""
     missing = [m for m in (*metrics, "runtime") if not np.isfinite(result[m])]
     if missing:
         present = [name for name in OBJECTIVES if np.isfinite(result.get(name, np.nan))]
-        raise ValueError(f"objective {missing[0]!r} has no value for {dict(config)} in {bench!r} (answered by the "
+        where = (f"the table's nearest configuration {dict(config)} to {dict(asked)}"
+                 if asked is not None and dict(asked) != dict(config) else f"{dict(config)}")
+        raise ValueError(f"objective {missing[0]!r} has no value for {where} in {bench!r} (answered by the "
                          f"{result['source']}); objectives with values there: {', '.join(present)}")
 
 

@@ -79,6 +79,7 @@ def test_simulated_random_search_runs(tables, tmp_path, monkeypatch):
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend.simulator_backend.simulator_callback import SimulatorCallback
     from syne_tune.optimizer.schedulers.single_fidelity_scheduler import SingleFidelityScheduler
+    from syne_tune.tuner_callback import TunerCallback
 
     monkeypatch.setenv("SYNETUNE_FOLDER", str(tmp_path))
     root, surrogates, *_ = tables
@@ -86,13 +87,25 @@ def test_simulated_random_search_runs(tables, tmp_path, monkeypatch):
     backend = bench.simulated_backend(objectives=("valid_error", "params_fraction"))
     scheduler = SingleFidelityScheduler(bench.space.syne_tune_space(), metrics=["valid_error", "params_fraction"],
                                         do_minimize=True, searcher="random_search", random_seed=0)
+
+    class CountWaits(TunerCallback):
+        waits = 0
+
+        def on_tuning_sleep(self, sleep_time: float) -> None:
+            CountWaits.waits += 1
+
     tuner = Tuner(trial_backend=backend, scheduler=scheduler, stop_criterion=StoppingCriterion(max_num_evaluations=20),
-                  n_workers=1, sleep_time=0, callbacks=[SimulatorCallback()], tuner_name="plm-nasbench-test",
-                  save_tuner=False, suffix_tuner_name=False)
+                  n_workers=1, sleep_time=0, callbacks=[SimulatorCallback(), CountWaits()],
+                  tuner_name="plm-nasbench-test", save_tuner=False, suffix_tuner_name=False)
     tuner.run()
     results = tuner.tuning_status.df if hasattr(tuner.tuning_status, "df") else None
     assert tuner.tuning_status.num_trials_finished >= 20
     assert results is None or results["valid_error"].notna().all()
+    # each wait moves the clock to the next event (a start, result or end), not by a fixed step or in real time:
+    # a handful of waits per trial, and one worker's clock passes every trial's cost
+    trials = [{k: t.config[k] for k in bench.space.bounds} for t in backend._trial_dict.values()]
+    assert CountWaits.waits <= 4 * len(trials)
+    assert backend.time_keeper.time() >= sum(bench.query(c)["runtime"] for c in trials[:20])
 
 
 @pytest.mark.parametrize("method", ["ls", "nsga2", "rs", "morea"])

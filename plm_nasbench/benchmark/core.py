@@ -532,16 +532,14 @@ class Benchmark:
         return BenchmarkBlackbox(self, tuple(self.answered_objectives if objectives is None else objectives), nearest)
 
     def simulated_backend(self, objectives: Sequence[str] | None = None, **kwargs: Any) -> Any:
-        """A Syne Tune ``UserBlackboxBackend`` on this benchmark, so any scheduler runs in simulated time (use it
-        with ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``; ``kwargs`` go to the backend). Its
-        ``tuner_sleep_time`` is 0 unless given, matching ``sleep_time=0`` (Syne Tune's default, 5 s, would charge
-        every pass of the tuner's loop 5 simulated seconds)."""
-        from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
+        """A Syne Tune backend on this benchmark (:class:`~plm_nasbench.integrations.syne_tune.SimulatedBackend`,
+        a ``UserBlackboxBackend``), so any scheduler runs in simulated time: use it with
+        ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``. While the tuner waits for a busy worker,
+        its clock jumps to the next result or trial end (Syne Tune's own moves by a fixed ``tuner_sleep_time``);
+        ``kwargs`` go to the backend."""
+        from ..integrations.syne_tune import ELAPSED_TIME, SimulatedBackend
 
-        from ..integrations.syne_tune import ELAPSED_TIME
-
-        kwargs.setdefault("tuner_sleep_time", 0.0)
-        return UserBlackboxBackend(blackbox=self.to_blackbox(objectives), elapsed_time_attr=ELAPSED_TIME, **kwargs)
+        return SimulatedBackend(blackbox=self.to_blackbox(objectives), elapsed_time_attr=ELAPSED_TIME, **kwargs)
 
     @staticmethod
     def objective(name: str) -> Objective:

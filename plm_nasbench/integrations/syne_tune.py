@@ -1,5 +1,6 @@
-"""Syne Tune (0.16) integration: a Benchmark as a Syne Tune blackbox (``Benchmark.to_blackbox``; its
-simulated backend is ``Benchmark.simulated_backend``), and export to Syne Tune's blackbox-repository format.
+"""Syne Tune (0.16) integration: a Benchmark as a Syne Tune blackbox (``Benchmark.to_blackbox``), its simulated
+backend (``SimulatedBackend``, from ``Benchmark.simulated_backend``), and export to Syne Tune's blackbox-repository
+format.
 
 ``BenchmarkBlackbox`` answers from the Benchmark (table, then surrogate for the ``small`` space). The
 fidelity is ``epoch``; the extra objective ``elapsed_time`` is the cost Syne Tune's simulator charges:
@@ -13,12 +14,16 @@ table's nearest configuration in ``encode()`` space (``nearest=True``, the defau
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from syne_tune.backend.simulator_backend.events import SimulatorState
+from syne_tune.backend.simulator_backend.time_keeper import SimulatedTimeKeeper
 from syne_tune.blackbox_repository.blackbox import Blackbox
+from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackboxBackend
 from syne_tune.config_space import choice, randint
 
 from ..benchmark import Benchmark, ConfigNotInTableError
@@ -49,8 +54,9 @@ class BenchmarkBlackbox(Blackbox):
     def num_seeds(self) -> int:
         return max(1, len(self.bench.seeds))
 
-    def _query(self, config: dict[str, Any], epoch: int, seed: int | None) -> list[float]:
+    def _query(self, asked: dict[str, Any], epoch: int, seed: int | None) -> list[float]:
         seed = seed if seed is not None and seed in self.bench.seeds else None
+        config = asked
         try:
             result = self.bench.query(config, epoch=epoch, seed=seed)
         except ConfigNotInTableError:
@@ -60,7 +66,7 @@ class BenchmarkBlackbox(Blackbox):
                 raise
             config = self.bench.nearest_config(config)
             result = self.bench.query(config, epoch=epoch)
-        check_values(self.bench, config, result, self.objectives)  # a scheduler must not decide on NaN
+        check_values(self.bench, config, result, self.objectives, asked)  # a scheduler must not decide on NaN
         return [float(result[name]) for name in self.objectives] + [float(result["runtime"])]
 
     def _objective_function(self, configuration: dict[str, Any], fidelity: dict | None = None,
@@ -69,6 +75,40 @@ class BenchmarkBlackbox(Blackbox):
         if fidelity is None:
             return np.array([self._query(config, int(e), seed) for e in self._fidelities])
         return dict(zip(self.objectives_names, self._query(config, int(fidelity[FIDELITY]), seed)))
+
+
+class _NextEventTimeKeeper(SimulatedTimeKeeper):
+    """Syne Tune's simulated clock, except that ``advance(math.inf)`` moves it to the next pending event of the
+    simulator (a trial's result or end), or leaves it where it is when none is pending."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        super().__init__()
+        self._state = state
+
+    def advance(self, step: float) -> None:
+        if step == math.inf:
+            if self._state.event_heap:  # a heap of (time, count, event): its first entry comes next
+                self.advance_to(self._state.event_heap[0][0])
+            return
+        super().advance(step)
+
+
+class SimulatedBackend(UserBlackboxBackend):
+    """Syne Tune's ``UserBlackboxBackend`` with a clock that jumps to the next event while the tuner waits.
+
+    With ``Tuner(..., sleep_time=0, callbacks=[SimulatorCallback()])``, Syne Tune moves the simulated clock by
+    ``tuner_sleep_time`` each time the tuner waits for a busy worker. A fixed step is either coarse (the default
+    5 s charges a weight-sharing evaluation of a millisecond 5 s) or, at 0, leaves the clock to real time, so a
+    simulation takes as long as the runs it simulates. Here ``tuner_sleep_time`` is ``math.inf`` unless given, and
+    a wait moves the clock to the next result or trial end, as in a discrete-event simulation. The real time
+    the tuner and scheduler spend still counts, as in Syne Tune. Relies on the simulator state of Syne Tune
+    0.16's ``SimulatorBackend`` (``_simulator_state``, ``_time_keeper``)."""
+
+    def __init__(self, blackbox: Blackbox, elapsed_time_attr: str, tuner_sleep_time: float = math.inf,
+                 **kwargs: Any) -> None:
+        super().__init__(blackbox=blackbox, elapsed_time_attr=elapsed_time_attr, tuner_sleep_time=tuner_sleep_time,
+                         **kwargs)
+        self._time_keeper = _NextEventTimeKeeper(self._simulator_state)
 
 
 def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None) -> Any:
