@@ -2,8 +2,8 @@
 
 Measures: constructing a Benchmark (table backend, and auto = table + surrogate) and its first
 surrogate answer (which imports XGBoost, loads the ensembles and predicts the space), one table query
-(median over many), table lookups per second in batch (query_many), surrogate predictions per second
-in batch, on the first call of a process (which predicts the whole space once; also after importing
+(median over many), table lookups per second in batch (query_many, of a DataFrame and of a list of
+dicts), surrogate predictions per second in batch (of both), on the first call of a process (which predicts the whole space once; also after importing
 Syne Tune, which sets OMP_NUM_THREADS=1) and on later calls, ``auto`` answers per second in batch for
 random configurations (a few from the table, the rest from the surrogate), single surrogate queries, and single
 lookups (seed 0) in a Syne Tune BlackboxTabular built from the same rows.
@@ -35,7 +35,7 @@ def per_call(fn, configs) -> float:
     return float(np.median(times)) / 1e3
 
 
-def batch_rate(make: Callable[[], Benchmark], configs: pd.DataFrame) -> float:
+def batch_rate(make: Callable[[], Benchmark], configs: pd.DataFrame | list[dict]) -> float:
     """Configurations answered per second by one query_many call on ``make()`` (the median of three)."""
     rates = []
     for _ in range(3):
@@ -90,6 +90,7 @@ def main() -> None:
     warm.query_many(random)
     report["surrogate_predictions_per_s"] = batch_rate(lambda: warm, random)
     report["surrogate_query_us"] = per_call(warm.query, singles)
+    report["surrogate_predictions_per_s_list_of_dicts"] = batch_rate(lambda: warm, random.to_dict("records"))
     auto.query_many(random)  # auto predicts the space on its first call too: time later calls
     report["auto_mostly_off_table_per_s"] = batch_rate(lambda: auto, random)  # 2% of random configurations are in it
     report["auto_query_us_table_hit"] = per_call(auto.query, configs[:5000])
@@ -98,6 +99,10 @@ def main() -> None:
     start = time.perf_counter()
     bench.query_many(batch)
     report["table_lookups_per_s"] = args.batch / (time.perf_counter() - start)
+    listed = batch.to_dict("records")  # as sample() and configs() return them
+    start = time.perf_counter()
+    bench.query_many(listed)
+    report["table_lookups_per_s_list_of_dicts"] = args.batch / (time.perf_counter() - start)
 
     # importing Syne Tune sets OMP_NUM_THREADS=1, which makes XGBoost (and so the surrogates) single-threaded
     from plm_nasbench.integrations.syne_tune import tabular_blackbox

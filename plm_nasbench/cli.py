@@ -156,6 +156,10 @@ def _simulate(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     if args.hours is not None and not args.hours > 0:
         raise ValueError(f"--hours must be a positive number of simulated hours, got {args.hours}")
+    try:  # before the runs, not after them
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {args.out!r} cannot be a folder of results: {err.strerror or err}") from err
     start = time.perf_counter()
     benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
                                 backend=args.backend, data=args.data, surrogates=args.surrogates, **_super_network(args))
@@ -192,7 +196,6 @@ def _simulate(args: argparse.Namespace) -> int:
     paths = [plot_regret(scored, out / f"regret-{args.task}.png", title),
              plot_fronts(results, objectives, out / f"fronts-{args.task}.png", title),
              plot_ranks(ranks, out / f"ranks-{args.task}.png", title)]
-    out.mkdir(parents=True, exist_ok=True)
     scored.drop(columns="config").assign(config=results["config"].map(json.dumps)).to_csv(out / f"runs-{args.task}.csv", index=False)
     print(f"wrote {', '.join(str(p) for p in paths)} and {out / f'runs-{args.task}.csv'} in {time.perf_counter() - start:.1f} s")
     return 0
@@ -257,11 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--device", default="cpu", help="--backend live: where to train and evaluate (cpu, cuda)")
             cmd.add_argument("config", help='the configuration as JSON, e.g. \'{"num_layers": 4, "num_heads": 6, '
                                             '"num_units": 768}\'')
-            cmd.set_defaults(handler=_query)
+            cmd.set_defaults(handler=_query, command_parser=cmd)
         else:
             cmd.add_argument("--objectives", default="valid_error,params_fraction",
                              help="comma-separated objectives (default: %(default)s)")
-            cmd.set_defaults(handler=_pareto)
+            cmd.set_defaults(handler=_pareto, command_parser=cmd)
     sim = commands.add_parser("simulate", allow_abbrev=False, help="compare optimizers in simulated time on the tables",
                               description="compare optimizers in simulated time on the tables")
     sim.add_argument("--task", required=True, choices=sorted(TASK_HEADS))
@@ -288,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: %(default)s)")
     sim.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="processes running (method, seed) pairs in parallel (default: all cores)")
-    sim.set_defaults(handler=_simulate)
+    sim.set_defaults(handler=_simulate, command_parser=sim)
     return parser
 
 
@@ -299,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag, read_by in (("--data", ("auto", "table")), ("--surrogates", ("auto", "surrogate")), ("--data-dir", ("live",))):
         backend, given = getattr(args, "backend", None), getattr(args, flag[2:].replace("-", "_"), None)
         if backend is not None and given is not None and backend not in read_by:  # an option that would do nothing
-            parser.error(f"{flag} is read with --backend {' or '.join(read_by)} only, not with --backend {backend}")
+            args.command_parser.error(f"{flag} is read with --backend {' or '.join(read_by)} only, not with --backend {backend}")
     one_line_warnings()
     try:
         return args.handler(args)

@@ -318,12 +318,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     if not only or set(only) - set(COMPARISONS):
         parser.error(f"--only takes a comma-separated subset of {','.join(COMPARISONS)}, got {args.only!r}")
+    try:  # the README's block is checked before the long run
+        kept = read_block(Path(args.readme), START, END)
+    except (OSError, ValueError) as err:
+        parser.error(f"--readme {args.readme}: {err}")
     manifest = Manifest.load(args.data)
     tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
-    kept = "" if set(only) == set(COMPARISONS) else read_block(Path(args.readme), START, END)  # before the long run
     block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
                      Path(args.surrogates) if args.surrogates else None, only)
-    if kept:
+    if set(only) != set(COMPARISONS):
         block = splice_sections(kept, block, only)
     replace_block(Path(args.readme), START, END, block)
     print(block)

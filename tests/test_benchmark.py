@@ -96,7 +96,7 @@ def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
     assert bench.query(config, seed=0)["valid_error"] == main[main["seed"] == 0]["valid_error"].iloc[0]
 
 
-def test_available_lists_what_the_tables_answer(tables):
+def test_available_lists_what_the_tables_answer(tables, tmp_path):
     root, surrogates, _, _, _ = tables
     listing = Benchmark.available(root, surrogates).set_index(["task", "scheme", "strategy"])
     ws = listing.loc[("rte", "weight_sharing", "full")]
@@ -106,7 +106,11 @@ def test_available_lists_what_the_tables_answer(tables):
     assert ws["table_rows"] == len(Benchmark("rte", backend="table", data=root).table()) < held
     standalone = listing.loc[("rte", "standalone", "none")]
     assert standalone["supernetwork_space"] is None and standalone["surrogate"]
-    assert not Benchmark.available(root, surrogates / "none")["surrogate"].any()
+    (empty := tmp_path / "no-surrogates").mkdir()
+    assert not Benchmark.available(root, empty)["surrogate"].any()
+    for folders, named in (((root, surrogates / "none"), "surrogates folder"), ((root / "none", None), "data folder")):
+        with pytest.raises(FileNotFoundError, match=f"{named} .*none' does not exist"):  # a typo is no empty list
+            Benchmark.available(*folders)
 
 
 def test_auto_leaves_out_a_surrogate_fitted_on_other_tables(tables, tmp_path):

@@ -21,12 +21,29 @@ from ..paths import DATA_ENV, SURROGATES_ENV, surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
 from ..tables import SCHEMES, Manifest, served_rows, supernetwork_seconds
-from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs
+from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs, integer_columns
 
 BACKENDS = ("auto", "table", "surrogate", "live")
 #: The super-network strategies of :mod:`plm_nasbench.training.strategies`, named here so that the query path
 #: does not import torch (a test checks that the two agree).
 STRATEGIES = ("standard", "random", "random-linear", "sandwich", "kd", "full")
+
+
+def _folder(name: str, given: str | Path | None, env: str, default: Path, check: bool = True,
+            required: bool = True) -> Path:
+    """The ``data`` or ``surrogates`` folder: ``given``, else ``default`` (``$env``, else the package's). With
+    ``check``, FileNotFoundError where it does not exist and was named (by ``given`` or ``$env``) or is
+    ``required``."""
+    folder = Path(given) if given is not None else default
+    named = given is not None or os.environ.get(env)
+    if check and not folder.is_dir() and (named or required):
+        if named:
+            raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist (it came from "
+                                    f"{f'{name}= or --{name}' if given is not None else f'${env}'})")
+        raise FileNotFoundError(f"the package's {name} folder {str(folder)!r} does not exist: plm_nasbench reads its "
+                                f"shipped tables and surrogates from the source checkout, so install it editable "
+                                f"from one (pip install -e .), or name a folder with {name}= or ${env}")
+    return folder
 
 
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
@@ -81,20 +98,9 @@ class Benchmark:
         self.strategy = strategy if scheme == "weight_sharing" else "none"
         self.supernetwork_space = supernetwork_space if scheme == "weight_sharing" else None
         self.space: SearchSpace = get_search_space(space, model, task=task)
-        self._data_root = Path(data) if data is not None else default_data_dir()
-        self._surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
-        for name, given, env, folder, read_by in (
-                ("data", data, DATA_ENV, self._data_root, ("auto", "table")),
-                ("surrogates", surrogates, SURROGATES_ENV, self._surrogate_root, ("auto", "surrogate"))):
-            named = given is not None or os.environ.get(env)  # a folder the user named, which this backend reads
-            if backend in read_by and not folder.is_dir() and (named or name == "data" or backend == "surrogate"):
-                if named:
-                    raise FileNotFoundError(f"{name} folder {str(folder)!r} does not exist (it came from "
-                                            f"{f'{name}= or --{name}' if given is not None else f'${env}'})")
-                raise FileNotFoundError(f"the package's {name} folder {str(folder)!r} does not exist: plm_nasbench "
-                                        f"reads its shipped tables and surrogates from the source checkout, so "
-                                        f"install it editable from one (pip install -e .), or name a folder with "
-                                        f"{name}= or ${env}")
+        self._data_root = _folder("data", data, DATA_ENV, default_data_dir(), check=backend in ("auto", "table"))
+        self._surrogate_root = _folder("surrogates", surrogates, SURROGATES_ENV, surrogates_dir(),
+                                       check=backend in ("auto", "surrogate"), required=backend == "surrogate")
         self._task_data_dir, self._device = data_dir, device
         self._index: TableIndex | None = None
         self._surrogate: Any = None
@@ -171,8 +177,8 @@ class Benchmark:
         ``data`` holds) extends it to the whole space."""
         from ..surrogates.build import fitted_elsewhere, surrogate_folder
 
-        manifest = Manifest.load(data if data is not None else default_data_dir())
-        surrogate_root = Path(surrogates) if surrogates is not None else surrogates_dir()
+        manifest = Manifest.load(_folder("data", data, DATA_ENV, default_data_dir()))
+        surrogate_root = _folder("surrogates", surrogates, SURROGATES_ENV, surrogates_dir(), required=False)
         keys = set()
         for entry in manifest.tables.values():
             if entry.get("scheme") not in SCHEMES:  # latency tables answer no benchmark of their own
@@ -412,6 +418,8 @@ class Benchmark:
         """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""
         if isinstance(configs, pd.DataFrame):
             return self.space.validate_arrays({f: configs[f].to_numpy() for f in self.space.bounds if f in configs})
+        if (arrays := integer_columns(self.space, configs)) is not None:
+            return self.space.validate_arrays(arrays)
         fields = list(self.space.bounds)
         return np.array([[valid[f] for f in fields] for valid in map(self.space.validate, configs)], dtype=np.int64)
 
@@ -490,6 +498,8 @@ class Benchmark:
     def pareto_front(self, objectives: Sequence[str] = ("valid_error", "params_fraction"),
                      epoch: int | None = None) -> pd.DataFrame:
         """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first.
+        Of configurations with equal values in every objective (the ``small`` space's 0-layer ones, one network),
+        only the first in the table is listed.
 
         Configurations the table has no value for in one of ``objectives`` (e.g. no latency measured) are left out
         before dominance is decided, with a warning that counts them."""

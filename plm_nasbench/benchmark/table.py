@@ -38,6 +38,34 @@ def describe_config(config: Mapping[str, Any], limit: int = 160) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
+def integer_columns(space: IntegerSpace, configs: Sequence[Any]) -> dict[str, np.ndarray] | None:
+    """The fields of ``configs`` as one integer array each, where every configuration is a mapping of exactly the
+    space's fields to integers (not bools); None otherwise: such configurations (4.0, True, a missing field) take
+    the per-configuration path, whose error names the configuration and the problem. Ranges are not checked."""
+    fields = list(space.bounds)
+    if not configs or not all(isinstance(c, Mapping) and len(c) == len(fields) for c in configs):
+        return None
+    try:
+        columns = {f: [c[f] for c in configs] for f in fields}
+    except KeyError:
+        return None
+    arrays = {f: np.array(values) for f, values in columns.items()}
+    if (all(a.dtype.kind in "iu" for a in arrays.values())
+            and not any({bool, np.bool_} & set(map(type, values)) for values in columns.values())):
+        return arrays
+    return None
+
+
+def _config_json(text: str, row: int) -> Any:
+    """The configuration the JSON ``text`` of a ``config`` column holds; ValueError naming the row where it is no
+    JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"the 'config' column of row #{row} is not JSON ({err.msg}): "
+                         f"{text[:80]!r}{'...' if len(text) > 80 else ''}") from None
+
+
 def frame_configs(space: SearchSpace, frame: pd.DataFrame) -> pd.DataFrame | list[dict[str, Any]]:
     """The configurations a DataFrame's rows hold: its columns named like ``space``'s fields (other columns are
     ignored), or, where it has none of them, its ``config`` column of JSON (as :meth:`Benchmark.table` and
@@ -49,7 +77,7 @@ def frame_configs(space: SearchSpace, frame: pd.DataFrame) -> pd.DataFrame | lis
     if frame.empty:
         return []
     if not any(f in frame.columns for f in fields) and "config" in frame.columns:
-        return [json.loads(c) if isinstance(c, str) else c for c in frame["config"]]
+        return [_config_json(c, i) if isinstance(c, str) else c for i, c in enumerate(frame["config"])]
     missing = [f for f in fields if f not in frame.columns]
     if missing:
         raise ValueError(f"{space.name} configs: missing column(s) {', '.join(missing)}; expected the fields "
@@ -132,16 +160,8 @@ class TableIndex:
             if self._integer:
                 return self._codes_of_arrays({f: configs[f].to_numpy() for f in self.fields})
             configs = configs.to_dict("records")
-        if self._integer and configs and all(isinstance(c, Mapping) and len(c) == len(self.fields) for c in configs):
-            try:
-                columns = {f: [c[f] for c in configs] for f in self.fields}
-            except KeyError:
-                pass
-            else:  # values that are not all integers (4.0, True) take the per-configuration path and its error
-                arrays = {f: np.array(values) for f, values in columns.items()}
-                if (all(a.dtype.kind in "iu" for a in arrays.values())
-                        and not any({bool, np.bool_} & set(map(type, values)) for values in columns.values())):
-                    return self._codes_of_arrays(arrays)
+        if self._integer and (arrays := integer_columns(self.space, configs)) is not None:
+            return self._codes_of_arrays(arrays)
         codes = np.empty(len(configs), dtype=np.int64)
         for i, config in enumerate(configs):
             try:
