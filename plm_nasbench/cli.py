@@ -91,7 +91,7 @@ def _bench(args: argparse.Namespace) -> Any:
 
     return Benchmark(args.task, model=args.model, space=args.space, scheme=args.scheme, **_super_network(args),
                      backend=args.backend, data=args.data, surrogates=getattr(args, "surrogates", None),
-                     data_dir=getattr(args, "data_dir", None), device=getattr(args, "device", "cpu"))
+                     data_dir=getattr(args, "data_dir", None), device=getattr(args, "device", None) or "cpu")
 
 
 def _super_network(args: argparse.Namespace) -> dict[str, str]:
@@ -156,13 +156,13 @@ def _simulate(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     if args.hours is not None and not args.hours > 0:
         raise ValueError(f"--hours must be a positive number of simulated hours, got {args.hours}")
+    start = time.perf_counter()
+    benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
+                                backend=args.backend, data=args.data, surrogates=args.surrogates, **_super_network(args))
     try:  # before the runs, not after them
         Path(args.out).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"--out {args.out!r} cannot be a folder of results: {err.strerror or err}") from err
-    start = time.perf_counter()
-    benchmarks = benchmarks_for(args.task, methods, args.scheme, model=args.model, space=args.space,
-                                backend=args.backend, data=args.data, surrogates=args.surrogates, **_super_network(args))
     built = {b.scheme: b for b in benchmarks.values()}
     max_time = None if args.hours is None else args.hours * 3600
     results = simulate(benchmarks, range(args.seeds), args.evaluations, objectives, workers=args.workers,
@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="the seed whose row answers (default: the mean over the seeds the table holds)")
             cmd.add_argument("--data-dir", default=None, help="--backend live: the task data in the GLUE layout "
                                                               "(rte/train.tsv ...; default $PLM_NASBENCH_DATASETS)")
-            cmd.add_argument("--device", default="cpu", help="--backend live: where to train and evaluate (cpu, cuda)")
+            cmd.add_argument("--device", default=None, help="--backend live: where to train and evaluate (cpu, cuda; "
+                                                             "default cpu)")
             cmd.add_argument("config", help='the configuration as JSON, e.g. \'{"num_layers": 4, "num_heads": 6, '
                                             '"num_units": 768}\'')
             cmd.set_defaults(handler=_query, command_parser=cmd)
@@ -299,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``plm-nasbench``."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag, read_by in (("--data", ("auto", "table")), ("--surrogates", ("auto", "surrogate")), ("--data-dir", ("live",))):
+    for flag, read_by in (("--data", ("auto", "table")), ("--surrogates", ("auto", "surrogate")), ("--data-dir", ("live",)),
+                          ("--device", ("live",))):
         backend, given = getattr(args, "backend", None), getattr(args, flag[2:].replace("-", "_"), None)
         if backend is not None and given is not None and backend not in read_by:  # an option that would do nothing
             args.command_parser.error(f"{flag} is read with --backend {' or '.join(read_by)} only, not with --backend {backend}")

@@ -318,16 +318,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     if not only or set(only) - set(COMPARISONS):
         parser.error(f"--only takes a comma-separated subset of {','.join(COMPARISONS)}, got {args.only!r}")
+    partial = set(only) != set(COMPARISONS)
     try:  # the README's block is checked before the long run
-        kept = read_block(Path(args.readme), START, END)
+        sections = _sections(read_block(Path(args.readme), START, END))[1]
+        if partial:
+            [_comparison(section) for section in sections]
     except (OSError, ValueError) as err:
         parser.error(f"--readme {args.readme}: {err}")
     manifest = Manifest.load(args.data)
     tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
     block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
                      Path(args.surrogates) if args.surrogates else None, only)
-    if set(only) != set(COMPARISONS):
-        block = splice_sections(kept, block, only)
+    if partial:  # the block as it is now: another run may have rewritten other sections meanwhile
+        block = splice_sections(read_block(Path(args.readme), START, END), block, only)
     replace_block(Path(args.readme), START, END, block)
     print(block)
 

@@ -744,16 +744,19 @@ def test_pareto_front_leaves_out_configurations_without_the_objective(tables, tm
             bench.pareto_front(objectives)
 
 
-def test_configurations_without_layers_answer_alike(tables, tmp_path):
-    """Every 0-layer configuration is one network: its timings answer as their median, whichever is asked, so a
-    search cannot draw 0-layer configurations until one comes with a fast timing; the table file keeps them all."""
+def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
+    """Every configuration keeping no layer (0 layers, or layers without heads and units) is one network: its
+    timings answer as their median, whichever is asked, so a search cannot draw such configurations until one comes
+    with a fast timing; the table file keeps them all. The surrogate gives them one answer too."""
     from conftest import synthetic_rows
+    from plm_nasbench.spaces import SmallSpace
     from plm_nasbench.tables import served_rows
 
-    _, _, _, grid, _ = tables
+    _, surrogates, _, grid, _ = tables
     space = get_search_space("small", "minilm-l6-h384", task="rte")
     frame = synthetic_rows(space, grid, "ws-small-grid", seeds=(0, 1))
-    empty = (frame["num_layers"] == 0).to_numpy()
+    empty = SmallSpace.empty_networks(*(frame[f].to_numpy(dtype=np.int64) for f in space.bounds))
+    assert (empty & (frame["num_layers"] > 0).to_numpy()).sum() == 2 * 6  # layers kept without heads or units
     timings = np.random.default_rng(0).uniform(0.3e-3, 0.7e-3, int(empty.sum()))
     frame.loc[empty, "latency_b1_median"] = timings
     frame.loc[empty & (frame["seed"] == 1).to_numpy(), "cumulative_time"] = 9.0  # another seed: its own median
@@ -763,16 +766,19 @@ def test_configurations_without_layers_answer_alike(tables, tmp_path):
     manifest.record(relpath, frame, write_parquet(frame, data / relpath), {"study": "ws-small-grid"})
     manifest.save()
     bench = Benchmark("rte", backend="table", data=data)
-    zero = [c for c in grid if c["num_layers"] == 0]
-    answers = bench.query_many(zero, seed=0)
+    alike = [c for c in grid if SmallSpace.empty_networks(*c.values())]
+    answers = bench.query_many(alike, seed=0)
     assert answers["latency"].nunique() == 1 and answers["runtime"].nunique() == 1
     assert answers["latency"].iloc[0] == pytest.approx(np.median(timings[frame.loc[empty, "seed"] == 0]))
-    assert bench.query(zero[3], seed=1)["runtime"] == 9.0
-    others = bench.query_many([c for c in grid if c["num_layers"] > 0][:20], seed=0)
-    assert others["latency"].nunique() > 1  # configurations with layers keep their own measurements
+    assert bench.query(alike[3], seed=1)["runtime"] == 9.0
+    others = bench.query_many([c for c in grid if not SmallSpace.empty_networks(*c.values())][:20], seed=0)
+    assert others["latency"].nunique() > 1  # other configurations keep their own measurements
     served = served_rows(Manifest.load(data), "minilm-l6-h384", "rte", "small", "weight_sharing", "full", "small")
-    assert served.loc[served["num_layers"] == 0, "latency_b1_median"].nunique() == 2  # one per seed
+    assert served.loc[empty, "latency_b1_median"].nunique() == 2  # one per seed
     assert Manifest.load(data).read(relpath)["latency_b1_median"].nunique() > len(timings) / 2  # the file keeps all
+    predicted = Benchmark("rte", backend="surrogate", surrogates=surrogates).query_many(
+        [{"num_layers": 0, "num_heads": 7, "num_units": 300}, {"num_layers": 4, "num_heads": 0, "num_units": 0}])
+    assert predicted.drop(columns="out_of_data").nunique(dropna=False).max() == 1
 
 
 def test_surrogates_answer_the_fidelities_and_costs_of_their_tables(tables):

@@ -68,7 +68,9 @@ def test_help_and_bad_commands(capsys):
                           (["query", "--task", "rte", "--backend", "live", "--data", "d", "{}"],
                            "--data is read with --backend auto or table only, not with --backend live"),
                           (["query", "--task", "rte", "--data-dir", "d", "{}"],
-                           "--data-dir is read with --backend live only, not with --backend auto")):
+                           "--data-dir is read with --backend live only, not with --backend auto"),
+                          (["query", "--task", "rte", "--backend", "table", "--device", "cuda", "{}"],
+                           "--device is read with --backend live only, not with --backend table")):
         with pytest.raises(SystemExit) as exit_info:  # an option its backend never reads would do nothing
             main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err

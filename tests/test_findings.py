@@ -123,6 +123,10 @@ def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, table
     for bad in ("e", ",", "a,x"):
         with pytest.raises(SystemExit):
             main(["--data", str(findings_data.root), "--readme", str(readme), "--only", bad])
+    readme.write_text(f"{START}\nGenerated.\n\n#### notes\nx\n{END}\n")  # refused before anything is computed
+    with pytest.raises(SystemExit):
+        main(["--data", str(findings_data.root), "--readme", str(readme), "--plots", str(tmp_path / "none"), "--only", "d"])
+    assert not (tmp_path / "none").exists()
 
 
 def test_benchmark_picks_the_super_network_and_checks_what_can_be_searched(findings_data, tmp_path):

@@ -108,7 +108,14 @@ class SimulatedBackend(UserBlackboxBackend):
                  **kwargs: Any) -> None:
         super().__init__(blackbox=blackbox, elapsed_time_attr=elapsed_time_attr, tuner_sleep_time=tuner_sleep_time,
                          **kwargs)
-        self._time_keeper = _NextEventTimeKeeper(self._simulator_state)
+        state, keeper = getattr(self, "_simulator_state", None), getattr(self, "_time_keeper", None)
+        if not (isinstance(state, SimulatorState) and isinstance(getattr(state, "event_heap", None), list)
+                and type(keeper) is SimulatedTimeKeeper):
+            raise RuntimeError("this Syne Tune's simulator backend keeps its events or clock differently from Syne "
+                               "Tune 0.16's, which SimulatedBackend was written for: pass tuner_sleep_time=<seconds> "
+                               "to Syne Tune's own UserBlackboxBackend(blackbox=bench.to_blackbox(), "
+                               "elapsed_time_attr='elapsed_time') instead")
+        self._time_keeper = _NextEventTimeKeeper(state)
 
 
 def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None) -> Any:

@@ -37,6 +37,13 @@ class SmallSpace(IntegerSpace):
         ffn_mask[: c["num_layers"], : c["num_units"]] = True
         return head_mask, ffn_mask
 
+    @staticmethod
+    def empty_networks(num_layers: Any, num_heads: Any, num_units: Any) -> np.ndarray:
+        """Whether each configuration (arrays of its fields) keeps no layer: ``num_layers = 0``, or layers with
+        neither heads nor units, which are removed. All of them are one network: embeddings, pooler and head."""
+        num_layers, num_heads, num_units = (np.asarray(v) for v in (num_layers, num_heads, num_units))
+        return (num_layers == 0) | ((num_heads == 0) & (num_units == 0))
+
     def layer_sizes(self, config: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         c = self.validate(config)
         kept = np.arange(self.architecture.num_layers) < c["num_layers"]

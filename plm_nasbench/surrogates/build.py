@@ -30,7 +30,7 @@ from ..objectives import OBJECTIVES
 from ..paths import PACKAGE_DATA, PACKAGE_SURROGATES, SURROGATES_ENV, surrogates_dir
 from ..paths import data_dir as default_data_dir
 from ..provenance import environment, now
-from ..spaces import get_search_space
+from ..spaces import SmallSpace, get_search_space
 from ..tables import Manifest, served_rows
 from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
@@ -132,7 +132,8 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
     holdout = holdout[holdout["epoch"] == holdout["epoch"].max()]
     fields = holdout[list(FIELDS)].to_numpy()
     predicted = surrogate.predict(fields, int(holdout["epoch"].max()) if surrogate.max_epoch else None)
-    unseen = fields[:, 0] > 0  # configurations the fit never saw: not a grid one, not the one 0-layer network
+    unseen = ~SmallSpace.empty_networks(*fields.T)  # configurations the fit never saw: not a grid one, not the
+                                                    # empty network (which the grid holds)
     if grid is not None:
         unseen &= ~holdout["config_id"].isin(grid["config_id"]).to_numpy()
     objectives = {}

@@ -214,7 +214,7 @@ class SmallSpaceSurrogate:
         for name, rows in sources.items():
             if rows is not None:
                 fields = rows[list(FIELDS)].to_numpy(dtype=np.int64, copy=True)
-                fields[fields[:, 0] == 0] = 0  # every configuration with 0 layers is one network: key 0
+                fields[SmallSpace.empty_networks(*fields.T)] = 0  # every configuration keeping no layer: key 0
                 keys[name] = np.ravel_multi_index(tuple(fields.T), self._shape())
         every = np.concatenate(list(keys.values()))
         configs, inverse = np.unique(every, return_inverse=True)
@@ -225,8 +225,8 @@ class SmallSpaceSurrogate:
                                  for name in self.learned}
             return record
         fold_of = (np.random.default_rng(seed).permutation(len(configs)) % folds)[inverse]
-        # the 0-layer network is never held out: a fit always has it (the full one does), and scoring its many
-        # configurations as one unseen network would weigh one extrapolation hundreds of times
+        # the empty network (no layer kept) is never held out: a fit always has it (the full one does), and scoring
+        # its many configurations as one unseen network would weigh one extrapolation hundreds of times
         fold_of[every == 0] = -1
         fold_rows = dict(zip(keys, np.split(fold_of, np.cumsum([len(k) for k in keys.values()])[:-1])))
         scores: dict[str, list[np.ndarray]] = {name: [] for name in self.learned}
@@ -365,7 +365,8 @@ class SmallSpaceSurrogate:
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
         for name in self.learned:
             out[f"{name}_std"] = self._calibrated_std(name, out[name], out[f"{name}_std"])
-        empty = slice(0, shape[1] * shape[2])  # num_layers = 0: one network (embeddings and head), one answer
+        every = np.unravel_index(np.arange(self.space.num_configs), shape)
+        empty = SmallSpace.empty_networks(*every)  # one network (embeddings, pooler and head): one answer
         for values in out.values():
             values[empty] = np.median(values[empty])
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before

@@ -7,8 +7,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
+from ..spaces.small import SmallSpace
 from .manifest import Manifest
 from .schema import LATENCY_FIELDS
 
@@ -17,16 +19,23 @@ MEASURED = ("valid_metric", "valid_error", "test_metric", "test_error", "train_t
             *(name for name in LATENCY_FIELDS if name.endswith(("_median", "_iqr", "_peak_mb"))))
 
 
-def _one_answer_without_layers(frame: pd.DataFrame) -> pd.DataFrame:
-    """``small`` space: every configuration with 0 layers is one network (embeddings and head), run and timed once
-    per configuration. Their measured columns (:data:`MEASURED`) take the median over those rows of each (seed,
-    epoch), so that an answer does not depend on which of them is asked: with their own timings an optimizer
-    could draw 0-layer configurations until one came with a fast one. The table files keep every measurement."""
-    if "num_layers" not in frame or not (empty := (frame["num_layers"] == 0).fillna(False).to_numpy()).any():
+def _one_answer_for_the_empty_network(frame: pd.DataFrame) -> pd.DataFrame:
+    """``small`` space: every configuration that keeps no layer (0 layers, or layers with neither heads nor units)
+    is one network (embeddings, pooler and head), run and timed once per configuration. Their measured columns
+    (:data:`MEASURED`) take the median over those rows of each (seed, epoch), so that an answer does not depend on
+    which of them is asked: with their own timings an optimizer could draw such configurations until one came
+    with a fast one. A row without a measurement takes the others' (it is the same network: the standalone
+    tables' timings, measured for few configurations, then answer every configuration of the empty network). The
+    table files keep every measurement."""
+    if "num_layers" not in frame:
+        return frame
+    fields = (frame[f].to_numpy(dtype=np.float64, na_value=np.nan) for f in ("num_layers", "num_heads", "num_units"))
+    empty = SmallSpace.empty_networks(*fields)
+    if not empty.any():
         return frame
     frame = frame.copy()
     columns = [c for c in MEASURED if c in frame]
-    medians = frame.loc[empty].groupby(["seed", "epoch"])[columns].transform("median")
+    medians = frame.loc[empty].groupby(["seed", "epoch"], dropna=False)[columns].transform("median")
     frame.loc[empty, columns] = medians.to_numpy()
     return frame
 
@@ -58,8 +67,8 @@ def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: s
     """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
     rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
     with the most rows, of one super-network per seed, one row per (config_id, seed, epoch), the configurations
-    without layers answering alike (:func:`_one_answer_without_layers`). ``read`` (default ``manifest.read``)
-    reads one table; it is not modified."""
+    of the empty network answering alike (:func:`_one_answer_for_the_empty_network`). ``read`` (default
+    ``manifest.read``) reads one table; it is not modified."""
     paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
     if not paths:
         return None
@@ -75,4 +84,4 @@ def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: s
     frame = frame[frame["dtype"] == frame["dtype"].value_counts().idxmax()]
     frame = _one_supernetwork_per_seed(frame)
     frame = frame.drop_duplicates(["config_id", "seed", "epoch"], keep="first").reset_index(drop=True)
-    return _one_answer_without_layers(frame)
+    return _one_answer_for_the_empty_network(frame)
