@@ -13,6 +13,8 @@ from plm_nasbench.spaces.base import IntegerSpace, SearchSpace
 from .checks import check_number
 
 SELECTIONS = ("grid", "all", "sample", "largest")
+#: What a sample's ``n`` counts: distinct configurations, or distinct networks (configurations with other masks).
+DISTINCT = ("configs", "networks")
 
 
 def check_selection(selection: Mapping[str, Any], where: str) -> None:
@@ -20,7 +22,8 @@ def check_selection(selection: Mapping[str, Any], where: str) -> None:
     kind = selection.get("kind")
     if kind not in SELECTIONS:
         raise ValueError(f"{where}: configs.kind is {kind!r}; allowed: {', '.join(SELECTIONS)}")
-    allowed = {"grid": {"kind", "steps"}, "all": {"kind"}, "sample": {"kind", "n", "seed"}, "largest": {"kind"}}[kind]
+    allowed = {"grid": {"kind", "steps"}, "all": {"kind"}, "sample": {"kind", "n", "seed", "distinct"},
+               "largest": {"kind"}}[kind]
     extra = set(selection) - allowed
     if extra:
         raise ValueError(f"{where}: configs has unknown key(s) {sorted(extra)} for kind {kind!r}; "
@@ -28,6 +31,8 @@ def check_selection(selection: Mapping[str, Any], where: str) -> None:
     if kind == "sample":
         check_number(selection.get("n"), "configs.n", where, smallest=1)
         check_number(selection.get("seed"), "configs.seed", where)
+        if selection.get("distinct", "configs") not in DISTINCT:
+            raise ValueError(f"{where}: configs.distinct is {selection['distinct']!r}; allowed: {', '.join(DISTINCT)}")
 
 
 def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -36,7 +41,9 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
     ``grid``: every combination of an integer space's fields, field f stepping by ``steps[f]`` (default 1)
     from its lower bound, with the upper bound always included; ordered so that configurations that
     differ only in ``num_layers`` are adjacent. ``all``: the grid with step 1. ``sample``: ``n`` distinct
-    configurations from the space's sampler seeded with ``seed``. ``largest``: the unpruned network.
+    configurations from the space's sampler seeded with ``seed``; with ``distinct = "networks"``, of distinct
+    networks (:meth:`~plm_nasbench.spaces.base.SearchSpace.network_id`: the ``small`` sampler draws a
+    configuration keeping no layer one time in seven, all of them one network). ``largest``: the unpruned network.
     """
     kind = selection["kind"]
     if kind == "largest":
@@ -46,10 +53,11 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
             raise ValueError(f"configs.n = {selection['n']} is more than the {space.name!r} space's "
                              f"{space.num_configs:,} configurations (kind \"all\" takes every one)")
         rng = np.random.default_rng(selection["seed"])
+        key = space.network_id if selection.get("distinct", "configs") == "networks" else space.config_id
         seen: dict[str, dict[str, Any]] = {}
         for _ in range(100 * selection["n"]):
             config = space.sample(rng)
-            seen.setdefault(space.config_id(config), config)
+            seen.setdefault(key(config), config)
             if len(seen) == selection["n"]:
                 return list(seen.values())
         raise ValueError(f"space {space.name!r} gave only {len(seen)} distinct configurations in "

@@ -14,7 +14,7 @@ import torch
 from generate.__main__ import main as generate_main
 from generate.__main__ import merge_selection
 from generate.cache import cache_report
-from generate.configs import select_configs
+from generate.configs import check_selection, select_configs
 from generate.executors import execute_unit, run_local
 from generate.merge import _mixed_supernetworks, merge, merged_units
 from generate.plan import parse_plan
@@ -88,6 +88,18 @@ def test_grid_and_selections():
     assert len(select_configs(layer, {"kind": "all"})) == 64
     sample = select_configs(space, {"kind": "sample", "n": 50, "seed": 3})
     assert sample == select_configs(space, {"kind": "sample", "n": 50, "seed": 3}) and len(sample) == 50
+    assert sample == select_configs(space, {"kind": "sample", "n": 50, "seed": 3, "distinct": "configs"})
+    empty = [c for c in sample if space.network_id(c) == space.network_id(space.smallest())]
+    assert len(empty) > 1  # the sampler draws the network without layers again and again
+    networks = select_configs(space, {"kind": "sample", "n": 50, "seed": 3, "distinct": "networks"})
+    assert len({space.network_id(c) for c in networks}) == 50
+    assert networks[:sample.index(empty[1])] == sample[:sample.index(empty[1])]  # the same draws until a repeat
+    assert len({space.network_id({"num_layers": n, "num_heads": h, "num_units": u})
+                for n, h, u in ((0, 5, 7), (3, 0, 0), (0, 0, 0))}) == 1
+    assert space.network_id({"num_layers": 1, "num_heads": 0, "num_units": 5}) != space.network_id(
+        {"num_layers": 2, "num_heads": 0, "num_units": 5})
+    with pytest.raises(ValueError, match="configs.distinct is 'nets'; allowed: configs, networks"):
+        check_selection({"kind": "sample", "n": 5, "seed": 0, "distinct": "nets"}, "plan.toml [[study]] #1")
 
 
 def test_plan_units_are_deterministic_and_bad_plans_fail_early():

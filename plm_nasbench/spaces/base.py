@@ -120,6 +120,15 @@ class SearchSpace(ABC):
                                sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    def network_id(self, config: Mapping[str, Any]) -> str:
+        """Stable 16-hex-digit identifier of the network a configuration keeps: equal for configurations whose
+        masks are equal (a layer keeping neither heads nor units is removed, so in ``small`` every configuration
+        keeping no layer is one network), whatever the space."""
+        heads, ffn = self.masks(config)
+        digest = hashlib.sha256(repr((heads.shape, ffn.shape)).encode())
+        digest.update(np.packbits(heads).tobytes() + np.packbits(ffn).tobytes())
+        return digest.hexdigest()[:16]
+
     def _error(self, message: str) -> ValueError:
         return ValueError(f"{self.name} config: {message}")
 
