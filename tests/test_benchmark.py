@@ -719,19 +719,15 @@ def test_pareto_front_leaves_out_configurations_without_the_objective(tables, tm
     """A NaN objective used to stop the dominance sweep, so dominated configurations were kept."""
     from conftest import synthetic_rows
     from plm_nasbench.spaces import get_search_space
-    from plm_nasbench.tables import write_parquet
 
     root, _, _, grid, _ = tables
     space = get_search_space("small", "minilm-l6-h384", task="rte")
     frame = synthetic_rows(space, grid, "ws-small-grid")
-    frame.loc[frame["num_layers"] == 1, "latency_b1_median"] = np.nan  # not timed
-    data = tmp_path / "data"
-    manifest = Manifest.load(data)
-    relpath = "minilm-l6-h384/ws-small-grid/rte.parquet"
-    manifest.record(relpath, frame, write_parquet(frame, data / relpath), {"study": "ws-small-grid"})
-    manifest.save()
+    untimed = (frame["num_layers"] == 1) & (frame["num_heads"] > 0)  # (1, 0, 0) is the empty network, timed
+    frame.loc[untimed, "latency_b1_median"] = np.nan
+    data = _grid_folder(tmp_path, frame)
     bench = Benchmark("rte", backend="table", data=data)
-    with pytest.warns(UserWarning, match=f"{(frame['num_layers'] == 1).sum()} of {len(frame)} configurations lack "
+    with pytest.warns(UserWarning, match=f"{untimed.sum()} of {len(frame)} configurations lack "
                                          "valid_error or latency"):
         front = bench.pareto_front(("valid_error", "latency"))
     values = front[["valid_error", "latency"]].to_numpy()
@@ -742,6 +738,18 @@ def test_pareto_front_leaves_out_configurations_without_the_objective(tables, tm
     for objectives in (("valid_error", "valid_error"), ()):
         with pytest.raises(ValueError, match="objectives must name at least one objective, each once"):
             bench.pareto_front(objectives)
+
+
+GRID_TABLE = "minilm-l6-h384/ws-small-grid/rte.parquet"
+
+
+def _grid_folder(tmp_path, frame: pd.DataFrame):
+    """A data folder under ``tmp_path`` whose only table is ``frame``, as RTE's weight-sharing grid."""
+    data = tmp_path / "data"
+    manifest = Manifest.load(data)
+    manifest.record(GRID_TABLE, frame, write_parquet(frame, data / GRID_TABLE), {"study": "ws-small-grid"})
+    manifest.save()
+    return data
 
 
 def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
@@ -760,11 +768,7 @@ def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
     timings = np.random.default_rng(0).uniform(0.3e-3, 0.7e-3, int(empty.sum()))
     frame.loc[empty, "latency_b1_median"] = timings
     frame.loc[empty & (frame["seed"] == 1).to_numpy(), "cumulative_time"] = 9.0  # another seed: its own median
-    data = tmp_path / "data"
-    manifest = Manifest.load(data)
-    relpath = "minilm-l6-h384/ws-small-grid/rte.parquet"
-    manifest.record(relpath, frame, write_parquet(frame, data / relpath), {"study": "ws-small-grid"})
-    manifest.save()
+    data = _grid_folder(tmp_path, frame)
     bench = Benchmark("rte", backend="table", data=data)
     alike = [c for c in grid if SmallSpace.empty_networks(*c.values())]
     answers = bench.query_many(alike, seed=0)
@@ -775,7 +779,7 @@ def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
     assert others["latency"].nunique() > 1  # other configurations keep their own measurements
     served = served_rows(Manifest.load(data), "minilm-l6-h384", "rte", "small", "weight_sharing", "full", "small")
     assert served.loc[empty, "latency_b1_median"].nunique() == 2  # one per seed
-    assert Manifest.load(data).read(relpath)["latency_b1_median"].nunique() > len(timings) / 2  # the file keeps all
+    assert Manifest.load(data).read(GRID_TABLE)["latency_b1_median"].nunique() > len(timings) / 2  # the file keeps all
     predicted = Benchmark("rte", backend="surrogate", surrogates=surrogates).query_many(
         [{"num_layers": 0, "num_heads": 7, "num_units": 300}, {"num_layers": 4, "num_heads": 0, "num_units": 0}])
     assert predicted.drop(columns="out_of_data").nunique(dropna=False).max() == 1
