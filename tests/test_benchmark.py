@@ -15,7 +15,7 @@ from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.objectives import OBJECTIVES
 from plm_nasbench.protocol import pareto_mask
-from plm_nasbench.spaces import get_search_space
+from plm_nasbench.spaces import SmallSpace, get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
 from plm_nasbench.surrogates.build import grid_interpolation
 from plm_nasbench.tables import ChecksumError, Manifest, write_parquet
@@ -92,8 +92,9 @@ def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
     with pytest.warns(UserWarning, match=f"30 rows come from other super-networks.*seed 0, id {'b' * 16} \\(30 rows of ws-strategy-ablation\\)"):
         bench = Benchmark("rte", backend="table", data=data)
     assert len(bench.table()) == len(main) and set(bench.table()["supernetwork_id"]) == {"a" * 16}
-    config = json.loads(again["config"].iloc[0])
-    assert bench.query(config, seed=0)["valid_error"] == main[main["seed"] == 0]["valid_error"].iloc[0]
+    first = again[(again["num_layers"] > 0) & (again["num_units"] > 0)].iloc[0]  # not the empty network (median)
+    truth = main[(main["seed"] == 0) & (main["config_id"] == first["config_id"])]["valid_error"].iloc[0]
+    assert bench.query(json.loads(first["config"]), seed=0)["valid_error"] == truth
 
 
 def test_available_lists_what_the_tables_answer(tables, tmp_path):
@@ -286,8 +287,9 @@ def test_the_uncertainty_is_calibrated_by_cross_validation_over_the_training_con
     record = calibrated.metadata["calibration"]
     assert record["folds"] == 5 and record["level"] == CALIBRATION_LEVEL
     scales = record["objectives"]["valid_error"]
-    # every row answered once, but the 0-layer network, which every fold keeps
-    assert scales["answers"] == (table["num_layers"] > 0).sum() and scales["scale"] > 0 and scales["offset"] > 0
+    # every row answered once, but the empty network's, which every fold keeps
+    empty = SmallSpace.empty_networks(*(table[f].to_numpy(dtype=np.int64) for f in space.bounds))
+    assert scales["answers"] == (~empty).sum() and scales["scale"] > 0 and scales["offset"] > 0
     truth = Manifest.load(root).read("minilm-l6-h384/ws-small-holdout/rte.parquet")
     fields = truth[["num_layers", "num_heads", "num_units"]].to_numpy()
     before, after = raw.predict(fields), calibrated.predict(fields)
@@ -316,7 +318,7 @@ def test_calibration_leaves_an_objective_with_too_few_answers_uncalibrated_and_k
     longest = curves["config_id"].iloc[0]
     curves = curves[(curves["epoch"] < 5) | (curves["config_id"] == longest)]  # one curve reaches epoch 5
     grid = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet")
-    grid = grid[(grid["seed"] == 0) & (grid["num_layers"] > 0)]
+    grid = grid[(grid["seed"] == 0) & (grid["num_layers"] > 0) & (grid["num_heads"] > 0)]  # not the empty network
     timed = grid[grid["config_id"].isin(grid["config_id"].unique()[:16])]
     fitted = SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error", "latency"), n_members=1, latency=timed)
     record = fitted.metadata["calibration"]
@@ -342,7 +344,7 @@ def _every_config(surrogate: SmallSpaceSurrogate) -> np.ndarray:
 
 def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
     """At the training configurations' num_units the answers are the ensembles' own; between two of them,
-    on the straight line between those two answers. The configurations with 0 layers, one network, get one
+    on the straight line between those two answers. The configurations keeping no layer, one network, get one
     answer: the median of the answers over them."""
     every = _every_config(fitted)
     answers = fitted.predict(every)  # the first question predicts the space once
@@ -350,12 +352,12 @@ def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
     knots = fitted.units_knots
     at_knots = np.isin(every[:, 2], knots)
     direct = fitted._learned(every[at_knots], None)  # through the ensembles themselves
-    empty = every[at_knots, 0] == 0
+    empty = SmallSpace.empty_networks(*every[at_knots].T)
     for name, values in direct.items():
         if name.endswith("_std"):  # the ensembles' own spread, calibrated where the answer is
             values = fitted._calibrated_std(name.removesuffix("_std"), direct[name.removesuffix("_std")], values)
         np.testing.assert_array_equal(answers[name][at_knots][~empty], values[~empty], err_msg=name)
-        (one,) = np.unique(answers[name][every[:, 0] == 0])
+        (one,) = np.unique(answers[name][SmallSpace.empty_networks(*every.T)])
         assert values[empty].min() <= one <= values[empty].max() or np.isnan(values).all() and np.isnan(one), name
     lower, upper = knots[3], knots[4]
     middle = (lower + upper) // 2
@@ -757,7 +759,6 @@ def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
     timings answer as their median, whichever is asked, so a search cannot draw such configurations until one comes
     with a fast timing; the table file keeps them all. The surrogate gives them one answer too."""
     from conftest import synthetic_rows
-    from plm_nasbench.spaces import SmallSpace
     from plm_nasbench.tables import served_rows
 
     _, surrogates, _, grid, _ = tables
