@@ -44,6 +44,7 @@ them; every later answer is an array lookup.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -317,11 +318,16 @@ class SmallSpaceSurrogate:
         key = self._key(epoch)
         if key not in self._materialised:
             if self._fixed is None:
-                every = np.stack(np.unravel_index(np.arange(self.space.num_configs), self._shape()), axis=1)
+                every = self._every_config
                 self._fixed = self._analytic(every)
                 self._fixed["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
             self._materialised[key] = self._learned_space(epoch) | self._fixed
         return self._materialised[key]
+
+    @functools.cached_property
+    def _every_config(self) -> np.ndarray:
+        """The fields of every configuration of the space, one row each, in ``np.ravel_multi_index`` order."""
+        return np.stack(np.unravel_index(np.arange(self.space.num_configs), self._shape()), axis=1)
 
     def _key(self, epoch: int | None) -> int:
         """The key of ``epoch``'s answers in the caches (0 for surrogates without an epoch feature)."""
@@ -365,8 +371,7 @@ class SmallSpaceSurrogate:
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
         for name in self.learned:
             out[f"{name}_std"] = self._calibrated_std(name, out[name], out[f"{name}_std"])
-        every = np.unravel_index(np.arange(self.space.num_configs), shape)
-        empty = SmallSpace.empty_networks(*every)  # one network (embeddings, pooler and head): one answer
+        empty = SmallSpace.empty_networks(*self._every_config.T)  # one network (embeddings, pooler and head)
         for values in out.values():
             values[empty] = np.median(values[empty])
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
