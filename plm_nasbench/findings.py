@@ -321,8 +321,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     partial = set(only) != set(COMPARISONS)
     try:  # the README's block is checked before the long run
         sections = _sections(read_block(Path(args.readme), START, END))[1]
-        if partial:
-            [_comparison(section) for section in sections]
+        for section in sections if partial else ():
+            _comparison(section)  # a section none of (a)-(d) could not be spliced
     except (OSError, ValueError) as err:
         parser.error(f"--readme {args.readme}: {err}")
     manifest = Manifest.load(args.data)
