@@ -213,6 +213,23 @@ def test_a_standalone_surrogate_learns_the_curves_the_table_serves(tables, tmp_p
     gaps = np.linalg.norm(encoded[:, None] - encoded[None], axis=-1) + np.eye(len(encoded)) * 9
     assert surrogate.metadata["configs"] == 60 and surrogate.metadata["ood_radius"] == pytest.approx(gaps.min(1).max())
 
+    def rewrite(study: str, frame: pd.DataFrame) -> Manifest:
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        own.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+        own.save()
+        return Manifest.load(data)
+
+    from plm_nasbench.surrogates.build import fitted_elsewhere
+
+    folder = tmp_path / "out/minilm-l6-h384/standalone/none/rte"
+    fewer = curves[curves["config_id"].isin(ids[:10])].assign(dtype="bfloat16")
+    assert fitted_elsewhere(folder, rewrite("standalone-small", fewer)) is None  # not the served dtype's table
+    assert "rows it learned from are not those" in fitted_elsewhere(  # now the bf16 curves outnumber the float32 ones
+        folder, rewrite("standalone-small", pd.concat([curves.assign(dtype="bfloat16")] * 2, ignore_index=True)))
+    rewrite("standalone-small", fewer)
+    assert "another version of minilm-l6-h384/standalone-small-fp32" in fitted_elsewhere(
+        folder, rewrite("standalone-small-fp32", curves[curves["config_id"].isin(ids[1:])]))
+
 
 def test_errors_say_what_answers_instead(tables, tmp_path):
     root, surrogates, _, grid, _ = tables

@@ -16,6 +16,7 @@ R^2, Spearman, Kendall tau and MAE per learned objective. Writes ``<out>/<model>
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -79,16 +80,36 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
 
 def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
     """Why the surrogate saved in ``folder`` does not serve the tables of ``manifest`` (None when it does): an
-    older plm_nasbench wrote it, or a table it learned from (``train_tables`` and, for standalone surrogates, the
-    latency table, named with their SHA-256 in ``surrogate.json``) is missing from that data folder or has changed
-    since, or (standalone) a table was added that the rows it learned from are chosen among (``train_key``)."""
+    older plm_nasbench wrote it, or the latency table it learned from (standalone surrogates) is missing from that
+    data folder or has changed since, or the rows it learned from may differ: a table it learned from or chose
+    its rows among (``train_tables``, named with their SHA-256 in ``surrogate.json``) is missing or has changed,
+    or (standalone) a table was added that its rows are chosen among (``train_key``). A standalone surrogate
+    records a fingerprint of its rows (``train_rows_sha256``), so then it reads the tables again and serves
+    when its rows are unchanged (e.g. another dtype's table grew, but not enough to be the one the table serves)."""
     record = json.loads((Path(folder) / "surrogate.json").read_text())
     lacking = outdated(record)
     if lacking:
         return f"an older plm_nasbench built it (it lacks {', '.join(lacking)}): rebuild it"
-    learned = dict(record["train_tables"])
     if record.get("latency_table") is not None:
-        learned[record["latency_table"]] = record.get("latency_sha256")
+        if reason := _differs({record["latency_table"]: record.get("latency_sha256")}, manifest):
+            return reason
+    reason = _differs(dict(record["train_tables"]), manifest)
+    if reason is None and record.get("train_key"):
+        added = sorted(set(manifest.find(**record["train_key"])) - set(record["train_tables"]))
+        if added:
+            reason = f"{', '.join(added)} came after it, and can change which rows the table serves"
+    if reason is None or "train_rows_sha256" not in record:
+        return reason
+    key = record["train_key"]
+    found = standalone_rows(manifest, key["model"], key["task"], record["train_studies"])
+    if found is not None and rows_fingerprint(found[0]) == record["train_rows_sha256"]:
+        return None
+    return f"{reason}, and the rows it learned from are not those the table serves now"
+
+
+def _differs(learned: Mapping[str, str | None], manifest: Manifest) -> str | None:
+    """Which of the ``learned`` tables (relpath -> SHA-256 when learned) ``manifest`` lacks or holds another
+    version of (None: none)."""
     for relpath, sha256 in learned.items():
         entry = manifest.tables.get(relpath)
         if entry is None:
@@ -96,10 +117,15 @@ def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
         if entry.get("sha256") != sha256:
             return (f"it learned from another version of {relpath} (SHA-256 {str(sha256)[:12]}..., "
                     f"{manifest.root} holds {str(entry.get('sha256'))[:12]}...)")
-    added = sorted(set(manifest.find(**record["train_key"])) - set(learned)) if record.get("train_key") else []
-    if added:
-        return f"{', '.join(added)} came after it, and can change which rows the table serves"
     return None
+
+
+def rows_fingerprint(rows: pd.DataFrame) -> str:
+    """A SHA-256 of a frame's values, columns and row order (equal frames, equal fingerprints)."""
+    ordered = rows[sorted(rows.columns)]
+    digest = hashlib.sha256(",".join(ordered.columns).encode())
+    digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def standalone_rows(manifest: Manifest, model: str, task: str,
@@ -275,7 +301,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                                                   calibration_folds=calibration_folds), held_out)}
         surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
                                             calibration_folds=calibration_folds)
-        surrogate.metadata["train_key"] = key
+        surrogate.metadata.update(train_key=key, train_studies=curves, train_rows_sha256=rows_fingerprint(rows))
         if timed:
             entry["latency_from"] = studies["latency"]
             surrogate.metadata.update(latency_table=timed[0], latency_sha256=manifest.tables[timed[0]]["sha256"])
