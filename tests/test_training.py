@@ -131,9 +131,11 @@ def test_full_strategy_trains_on_other_spaces(space_name):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    """A killed run (here: an error in its second epoch) continues after its last finished epoch from the state
-    saved then, and ends with the weights and history of a run that was never interrupted."""
+@pytest.mark.parametrize("save_every", [None, 0.0])
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, save_every):
+    """A killed run (here: an error in the third step of its second epoch) continues from the state saved last
+    (after the first epoch, or with ``save_every=0`` after every step: after the second step of the second epoch),
+    and ends with the weights and history of a run that was never interrupted."""
     import importlib
 
     finetune_module = importlib.import_module("plm_nasbench.training.finetune")  # the module, not the function
@@ -152,7 +154,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
     def failing_step(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 8:  # 6 steps an epoch: in the second epoch
+        if calls["n"] == 9:  # 6 steps an epoch: the third of the second epoch
             raise RuntimeError("killed")
         return step(*args, **kwargs)
 
@@ -160,11 +162,12 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     interrupted, space = fresh()
     monkeypatch.setattr(finetune_module, "strategy_step", failing_step)
     with pytest.raises(RuntimeError, match="killed"):
-        finetune(interrupted, spec, data, settings, space, strategy, resume_file=resume_file)
+        finetune(interrupted, spec, data, settings, space, strategy, resume_file=resume_file, save_every=save_every)
     monkeypatch.undo()
-    assert resume_file.is_file()
+    saved = torch.load(resume_file, weights_only=True)
+    assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 6, None) if save_every is None else (1, 8, 2))
     resumed, space = fresh()
-    history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file)
+    history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file, save_every=save_every)
     assert [h["resumes"] for h in history] == [0, 1, 1]
     for key in ("train_loss", "valid_error", "test_error"):
         assert [h[key] for h in history] == [h[key] for h in expected]

@@ -87,15 +87,15 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
 
 
 def _resume_progress(path: Path) -> dict[str, Any]:
-    """``epoch`` (finished epochs) and ``cumulative`` (training seconds) of a saved training state; empty where the
-    file cannot be read as one."""
+    """``epoch`` (finished epochs) and ``cumulative`` (seconds, including those of an epoch saved part-way) of a
+    saved training state; empty where the file cannot be read as one."""
     import pickle
 
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return {"epoch": int(state["epoch"]), "cumulative": float(state["cumulative"])}
+        return {"epoch": int(state["epoch"]), "cumulative": float(state["cumulative"]) + float(state.get("trained", 0))}
     except (OSError, EOFError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError):
         return {}
 

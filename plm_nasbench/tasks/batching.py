@@ -70,18 +70,20 @@ def collate(encoded: Encoded, index: np.ndarray, multiple_choice: bool) -> dict[
 
 
 def training_batches(encoded: Encoded, batch_size: int, rng: np.random.Generator,
-                     multiple_choice: bool = False) -> Iterator[dict[str, Any]]:
-    """One epoch of shuffled batches; each pool of 50 batches is sorted by length so padding stays small."""
+                     multiple_choice: bool = False, start: int = 0) -> Iterator[dict[str, Any]]:
+    """One epoch of shuffled batches; each pool of 50 batches is sorted by length so padding stays small. The
+    order is drawn from ``rng`` when this is called; ``start`` skips the epoch's first batches (a run resumed
+    inside an epoch draws the same order from the same state and continues after the batches it trained)."""
     order = rng.permutation(len(encoded))
     lengths = encoded.lengths
     batches = []
     pool = batch_size * BUCKET_BATCHES
-    for start in range(0, len(order), pool):
-        chunk = order[start:start + pool]
+    for first in range(0, len(order), pool):
+        chunk = order[first:first + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    for b in rng.permutation(len(batches)):
-        yield collate(encoded, batches[b], multiple_choice)
+    shuffled = rng.permutation(len(batches))[start:]
+    return (collate(encoded, batches[b], multiple_choice) for b in shuffled)
 
 
 def evaluation_batches(encoded: Encoded, batch_size: int,

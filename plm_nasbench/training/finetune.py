@@ -2,8 +2,9 @@
 
 AdamW, linear decay of the learning rate to 0, shuffled length-bucketed batches with dynamic
 padding, optional bf16 autocast; after every epoch the (full) network is evaluated on valid and test.
-With a ``resume_file``, the training state is saved after every epoch and an interrupted run continues
-after its last finished epoch, to the same weights as an uninterrupted run.
+With a ``resume_file``, the training state is saved after every epoch (and, with ``save_every``, every so
+many seconds inside one) and an interrupted run continues where its last saved state left it, to the same
+weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -72,15 +73,17 @@ def _fingerprint(settings: TrainingSettings, strategy: StrategySettings, steps_p
 def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSettings,
              space: SearchSpace | None = None, strategy: StrategySettings | None = None,
              evaluate: bool = True, show_progress: bool = False,
-             resume_file: str | Path | None = None) -> list[dict[str, Any]]:
+             resume_file: str | Path | None = None, save_every: float | None = None) -> list[dict[str, Any]]:
     """Fine-tune ``model`` in place; returns one record per epoch (losses, valid/test metric and error, times;
-    with ``resume_file`` also ``resumes``: how often the run had been resumed when the epoch began).
+    with ``resume_file`` also ``resumes``: how often the run had been resumed by the end of the epoch).
 
     Without ``strategy`` the whole model is trained with the task loss; with one, each step follows that
     super-network strategy over ``space``. With ``resume_file``, the training state (weights, optimiser,
-    schedule, random generators, history) is written there atomically after every epoch, and a call that finds
-    it continues after its last epoch (the file must come from the same settings, strategy and data; the caller
-    deletes it when the run is done).
+    schedule, random generators, history) is written there atomically after every epoch and, with
+    ``save_every``, after the first step that ends that many seconds after the last save inside an epoch (an
+    epoch longer than a job's time limit then still advances); a call that finds it continues after the last
+    saved step (the file must come from the same settings, strategy and data; the caller deletes it when the run
+    is done).
     """
     import torch
     from tqdm.auto import tqdm
@@ -99,6 +102,7 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total_steps))
     history: list[dict[str, Any]] = []
     cumulative, step, done, resumes = 0.0, 0, 0, 0
+    position, epoch_rng, losses, trained = 0, None, [], 0.0  # the epoch in progress: batches, order, losses, seconds
     fingerprint = _fingerprint(settings, strategy, steps_per_epoch, len(data.train))
     if resume_file is not None and Path(resume_file).is_file():
         state = torch.load(resume_file, map_location="cpu", weights_only=True)
@@ -119,14 +123,37 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
         rng.bit_generator.state = state["numpy_rng"]
         history, cumulative, step, done = state["history"], state["cumulative"], state["step"], state["epoch"]
         resumes = state["resumes"] + 1
+        if state.get("position"):  # saved inside epoch done + 1
+            position, epoch_rng, losses, trained = (state["position"], state["epoch_rng"], state["losses"],
+                                                    state["trained"])
         if show_progress:
-            tqdm.write(f"resuming from {resume_file} after epoch {done} of {settings.epochs}")
+            tqdm.write(f"resuming from {resume_file} after epoch {done} of {settings.epochs}"
+                       + (f" and {position} of epoch {done + 1}'s {steps_per_epoch} steps" if position else ""))
+
+    def save(epoch: int, **inside: Any) -> None:
+        """Write the training state after ``epoch`` finished epochs (``inside``: how far the next one got)."""
+        state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "cumulative": cumulative,
+                 "history": history, "resumes": resumes, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                 "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state, "device": device.type,
+                 **inside}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        write_atomic(resume_file, lambda staging: torch.save(state, staging))
+
     for epoch in range(done + 1, settings.epochs + 1):
         model.train()
-        start, losses = time.perf_counter(), []
-        batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice)
-        for _, batch in tqdm(zip(range(steps_per_epoch), batches), total=steps_per_epoch, disable=not show_progress,
-                             desc=f"epoch {epoch}/{settings.epochs}"):
+        start = saved = time.perf_counter()
+        if position:  # the order the epoch drew when it began, then the generator's state at the saved step
+            now_rng, rng.bit_generator.state = rng.bit_generator.state, epoch_rng
+            batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice, start=position)
+            rng.bit_generator.state = now_rng
+        else:
+            epoch_rng = rng.bit_generator.state
+            batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice)
+        for position, batch in tqdm(zip(range(position + 1, steps_per_epoch + 1), batches), initial=position,
+                                    total=steps_per_epoch, disable=not show_progress,
+                                    desc=f"epoch {epoch}/{settings.epochs}"):
             with autocast(settings.dtype, device.type):
                 loss = strategy_step(model, model_inputs(batch, device), batch["labels"].to(device), space, strategy,
                                      rng, step / total_steps, spec.is_regression)
@@ -135,8 +162,14 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
             optimizer.zero_grad(set_to_none=True)
             losses.append(loss)
             step += 1
-        train_time = time.perf_counter() - start
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "train_time": train_time}
+            if (resume_file is not None and save_every is not None and position < steps_per_epoch
+                    and time.perf_counter() - saved >= save_every):
+                save(epoch - 1, position=position, epoch_rng=epoch_rng, losses=losses,
+                     trained=trained + time.perf_counter() - start)
+                saved = time.perf_counter()
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                  "train_time": trained + time.perf_counter() - start}
+        position, losses, trained = 0, [], 0.0
         if resume_file is not None:
             record["resumes"] = resumes
         start = time.perf_counter()
@@ -146,16 +179,10 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
                 logits = predict(model, encoded, data.multiple_choice, settings.eval_batch_size, settings.dtype)
                 record[f"{split}_metric"], record[f"{split}_error"] = score(spec, logits, encoded.labels)
         record["eval_time"] = time.perf_counter() - start
-        cumulative += train_time + record["eval_time"]
+        cumulative += record["train_time"] + record["eval_time"]
         record["cumulative_time"] = cumulative
         history.append(record)
         if resume_file is not None and epoch < settings.epochs:
-            state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "cumulative": cumulative,
-                     "history": history, "resumes": resumes, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                     "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state, "device": device.type}
-            if device.type == "cuda":
-                state["cuda_rng"] = torch.cuda.get_rng_state(device)
-            write_atomic(resume_file, lambda staging: torch.save(state, staging))
+            save(epoch)
     model.eval()
     return history

@@ -20,6 +20,10 @@ from ..models.checkpoints import checkpoint_path, load_checkpoint, read_provenan
 from .finetune import TrainingSettings, finetune
 from .strategies import StrategySettings
 
+#: Seconds between the saves of a super-network's training state inside an epoch (an epoch of a large task can
+#: outlast a job; one save of MiniLM's state takes about a second).
+SAVE_EVERY = 1800.0
+
 #: Data provenance fields that decide which examples were used (not where they were read from).
 _DATA_KEY_FIELDS = ("task", "source", "data_seed", "train_fraction", "caps", "rows", "partial_files")
 
@@ -37,13 +41,13 @@ def supernetwork_description(model_name: str, data: TaskData, space_name: str, s
 def train_supernetwork(model_name: str, data: TaskData, space_name: str, strategy: StrategySettings,
                        settings: TrainingSettings, *, max_length: int = 128, device: str = "cpu",
                        cache_root: str | Path | None = None, retrain: bool = False,
-                       show_progress: bool = False) -> tuple[Any, dict[str, Any]]:
+                       show_progress: bool = False, save_every: float = SAVE_EVERY) -> tuple[Any, dict[str, Any]]:
     """The fine-tuned super-network and its provenance, from the cache when it is there.
 
     ``space_name`` is the space whose sampler gives the strategy its sub-networks. ``retrain=True``
-    trains again and replaces the cached checkpoint. Training saves its state after every epoch next to the
-    checkpoint, so an interrupted run (a killed process, a pre-empted cluster job) resumes after its last
-    finished epoch when called again. The provenance holds the description, the
+    trains again and replaces the cached checkpoint. Training saves its state next to the checkpoint after
+    every epoch and every ``save_every`` seconds inside one, so an interrupted run (a killed process, a
+    pre-empted cluster job, a session's end) resumes from its last saved step when called again. The provenance holds the description, the
     per-epoch history (valid/test of the full network), the training time and the environment.
     """
     description = supernetwork_description(model_name, data, space_name, strategy, settings, max_length)
@@ -52,16 +56,16 @@ def train_supernetwork(model_name: str, data: TaskData, space_name: str, strateg
         if path.exists() and not retrain:
             model, provenance = load_checkpoint(path, device)
             return model, dict(provenance, checkpoint=str(path))
-        resume_file = path.with_name(path.name + ".resume.pt")  # the state after each epoch, for an interrupted run
+        resume_file = path.with_name(path.name + ".resume.pt")  # the saved training state, for an interrupted run
         if retrain:
             resume_file.unlink(missing_ok=True)
         return _train(model_name, data, space_name, strategy, settings, max_length, device, description, path,
-                      resume_file, show_progress)
+                      resume_file, show_progress, save_every)
 
 
 def _train(model_name: str, data: TaskData, space_name: str, strategy: StrategySettings, settings: TrainingSettings,
            max_length: int, device: str, description: dict[str, Any], path: Path, resume_file: Path,
-           show_progress: bool) -> tuple[Any, dict[str, Any]]:
+           show_progress: bool, save_every: float) -> tuple[Any, dict[str, Any]]:
     import torch
 
     from ..models import architecture_of, load_model, load_tokenizer
@@ -72,7 +76,7 @@ def _train(model_name: str, data: TaskData, space_name: str, strategy: StrategyS
     encoded = encode_task(data, load_tokenizer(model_name), max_length)
     started = now()
     history = finetune(model, data.spec, encoded, settings, space, strategy, show_progress=show_progress,
-                       resume_file=resume_file)
+                       resume_file=resume_file, save_every=save_every)
     provenance = {
         "kind": "supernetwork", "description": description, "data_provenance": data.provenance,
         "history": history, "training_seconds": history[-1]["cumulative_time"], "started": started,
