@@ -224,6 +224,7 @@ def test_a_standalone_surrogate_learns_the_curves_the_table_serves(tables, tmp_p
     folder = tmp_path / "out/minilm-l6-h384/standalone/none/rte"
     fewer = curves[curves["config_id"].isin(ids[:10])].assign(dtype="bfloat16")
     assert fitted_elsewhere(folder, rewrite("standalone-small", fewer)) is None  # not the served dtype's table
+    assert fitted_elsewhere(folder, rewrite("standalone-more", fewer)) is None  # added, and changes nothing served
     assert "rows it learned from are not those" in fitted_elsewhere(  # now the bf16 curves outnumber the float32 ones
         folder, rewrite("standalone-small", pd.concat([curves.assign(dtype="bfloat16")] * 2, ignore_index=True)))
     rewrite("standalone-small", fewer)

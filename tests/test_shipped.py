@@ -3,6 +3,8 @@ whatever $PLM_NASBENCH_DATA and $PLM_NASBENCH_SURROGATES say)."""
 
 from __future__ import annotations
 
+import json
+
 from plm_nasbench.paths import PACKAGE_DATA, PACKAGE_SURROGATES
 from plm_nasbench.surrogates.build import fitted_elsewhere
 from plm_nasbench.tables import Manifest
@@ -21,12 +23,13 @@ def test_every_shipped_surrogate_learned_from_the_shipped_tables():
     assert folders
     for folder in folders:
         assert fitted_elsewhere(folder, manifest) is None, folder
+        record = json.loads((folder / "surrogate.json").read_text())  # the tables' versions, not only the rows
+        assert record["train_tables"] == {p: manifest.tables[p]["sha256"] for p in record["train_tables"]}, folder
 
 
 def test_every_space_takes_back_its_table_rows_and_fronts():
     """``table()`` and ``pareto_front()`` output (and whole-number float columns, extra columns) go back into
     ``query``/``query_many`` on every space, also those whose configurations are not typed columns."""
-    import json
 
     import pandas as pd
 

@@ -166,6 +166,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, s
     monkeypatch.undo()
     saved = torch.load(resume_file, weights_only=True)
     assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 6, None) if save_every is None else (1, 8, 2))
+    assert ("saved_inside_an_epoch" in saved["fingerprint"]) == (save_every is not None)  # older readers refuse it
     resumed, space = fresh()
     history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file, save_every=save_every)
     assert [h["resumes"] for h in history] == [0, 1, 1]

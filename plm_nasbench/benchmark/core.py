@@ -59,8 +59,8 @@ class Benchmark:
     table, else the surrogate, which answers the mean over seeds only, so a query with a seed the table lacks
     raises; objectives a table row lacks, such as the latency of standalone configurations
     not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``; only a
-    surrogate fitted on the tables under ``data``, as they are now, joins them, others are left out with a
-    warning). Tables come from ``data`` (default ``$PLM_NASBENCH_DATA``, else the package's ``data/``),
+    surrogate fitted on the tables under ``data``, as they are now (for a standalone one: on the rows they serve
+    now), joins them, others are left out with a warning). Tables come from ``data`` (default ``$PLM_NASBENCH_DATA``, else the package's ``data/``),
     surrogates from ``surrogates`` (default ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
     answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
@@ -196,7 +196,7 @@ class Benchmark:
                 continue
             folder = surrogate_folder(surrogate_root, model, scheme, strategy, task)
             surrogate = (space == "small" and trained_on in (None, "small") and (folder / "surrogate.json").is_file()
-                         and fitted_elsewhere(folder, manifest) is None)
+                         and fitted_elsewhere(folder, manifest, read) is None)
             records.append({"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
                             "supernetwork_space": trained_on, "table_rows": len(rows),
                             "studies": ", ".join(pd.unique(rows["_study"])), "surrogate": surrogate})

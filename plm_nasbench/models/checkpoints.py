@@ -58,8 +58,9 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
     """Every super-network in the cache (``root``, default the package's cache folder), one record each: model,
     task, strategy, training seed, the space whose sampler trained it, ``supernetwork_id`` (the weights'
     SHA-256, first 16 hex digits, as in the tables), its epochs, training seconds and finish date; and every
-    training under way (``state``: ``training``) or interrupted (``interrupted``: its per-epoch state is saved and
-    the next call resumes it; ``epochs_done`` and ``training_seconds`` say how far it got)."""
+    training under way (``state``: ``training``) or interrupted (``interrupted``: its state is saved and the next
+    call resumes it; ``epochs_done`` counts its finished epochs and ``training_seconds`` its seconds, those of
+    an epoch saved part-way included)."""
     base = (Path(root) if root is not None else cache_dir()) / "supernetworks"
     records = []
     for folder in sorted(base.glob("*/*/*")):

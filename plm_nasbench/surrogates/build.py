@@ -20,7 +20,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -78,14 +78,16 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
     return Path(root) / model / scheme / strategy / task
 
 
-def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
+def fitted_elsewhere(folder: str | Path, manifest: Manifest,
+                     read: Callable[[str], pd.DataFrame] | None = None) -> str | None:
     """Why the surrogate saved in ``folder`` does not serve the tables of ``manifest`` (None when it does): an
     older plm_nasbench wrote it, or the latency table it learned from (standalone surrogates) is missing from that
     data folder or has changed since, or the rows it learned from may differ: a table it learned from or chose
     its rows among (``train_tables``, named with their SHA-256 in ``surrogate.json``) is missing or has changed,
     or (standalone) a table was added that its rows are chosen among (``train_key``). A standalone surrogate
     records a fingerprint of its rows (``train_rows_sha256``), so then it reads the tables again and serves
-    when its rows are unchanged (e.g. another dtype's table grew, but not enough to be the one the table serves)."""
+    when its rows are unchanged (e.g. another dtype's table grew, but not enough to be the one the table serves).
+    ``read`` (default ``manifest.read``) reads one table."""
     record = json.loads((Path(folder) / "surrogate.json").read_text())
     lacking = outdated(record)
     if lacking:
@@ -101,7 +103,7 @@ def fitted_elsewhere(folder: str | Path, manifest: Manifest) -> str | None:
     if reason is None or "train_rows_sha256" not in record:
         return reason
     key = record["train_key"]
-    found = standalone_rows(manifest, key["model"], key["task"], record["train_studies"])
+    found = standalone_rows(manifest, key["model"], key["task"], record["train_studies"], read)
     if found is not None and rows_fingerprint(found[0]) == record["train_rows_sha256"]:
         return None
     return f"{reason}, and the rows it learned from are not those the table serves now"
@@ -121,20 +123,22 @@ def _differs(learned: Mapping[str, str | None], manifest: Manifest) -> str | Non
 
 
 def rows_fingerprint(rows: pd.DataFrame) -> str:
-    """A SHA-256 of a frame's values, columns and row order (equal frames, equal fingerprints)."""
+    """A SHA-256 of a frame's values, columns and row order (equal frames, equal fingerprints). The values are
+    hashed with their dtypes (pandas hashes an integer column and a float one of equal values differently), so a
+    table written again with other column dtypes, or another pandas, can only make a surrogate look stale."""
     ordered = rows[sorted(rows.columns)]
     digest = hashlib.sha256(",".join(ordered.columns).encode())
     digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 
-def standalone_rows(manifest: Manifest, model: str, task: str,
-                    studies: list[str]) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+def standalone_rows(manifest: Manifest, model: str, task: str, studies: list[str],
+                    read: Callable[[str], pd.DataFrame] | None = None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """The learning curves a standalone surrogate of ``task`` learns from: the rows of ``studies`` among those the
     query API's standalone ``small`` table serves (:func:`plm_nasbench.tables.served_rows`: one dtype, the one
     with the most rows), or None when there are none; with the manifest keys those rows are chosen by."""
     key = {"model": model, "task": task, "search_space": "small", "scheme": "standalone", "strategy": "none"}
-    rows = served_rows(manifest, model, task, "small", "standalone", "none", None)
+    rows = served_rows(manifest, model, task, "small", "standalone", "none", None, read)
     if rows is None or not rows["_study"].isin(studies).any():
         return None
     return rows[rows["_study"].isin(studies)].drop(columns="_study").reset_index(drop=True), key

@@ -70,20 +70,27 @@ def _fingerprint(settings: TrainingSettings, strategy: StrategySettings, steps_p
                        "steps_per_epoch": steps_per_epoch, "train_rows": rows}, sort_keys=True)
 
 
+def _inside_an_epoch(fingerprint: str) -> str:
+    """The fingerprint of a state saved inside an epoch: one that readers without that feature do not match."""
+    return json.dumps({**json.loads(fingerprint), "saved_inside_an_epoch": True}, sort_keys=True)
+
+
 def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSettings,
              space: SearchSpace | None = None, strategy: StrategySettings | None = None,
              evaluate: bool = True, show_progress: bool = False,
              resume_file: str | Path | None = None, save_every: float | None = None) -> list[dict[str, Any]]:
     """Fine-tune ``model`` in place; returns one record per epoch (losses, valid/test metric and error, times;
-    with ``resume_file`` also ``resumes``: how often the run had been resumed by the end of the epoch).
+    with ``resume_file`` also ``resumes``: how often the run had been resumed by the end of the epoch, as the
+    saved states record it: a resumed run killed before its next save leaves no trace).
 
     Without ``strategy`` the whole model is trained with the task loss; with one, each step follows that
     super-network strategy over ``space``. With ``resume_file``, the training state (weights, optimiser,
-    schedule, random generators, history) is written there atomically after every epoch and, with
-    ``save_every``, after the first step that ends that many seconds after the last save inside an epoch (an
-    epoch longer than a job's time limit then still advances); a call that finds it continues after the last
-    saved step (the file must come from the same settings, strategy and data; the caller deletes it when the run
-    is done).
+    schedule, random generators, history) is written there atomically after every epoch but the last and, with
+    ``save_every``, after the first step that ends that many seconds after the epoch's start or the last save
+    inside it (an epoch longer than a job's time limit then still advances); a call that finds it continues after
+    the last saved step (the file must come from the same settings, strategy and data; the caller deletes it when
+    the run is done). A state saved inside an epoch carries a fingerprint that versions of this package without
+    that feature refuse, so that they do not redo the epoch on its half-trained weights.
     """
     import torch
     from tqdm.auto import tqdm
@@ -106,7 +113,7 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
     fingerprint = _fingerprint(settings, strategy, steps_per_epoch, len(data.train))
     if resume_file is not None and Path(resume_file).is_file():
         state = torch.load(resume_file, map_location="cpu", weights_only=True)
-        if state["fingerprint"] != fingerprint:
+        if state["fingerprint"] != (_inside_an_epoch(fingerprint) if state.get("position") else fingerprint):
             raise ValueError(f"{resume_file} holds the training state of another run ({state['fingerprint']}), not "
                              f"of this one ({fingerprint}); delete it to train from the start")
         saved_on = state.get("device", "cpu")  # states written before the device was recorded are the CPU's
@@ -132,7 +139,8 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
 
     def save(epoch: int, **inside: Any) -> None:
         """Write the training state after ``epoch`` finished epochs (``inside``: how far the next one got)."""
-        state = {"fingerprint": fingerprint, "epoch": epoch, "step": step, "cumulative": cumulative,
+        state = {"fingerprint": _inside_an_epoch(fingerprint) if inside else fingerprint, "epoch": epoch,
+                 "step": step, "cumulative": cumulative,
                  "history": history, "resumes": resumes, "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                  "torch_rng": torch.get_rng_state(), "numpy_rng": rng.bit_generator.state, "device": device.type,
