@@ -184,8 +184,9 @@ def merge_selection(units: list[WorkUnit], studies: list[str] | None,
 
 #: What a Ctrl-C leaves behind, per command.
 _INTERRUPTED = {
-    "run": "finished units are kept and the units in flight are lost (a super-network training resumes from its "
-           "last saved step: an epoch's end, or about 30 minutes of training before); `run` again resumes",
+    "run": "finished units are kept; a unit in flight resumes from its last saved step (a standalone curve's or a "
+           "super-network's training: an epoch's end, or about 30 minutes of training before) or, evaluating "
+           "or timing sub-networks, from its start; `run` again resumes",
     "merge": "the tables written so far are in the manifest; the one in flight is completed, or left as it was, by "
              "the next `merge` (or `run`, `status`)",
     "verify": "nothing was written",

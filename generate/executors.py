@@ -39,7 +39,7 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
             print(f"redoing {unit.unit_id}: its shard does not match its checksum")
             store.discard(unit)
         started, start = now(), time.perf_counter()
-        frame = run_unit(plan, unit, data_dir, device, latency_reference)
+        frame = run_unit(plan, unit, data_dir, device, latency_reference, store.resume_dir(unit))
         store.write(unit, frame, _meta(started, time.perf_counter() - start, device))
         return "ran"
 

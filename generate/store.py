@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ class ShardStore:
 
     def marker_path(self, unit: WorkUnit) -> Path:
         return self.root / "shards" / unit.study / f"{unit.unit_id}.json"
+
+    def resume_dir(self, unit: WorkUnit) -> Path:
+        """Where a unit in progress keeps what a killed run would otherwise lose (removed when its shard is written)."""
+        return self.root / "resume" / unit.study / unit.unit_id
 
     def lock(self, unit: WorkUnit) -> Any:
         """A non-blocking lock on the unit, so two runs of the same plan never work on it at once."""
@@ -108,6 +113,7 @@ class ShardStore:
         record = dict(meta, unit_id=unit.unit_id, study=unit.study, rows=len(frame), sha256=digest)
         text = json.dumps(record, indent=2, default=str)
         write_atomic(self.marker_path(unit), lambda p: p.write_text(text))
+        shutil.rmtree(self.resume_dir(unit), ignore_errors=True)
 
     def read(self, unit: WorkUnit) -> tuple[pd.DataFrame, dict[str, Any]]:
         """A done unit's rows and marker, the checksum verified."""

@@ -144,21 +144,36 @@ def run_weight_sharing(plan: Plan, unit: WorkUnit, data_dir: str | None, device:
     return frame
 
 
-def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str) -> pd.DataFrame:
-    """Fine-tune each of the unit's configurations on its own; one row per epoch."""
+def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str,
+                   resume_dir: Path | None = None) -> pd.DataFrame:
+    """Fine-tune each of the unit's configurations on its own; one row per epoch. With ``resume_dir``, each
+    configuration's training state is kept there (saved after every epoch and every ``SAVE_EVERY`` seconds), and
+    its curve once it is finished, so that a unit killed part-way continues from there when run again."""
+    from plm_nasbench.atomic import write_atomic
     from plm_nasbench.evaluation.flops import mean_flops, sequence_lengths
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.training import finetune_standalone
+    from plm_nasbench.training.finetune import SAVE_EVERY
 
     data, encoded = _cached(("data", unit.task, data_dir), lambda: _task_data(plan, unit.task, data_dir))
     space = get_search_space(unit.space, plan.model, task=unit.task)
     lengths = sequence_lengths(encoded.test)
     parts = []
     for config in unit.config_dicts():
-        curve = finetune_standalone(plan.model, data.spec, encoded, space, config, _settings(plan, unit),
-                                    device=device, show_progress=True)
+        finished = None if resume_dir is None else resume_dir / f"{space.config_id(config)}.curve.json"
+        if finished is not None and finished.is_file():
+            curve = json.loads(finished.read_text())
+        else:
+            state = None if finished is None else finished.with_name(f"{space.config_id(config)}.state.pt")
+            if state is not None:
+                resume_dir.mkdir(parents=True, exist_ok=True)
+            curve = finetune_standalone(plan.model, data.spec, encoded, space, config, _settings(plan, unit),
+                                        device=device, show_progress=True, resume_file=state, save_every=SAVE_EVERY)
+            if finished is not None:
+                write_atomic(finished, lambda p: p.write_text(json.dumps(curve)))
+                state.unlink(missing_ok=True)
         heads, units = space.layer_sizes(config)
-        part = pd.DataFrame(curve).drop(columns=["train_loss"])
+        part = pd.DataFrame(curve).drop(columns=["train_loss", "resumes"], errors="ignore")
         part = _with_config(part, space, [config] * len(part))
         part["config_id"] = space.config_id(config)
         part["num_params"], part["params_fraction"] = space.num_parameters(config), space.params_fraction(config)
@@ -279,12 +294,15 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
 
 
 def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu",
-             latency_reference: dict[tuple[str, str], dict[str, float]] | None = None) -> pd.DataFrame:
+             latency_reference: dict[tuple[str, str], dict[str, float]] | None = None,
+             resume_dir: Path | None = None) -> pd.DataFrame:
     """The rows of work unit ``unit``. Every unit first checks that ``device`` can run its dtype (a Ray worker's
-    node can differ from the driver's), a latency unit also this machine against ``latency_reference``."""
+    node can differ from the driver's), a latency unit also this machine against ``latency_reference``. A
+    standalone unit keeps what it has done in ``resume_dir`` (see :func:`run_standalone`); a weight-sharing one
+    resumes its super-network's training from the checkpoint cache."""
     check_device(device, {unit.dtype})
     if unit.scheme == "weight_sharing":
         return run_weight_sharing(plan, unit, data_dir, device)
     if unit.scheme == "standalone":
-        return run_standalone(plan, unit, data_dir, device)
+        return run_standalone(plan, unit, data_dir, device, resume_dir)
     return run_latency(plan, unit, device, latency_reference)

@@ -165,6 +165,44 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
 
 
 @pytest.mark.integration
+def test_a_killed_standalone_unit_resumes_to_the_same_rows(glue, tmp_path, monkeypatch):
+    """A unit of two curves killed in the second one's second epoch keeps the first curve and the second one's
+    state after its first epoch; run again, it trains only what is left and gives the rows of an unkilled run."""
+    import importlib
+
+    finetune_module = importlib.import_module("plm_nasbench.training.finetune")  # the module, not the function
+
+    monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
+    raw = smoke_plan()
+    raw["study"] = [dict(raw["study"][1], configs={"kind": "sample", "n": 2, "seed": 1}, chunk=2)]
+    plan = parse_plan(raw)
+    (unit,) = plan.units
+    straight = ShardStore(plan, tmp_path / "straight")
+    execute_unit(plan, straight, unit, str(glue), "cpu")
+    expected = straight.read(unit)[0]
+
+    calls, step = {"n": 0}, finetune_module.strategy_step
+
+    def counted_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise RuntimeError("killed")
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "strategy_step", counted_step)
+    store, kill_at = ShardStore(plan, tmp_path / "work"), 4  # one step an epoch, two epochs a curve
+    with pytest.raises(RuntimeError, match="killed"):
+        execute_unit(plan, store, unit, str(glue), "cpu")
+    kept = sorted(p.name.split(".", 1)[1] for p in store.resume_dir(unit).iterdir())
+    assert kept == ["curve.json", "state.pt"] and store.state(unit) == "pending"
+    calls["n"], kill_at = 0, None
+    assert execute_unit(plan, store, unit, str(glue), "cpu") == "ran"
+    assert calls["n"] == 1 and not store.resume_dir(unit).exists()  # the second curve's last epoch alone
+    pd.testing.assert_frame_equal(store.read(unit)[0].drop(columns=TIMING, errors="ignore"),
+                                  expected.drop(columns=TIMING, errors="ignore"))
+
+
+@pytest.mark.integration
 def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monkeypatch):
     monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
     plan = parse_plan(smoke_plan())

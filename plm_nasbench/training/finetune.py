@@ -25,6 +25,11 @@ from ..tasks.specs import TaskSpec
 from .strategies import StrategySettings, strategy_step
 
 
+#: Seconds between the saves of a resumable training's state inside an epoch, for the callers that save them (an
+#: epoch of a large task can outlast a job; one save of MiniLM's state takes about a second).
+SAVE_EVERY = 1800.0
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """Hyperparameters of one fine-tuning run (paper Table A defaults: lr 2e-5, batch 4, 5 epochs)."""

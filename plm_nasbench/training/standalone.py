@@ -7,6 +7,7 @@ multi-fidelity data that MO-ASHA consumes: epoch is the fidelity, ``cumulative_t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..spaces import SearchSpace
@@ -17,12 +18,15 @@ from .finetune import TrainingSettings, finetune
 
 def finetune_standalone(model_name: str, spec: TaskSpec, data: EncodedTask, space: SearchSpace,
                         config: Mapping[str, Any], settings: TrainingSettings, *, device: str = "cpu",
-                        show_progress: bool = False) -> list[dict[str, Any]]:
+                        show_progress: bool = False, resume_file: str | Path | None = None,
+                        save_every: float | None = None) -> list[dict[str, Any]]:
     """Fine-tune sub-network ``config`` of ``space`` from the pre-trained ``model_name``; its per-epoch curve.
 
     The task head is initialised from ``settings.seed``. Each record holds ``epoch``, ``train_loss``,
     ``valid_metric``/``valid_error``, ``test_metric``/``test_error``, ``train_time``, ``eval_time`` and
-    ``cumulative_time`` (seconds of training and evaluation up to the end of that epoch).
+    ``cumulative_time`` (seconds of training and evaluation up to the end of that epoch). ``resume_file`` and
+    ``save_every``: as for :func:`~plm_nasbench.training.finetune.finetune` (the file must be this
+    configuration's; with it each record also holds ``resumes``).
     """
     import torch
 
@@ -37,4 +41,5 @@ def finetune_standalone(model_name: str, spec: TaskSpec, data: EncodedTask, spac
                          f"model={model_name!r}, task={spec.name!r})")
     model = extract_subnetwork(pretrained, space, config).to(device)
     del pretrained
-    return finetune(model, spec, data, settings, show_progress=show_progress)
+    return finetune(model, spec, data, settings, show_progress=show_progress, resume_file=resume_file,
+                    save_every=save_every)

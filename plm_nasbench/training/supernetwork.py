@@ -17,12 +17,8 @@ from ..spaces import get_search_space
 from ..tasks.batching import encode_task
 from ..tasks.loading import TaskData
 from ..models.checkpoints import checkpoint_path, load_checkpoint, read_provenance, save_checkpoint
-from .finetune import TrainingSettings, finetune
+from .finetune import SAVE_EVERY, TrainingSettings, finetune
 from .strategies import StrategySettings
-
-#: Seconds between the saves of a super-network's training state inside an epoch (an epoch of a large task can
-#: outlast a job; one save of MiniLM's state takes about a second).
-SAVE_EVERY = 1800.0
 
 #: Data provenance fields that decide which examples were used (not where they were read from).
 _DATA_KEY_FIELDS = ("task", "source", "data_seed", "train_fraction", "caps", "rows", "partial_files")
