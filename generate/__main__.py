@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         cmd.add_argument("plan", help="plan file (TOML)")
         cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
-                         help=f"folder of shards and locks (default ${WORK_ENV} or ./work)")
+                         help=f"folder of shards, locks and the saved progress of units in flight (default "
+                              f"${WORK_ENV} or ./work)")
         cmd.add_argument("--study", action="append", help="only this study (repeatable)")
         cmd.add_argument("--task", action="append", help="only this task (repeatable)")
         if name in ("run", "verify"):

@@ -34,13 +34,16 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
             return "busy"
         state = store.state(unit)
         if state in ("done", "merged"):
+            store.drop_progress(unit)  # left if a run was killed between the unit's marker and its clean-up
             return state
         if state == "corrupt":
             print(f"redoing {unit.unit_id}: its shard does not match its checksum")
             store.discard(unit)
-        started, start = now(), time.perf_counter()
+        started, start, resumed = now(), time.perf_counter(), store.saved_progress(unit)
         frame = run_unit(plan, unit, data_dir, device, latency_reference, store.resume_dir(unit))
-        store.write(unit, frame, _meta(started, time.perf_counter() - start, device))
+        # seconds: this run's; an earlier, killed run's work that it continued is not counted
+        meta = _meta(started, time.perf_counter() - start, device)
+        store.write(unit, frame, dict(meta, found_saved_progress=resumed))
         return "ran"
 
 

@@ -45,6 +45,15 @@ class ShardStore:
         """Where a unit in progress keeps what a killed run would otherwise lose (removed when its shard is written)."""
         return self.root / "resume" / unit.study / unit.unit_id
 
+    def saved_progress(self, unit: WorkUnit) -> bool:
+        """Whether an earlier run of the unit left finished curves or a training state in :meth:`resume_dir`."""
+        folder = self.resume_dir(unit)
+        return folder.is_dir() and any(p.name != "stamp.json" for p in folder.iterdir())
+
+    def drop_progress(self, unit: WorkUnit) -> None:
+        """Remove the unit's :meth:`resume_dir` (it is done)."""
+        shutil.rmtree(self.resume_dir(unit), ignore_errors=True)
+
     def lock(self, unit: WorkUnit) -> Any:
         """A non-blocking lock on the unit, so two runs of the same plan never work on it at once."""
         return exclusive_lock(self.root / "locks" / f"{unit.unit_id}.lock", blocking=False)
@@ -113,7 +122,7 @@ class ShardStore:
         record = dict(meta, unit_id=unit.unit_id, study=unit.study, rows=len(frame), sha256=digest)
         text = json.dumps(record, indent=2, default=str)
         write_atomic(self.marker_path(unit), lambda p: p.write_text(text))
-        shutil.rmtree(self.resume_dir(unit), ignore_errors=True)
+        self.drop_progress(unit)
 
     def read(self, unit: WorkUnit) -> tuple[pd.DataFrame, dict[str, Any]]:
         """A done unit's rows and marker, the checksum verified."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,8 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
                    resume_dir: Path | None = None) -> pd.DataFrame:
     """Fine-tune each of the unit's configurations on its own; one row per epoch. With ``resume_dir``, each
     configuration's training state is kept there (saved after every epoch and every ``SAVE_EVERY`` seconds), and
-    its curve once it is finished, so that a unit killed part-way continues from there when run again."""
+    its curve once it is finished, so that a unit killed part-way continues from there when run again (on the
+    same hardware and data: see :func:`_resume_here`)."""
     from plm_nasbench.atomic import write_atomic
     from plm_nasbench.evaluation.flops import mean_flops, sequence_lengths
     from plm_nasbench.spaces import get_search_space
@@ -158,6 +160,9 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
     data, encoded = _cached(("data", unit.task, data_dir), lambda: _task_data(plan, unit.task, data_dir))
     space = get_search_space(unit.space, plan.model, task=unit.task)
     lengths = sequence_lengths(encoded.test)
+    stamp = _common(plan, unit, data, device)
+    if resume_dir is not None:
+        _resume_here(resume_dir, stamp)
     parts = []
     for config in unit.config_dicts():
         finished = None if resume_dir is None else resume_dir / f"{space.config_id(config)}.curve.json"
@@ -165,8 +170,6 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
             curve = json.loads(finished.read_text())
         else:
             state = None if finished is None else finished.with_name(f"{space.config_id(config)}.state.pt")
-            if state is not None:
-                resume_dir.mkdir(parents=True, exist_ok=True)
             curve = finetune_standalone(plan.model, data.spec, encoded, space, config, _settings(plan, unit),
                                         device=device, show_progress=True, resume_file=state, save_every=SAVE_EVERY)
             if finished is not None:
@@ -181,9 +184,25 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
         part["supernetwork_train_time"], part["supernetwork_space"] = None, None
         parts.append(part)
     frame = pd.concat(parts, ignore_index=True)
-    for name, value in _common(plan, unit, data, device).items():
+    for name, value in stamp.items():
         frame[name] = value
     return frame
+
+
+def _resume_here(resume_dir: Path, stamp: dict[str, Any]) -> None:
+    """Prepare ``resume_dir`` for a run whose rows get the columns ``stamp``: what it holds from a run on another
+    device or processor (cpu family, model and stepping), or on other data, is removed with a warning (its curves
+    would carry this run's labels, and a training state saved on another kind of device cannot continue here)."""
+    from plm_nasbench.atomic import write_atomic
+
+    key = json.dumps({**stamp, "cpu_signature": cpu_signature()}, sort_keys=True, default=str)
+    recorded = resume_dir / "stamp.json"
+    if recorded.is_file() and recorded.read_text() != key:
+        warnings.warn(f"{resume_dir} holds the progress of a run on other hardware or data ({recorded.read_text()}, "
+                      f"this run: {key}); the unit starts over", stacklevel=3)
+        shutil.rmtree(resume_dir)
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(recorded, lambda p: p.write_text(key))
 
 
 def reference_config(plan: Plan) -> dict[str, Any]:

@@ -190,16 +190,25 @@ def test_a_killed_standalone_unit_resumes_to_the_same_rows(glue, tmp_path, monke
         return step(*args, **kwargs)
 
     monkeypatch.setattr(finetune_module, "strategy_step", counted_step)
-    store, kill_at = ShardStore(plan, tmp_path / "work"), 4  # one step an epoch, two epochs a curve
-    with pytest.raises(RuntimeError, match="killed"):
-        execute_unit(plan, store, unit, str(glue), "cpu")
-    kept = sorted(p.name.split(".", 1)[1] for p in store.resume_dir(unit).iterdir())
-    assert kept == ["curve.json", "state.pt"] and store.state(unit) == "pending"
-    calls["n"], kill_at = 0, None
-    assert execute_unit(plan, store, unit, str(glue), "cpu") == "ran"
-    assert calls["n"] == 1 and not store.resume_dir(unit).exists()  # the second curve's last epoch alone
-    pd.testing.assert_frame_equal(store.read(unit)[0].drop(columns=TIMING, errors="ignore"),
-                                  expected.drop(columns=TIMING, errors="ignore"))
+    for name, elsewhere in (("work", False), ("moved", True)):
+        store, kill_at = ShardStore(plan, tmp_path / name), 4  # one step an epoch, two epochs a curve
+        calls["n"] = 0
+        with pytest.raises(RuntimeError, match="killed"):
+            execute_unit(plan, store, unit, str(glue), "cpu")
+        kept = sorted(p.name for p in store.resume_dir(unit).iterdir())
+        assert [n.split(".", 1)[1] for n in kept] == ["curve.json", "state.pt", "json"] and store.saved_progress(unit)
+        calls["n"], kill_at = 0, None
+        if elsewhere:  # the progress of a run on another processor: not continued, the unit starts over
+            stamp = store.resume_dir(unit) / "stamp.json"
+            stamp.write_text(stamp.read_text().replace('"cpu_signature": "', '"cpu_signature": "another '))
+            with pytest.warns(UserWarning, match="progress of a run on other hardware or data"):
+                assert execute_unit(plan, store, unit, str(glue), "cpu") == "ran"
+        else:
+            assert execute_unit(plan, store, unit, str(glue), "cpu") == "ran"
+        assert calls["n"] == (4 if elsewhere else 1)  # else the second curve's last epoch alone
+        assert not store.resume_dir(unit).exists() and store.read(unit)[1]["found_saved_progress"]
+        pd.testing.assert_frame_equal(store.read(unit)[0].drop(columns=TIMING, errors="ignore"),
+                                      expected.drop(columns=TIMING, errors="ignore"))
 
 
 @pytest.mark.integration
