@@ -24,6 +24,7 @@ from plm_nasbench.atomic import write_atomic
 from plm_nasbench.tables.files import ChecksumError, read_parquet, write_parquet
 
 from .plan import Plan, WorkUnit
+from .units import RESUME_STAMP
 
 
 class ShardStore:
@@ -48,7 +49,7 @@ class ShardStore:
     def saved_progress(self, unit: WorkUnit) -> bool:
         """Whether an earlier run of the unit left finished curves or a training state in :meth:`resume_dir`."""
         folder = self.resume_dir(unit)
-        return folder.is_dir() and any(p.name != "stamp.json" for p in folder.iterdir())
+        return folder.is_dir() and any(p.name != RESUME_STAMP for p in folder.iterdir())
 
     def drop_progress(self, unit: WorkUnit) -> None:
         """Remove the unit's :meth:`resume_dir` (it is done)."""

@@ -10,11 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from plm_nasbench.atomic import write_atomic
 from plm_nasbench.provenance import cpu_model, cpu_signature
 
 from .plan import Plan, WorkUnit
 
 _SMALL_FIELDS = ("num_layers", "num_heads", "num_units")
+#: The file of a standalone unit's resume folder that records which hardware and data its progress is for.
+RESUME_STAMP = "stamp.json"
 _CACHE: dict[tuple, Any] = {}  # the last task's data and super-network, reused by the next unit on the same ones
 
 
@@ -151,7 +154,6 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
     configuration's training state is kept there (saved after every epoch and every ``SAVE_EVERY`` seconds), and
     its curve once it is finished, so that a unit killed part-way continues from there when run again (on the
     same hardware and data: see :func:`_resume_here`)."""
-    from plm_nasbench.atomic import write_atomic
     from plm_nasbench.evaluation.flops import mean_flops, sequence_lengths
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.training import finetune_standalone
@@ -165,11 +167,12 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
         _resume_here(resume_dir, stamp)
     parts = []
     for config in unit.config_dicts():
-        finished = None if resume_dir is None else resume_dir / f"{space.config_id(config)}.curve.json"
+        config_id = space.config_id(config)
+        finished = None if resume_dir is None else resume_dir / f"{config_id}.curve.json"
         if finished is not None and finished.is_file():
             curve = json.loads(finished.read_text())
         else:
-            state = None if finished is None else finished.with_name(f"{space.config_id(config)}.state.pt")
+            state = None if resume_dir is None else resume_dir / f"{config_id}.state.pt"
             curve = finetune_standalone(plan.model, data.spec, encoded, space, config, _settings(plan, unit),
                                         device=device, show_progress=True, resume_file=state, save_every=SAVE_EVERY)
             if finished is not None:
@@ -178,7 +181,7 @@ def run_standalone(plan: Plan, unit: WorkUnit, data_dir: str | None, device: str
         heads, units = space.layer_sizes(config)
         part = pd.DataFrame(curve).drop(columns=["train_loss", "resumes"], errors="ignore")
         part = _with_config(part, space, [config] * len(part))
-        part["config_id"] = space.config_id(config)
+        part["config_id"] = config_id
         part["num_params"], part["params_fraction"] = space.num_parameters(config), space.params_fraction(config)
         part["flops"] = mean_flops(space.architecture, heads, units, lengths, len(encoded.test))
         part["supernetwork_train_time"], part["supernetwork_space"] = None, None
@@ -193,10 +196,8 @@ def _resume_here(resume_dir: Path, stamp: dict[str, Any]) -> None:
     """Prepare ``resume_dir`` for a run whose rows get the columns ``stamp``: what it holds from a run on another
     device or processor (cpu family, model and stepping), or on other data, is removed with a warning (its curves
     would carry this run's labels, and a training state saved on another kind of device cannot continue here)."""
-    from plm_nasbench.atomic import write_atomic
-
     key = json.dumps({**stamp, "cpu_signature": cpu_signature()}, sort_keys=True, default=str)
-    recorded = resume_dir / "stamp.json"
+    recorded = resume_dir / RESUME_STAMP
     if recorded.is_file() and recorded.read_text() != key:
         warnings.warn(f"{resume_dir} holds the progress of a run on other hardware or data ({recorded.read_text()}, "
                       f"this run: {key}); the unit starts over", stacklevel=3)

@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:  # the README's block is checked before the long run
         sections = _sections(read_block(Path(args.readme), START, END))[1]
         for section in sections if partial else ():
-            _comparison(section)  # a section none of (a)-(d) could not be spliced
+            _comparison(section)  # raises for a section that is none of (a)-(d): it could not be spliced
     except (OSError, ValueError) as err:
         parser.error(f"--readme {args.readme}: {err}")
     manifest = Manifest.load(args.data)

@@ -60,8 +60,8 @@ class Benchmark:
     raises; objectives a table row lacks, such as the latency of standalone configurations
     not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``; only a
     surrogate fitted on the tables under ``data``, as they are now (for a standalone one: on the rows they serve
-    now), joins them, others are left out with a warning). Tables come from ``data`` (default ``$PLM_NASBENCH_DATA``, else the package's ``data/``),
-    surrogates from ``surrogates`` (default ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
+    now), joins them, others are left out with a warning). Tables come from ``data`` (default
+    ``$PLM_NASBENCH_DATA``, else the package's ``data/``), surrogates from ``surrogates`` (default ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
     answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
     by the space whose sampler trained it (edition 1 trains on ``small`` and evaluates every space on it;

@@ -43,8 +43,9 @@ def train_supernetwork(model_name: str, data: TaskData, space_name: str, strateg
     ``space_name`` is the space whose sampler gives the strategy its sub-networks. ``retrain=True``
     trains again and replaces the cached checkpoint. Training saves its state next to the checkpoint after
     every epoch and every ``save_every`` seconds inside one, so an interrupted run (a killed process, a
-    pre-empted cluster job, a session's end) resumes from its last saved step when called again. The provenance holds the description, the
-    per-epoch history (valid/test of the full network), the training time and the environment.
+    pre-empted cluster job, a session's end) resumes from its last saved step when called again. The
+    provenance holds the description, the per-epoch history (valid/test of the full network), the training
+    time and the environment.
     """
     description = supernetwork_description(model_name, data, space_name, strategy, settings, max_length)
     path = checkpoint_path(model_name, data.spec.name, strategy.name, settings.seed, description, cache_root)
