@@ -1,4 +1,4 @@
-"""``python -m generate plan|run|status|merge|verify PLAN.toml`` and ``python -m generate cache``: see :mod:`generate`."""
+"""``python -m generate plan|run|status|merge|verify|remeasure-memory PLAN.toml`` and ``python -m generate cache``: see :mod:`generate`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from .cache import cache_report
 from .executors import execute_unit, run_local, run_ray
 from .merge import merge, merged_units
 from .plan import Plan, WorkUnit, load_plan
+from .remeasure import remeasure_memory
 from .store import ShardStore
 from .units import DeviceError, MachineMismatchError, check_device, latency_reference
 from .verify import reproduced, verify
@@ -41,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("plan", "list the plan's work units"), ("run", "run the pending units (resumes)"),
                        ("status", "count done, pending and corrupt units per study"),
                        ("merge", "merge finished shards into data/ tables and the manifest"),
-                       ("verify", "compute committed rows again and compare (reproducibility check)")):
+                       ("verify", "compute committed rows again and compare (reproducibility check)"),
+                       ("remeasure-memory", "measure the memory columns of the latency tables in data/ again with "
+                                            "today's method (their latency is kept), then re-join them")):
         cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         cmd.add_argument("plan", help="plan file (TOML)")
         cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
@@ -52,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("run", "verify"):
             cmd.add_argument("--data-dir", help="task data in the GLUE layout (default $PLM_NASBENCH_DATASETS, "
                                                 "else the Hugging Face Hub)")
+        if name in ("run", "verify", "remeasure-memory"):
             cmd.add_argument("--device", default="cpu", help="torch device for the local executor (cpu, cuda)")
         if name == "run":
             cmd.add_argument("--executor", choices=["local", "ray"], default="local")
@@ -67,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--seed", type=int, default=0, help="seed of the draw of configurations")
             cmd.add_argument("--tolerance", type=float, default=0.0,
                              help="largest absolute difference accepted (default 0: bit for bit)")
-        if name in ("run", "status", "merge", "verify"):
+        if name != "plan":
             cmd.add_argument("--data", default=None, help="tables folder (default: $PLM_NASBENCH_DATA, else the "
                                                           "package's data/); units whose rows its tables hold count "
                                                           "as done")
@@ -191,6 +195,8 @@ _INTERRUPTED = {
     "merge": "the tables written so far are in the manifest; the one in flight is completed, or left as it was, by "
              "the next `merge` (or `run`, `status`)",
     "verify": "nothing was written",
+    "remeasure-memory": "the tables measured again so far are written; the one in flight is measured again by the "
+                        "next `remeasure-memory`",
 }
 
 
@@ -259,9 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
     else:
         if Path(data_root).resolve() == PACKAGE_DATA.resolve() and Path(plan.source).resolve().parent != PLANS:
-            print(f"error: merge writes the package's data/ only for its own plans ({PLANS}); give the tables of "
-                  f"{plan.source} a folder of their own with --data DIR (or $PLM_NASBENCH_DATA)", file=sys.stderr)
+            print(f"error: {args.command} writes the package's data/ only for its own plans ({PLANS}); give the "
+                  f"tables of {plan.source} a folder of their own with --data DIR (or $PLM_NASBENCH_DATA)",
+                  file=sys.stderr)
             return 2
+        if args.command == "remeasure-memory":
+            try:
+                report = remeasure_memory(plan, store, data_root, set(args.study or ()), args.device)
+            except (DeviceError, MachineMismatchError) as err:
+                print(f"error: {err}", file=sys.stderr)
+                return 2
+            print(json.dumps(report, indent=2))
+            return 1 if report["changed"] or any(report["merge"][k] for k in ("corrupt", "damaged", "stale", "mixed")) else 0
         report = merge(plan, store, data_root, args.partial, merge_selection(units, args.study, args.task))
         print(json.dumps(report, indent=2))
         return 1 if report["corrupt"] or report["damaged"] or report["stale"] or report["mixed"] else 0

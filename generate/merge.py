@@ -99,7 +99,7 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
             **{k: sorted({str(e.get(k)) for e in environments}) for k in _VERSIONS}}
 
 
-def _totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
+def batch_totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
     """Table-level provenance summed over its batches."""
     def union(key: str) -> list[Any]:
         missing = {"cpu_signatures": ["unknown"], "memory_peaks": [OLD_MEMORY_PEAK]}.get(key, [])  # batches merged
@@ -214,7 +214,7 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
     joins), and update the manifest; returns the tables written, those left unchanged (nothing new: no file is
     touched), incomplete, stale, held back, mixed or replaced, the corrupt shards discarded, and the committed
     tables that fail their checksum (``damaged``: left as they are). Where ``only`` names a latency study, the plan's tables already in ``data_root`` are written too,
-    so that they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
+    partial ones included, so that they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
     overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         return _merge(plan, store, data_root, partial, only)
@@ -229,8 +229,10 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         groups[(unit.study, unit.task)].append(unit)
     report: dict[str, Any] = {"written": {}, "unchanged": {}, "incomplete": {}, "corrupt": [], "damaged": {},
                               "stale": {}, "held": {}, "mixed": {}, "replaced": {}}
+    rejoined: set[str] = set()  # tables already in data/ that copy a merged latency study's columns, even partial
     if only is not None and any(groups[k][0].scheme == "latency" for k in only if k in groups):
-        only = only | {k for k in groups if table_path(plan, *k) in manifest.tables}  # re-join its new columns
+        rejoined = {table_path(plan, *k) for k in groups if table_path(plan, *k) in manifest.tables}
+        only = only | {k for k in groups if table_path(plan, *k) in rejoined}
     for unit in plan.units:
         if only is not None and unit.scheme != "latency" and (unit.study, unit.task) not in only:
             continue  # shards of tables not merged now are checked when those are
@@ -256,11 +258,11 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         if result is None:
             return None
         table, batches, done = result
-        if done < len(units) and not (partial and done):
+        if done < len(units) and not ((partial or table_path(plan, study, task) in rejoined) and done):
             report["incomplete"][f"{study}/{task or 'latency'}"] = f"{done}/{len(units)} units done"
             return None
         return table, {"study": study, "plan": plan.name, "plan_file": plan.source, "units": len(units),
-                       "units_done": done, "complete": done == len(units), **_totals(batches), "batches": batches}
+                       "units_done": done, "complete": done == len(units), **batch_totals(batches), "batches": batches}
 
     latency_frames, latency_studies = [], {}
     for (study, task) in sorted(k for k in groups if groups[k][0].scheme == "latency"):

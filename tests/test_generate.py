@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import platform
 from pathlib import Path
@@ -398,6 +399,59 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     report = merge(changed, ShardStore(changed, tmp_path / "work4"), data)
     assert "plan does not have" in report["stale"][relpath] and (data / relpath).read_bytes() == written
     assert set(merged_units(changed, data)) == {lat.unit_id}  # a stale table's units are not taken as done
+
+
+def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tmp_path, monkeypatch, capsys):
+    """A latency table measured with the old method gets memory columns measured here (the allocator's peak, as a
+    latency unit measures it) and keeps its latency; the plan's tables, a partial one too, re-join them."""
+    from generate.merge import OLD_MEMORY_PEAK
+    from generate.remeasure import remeasure_memory
+
+    monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
+    studies = smoke_plan()["study"]
+    plan = parse_plan(dict(smoke_plan(), study=[studies[0], studies[2]]))
+    ws0, _, lat = plan.units
+    data, store = tmp_path / "data", ShardStore(plan, tmp_path / "work")
+    for unit in (ws0, lat):
+        assert execute_unit(plan, store, unit, str(glue), "cpu") == "ran"
+    merge(plan, store, data, partial=True)
+    lat_path, ws_path = "minilm-l6-h384/lat/latency.parquet", "minilm-l6-h384/ws/rte.parquet"
+    manifest = Manifest.load(data)
+    measured, entry = manifest.read(lat_path), manifest.tables[lat_path]
+    old = [dict(b, memory_peaks=[OLD_MEMORY_PEAK]) for b in entry["provenance"]["batches"]]  # as edition 1 measured
+    manifest.write_table(lat_path, measured.assign(memory_b1_peak_mb=measured["memory_b1_peak_mb"] + 100),
+                         dict(entry["provenance"], model=entry["model"], scheme=entry["scheme"], batches=old))
+    merge(plan, store, data, only={("lat", None)})  # the ws table copies the old columns
+    assert Manifest.load(data).read(ws_path)["memory_b1_peak_mb"].gt(100).all()
+
+    report = remeasure_memory(plan, ShardStore(plan, tmp_path / "fresh"), data, progress=False)
+    assert report["remeasured"][lat_path]["rows"] == 4 and report["remeasured"][lat_path]["largest_change_mb"] >= 99
+    assert report["merge"]["written"] == {ws_path: 2}  # partial, yet re-joined; the latency table is as written
+    manifest = Manifest.load(data)
+    again = manifest.read(lat_path)
+    pd.testing.assert_series_equal(again["latency_b1_median"], measured["latency_b1_median"])  # latency kept
+    assert again["memory_b1_peak_mb"].to_numpy() == pytest.approx(measured["memory_b1_peak_mb"].to_numpy(), abs=0.5)
+    batch = manifest.tables[lat_path]["provenance"]["batches"][0]
+    assert batch["memory_peaks"] == ["torch CPU allocator events"] and batch["memory_remeasured"]["rows"] == 4
+    assert manifest.tables[ws_path]["provenance"]["latency"]["memory_peaks"] == ["torch CPU allocator events"]
+    ws = manifest.read(ws_path).merge(again, on="config_id", suffixes=("", "_lat"))
+    assert len(ws) == 2 and (ws["memory_b1_peak_mb"] == ws["memory_b1_peak_mb_lat"]).all()
+
+    written = (data / lat_path).read_bytes()
+    plan_file = tmp_path / "lat.toml"  # the latency study alone, as a plan file for the command line
+    plan_file.write_text('name = "smoke"\nmodel = "minilm-l6-h384"\ndtype = "float32"\nmax_length = 32\n'
+                         'latency_batch_sizes = [1]\nlatency_repeats = 1\n[training]\nepochs = 2\nbatch_size = 8\n'
+                         'max_steps_per_epoch = 1\n[[study]]\nname = "lat"\n'
+                         'scheme = "latency"\nspace = "small"\nconfigs = {kind = "sample", n = 4, seed = 0}\n'
+                         'chunk = 4\n')
+    command = ["remeasure-memory", str(plan_file), "--data", str(data), "--work-dir", str(tmp_path / "fresh")]
+    assert generate_main(command) == 0  # measured with today's method: nothing to do
+    assert json.loads(capsys.readouterr().out)["current"] == [lat_path] and (data / lat_path).read_bytes() == written
+    assert generate_main([*command, "--device", "tpu"]) == 2
+    assert "--device 'tpu'" in capsys.readouterr().err
+    elsewhere = parse_plan(dict(smoke_plan(), study=[studies[2]], latency_hardware="another CPU"))
+    with pytest.raises(ValueError, match="measured on 'another CPU'"):
+        remeasure_memory(elsewhere, ShardStore(elsewhere, tmp_path / "fresh"), data, progress=False)
 
 
 @pytest.mark.integration
