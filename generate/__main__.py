@@ -195,8 +195,8 @@ _INTERRUPTED = {
     "merge": "the tables written so far are in the manifest; the one in flight is completed, or left as it was, by "
              "the next `merge` (or `run`, `status`)",
     "verify": "nothing was written",
-    "remeasure-memory": "the tables measured again so far are written; the one in flight is measured again by the "
-                        "next `remeasure-memory`",
+    "remeasure-memory": "the tables measured again so far are written; the next `remeasure-memory` measures the "
+                        "one in flight again and re-joins the plan's tables",
 }
 
 
@@ -270,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         if args.command == "remeasure-memory":
+            timed = {u.study for u in plan.units if u.scheme == "latency"}
+            others = sorted(set(args.study or ()) - timed)
+            if others or args.task:
+                print(f"error: remeasure-memory measures latency tables, which have no task; --study takes the plan's "
+                      f"latency studies ({', '.join(sorted(timed)) or 'none'}), not {', '.join(others) or '--task'}",
+                      file=sys.stderr)
+                return 2
             try:
                 report = remeasure_memory(plan, store, data_root, set(args.study or ()), args.device)
             except (DeviceError, MachineMismatchError) as err:

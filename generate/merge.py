@@ -111,16 +111,16 @@ def batch_totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
                                      *_VERSIONS)}}
 
 
-def _gather(store: ShardStore, manifest: Manifest, relpath: str, units: list[WorkUnit],
+def _gather(store: ShardStore | None, manifest: Manifest, relpath: str, units: list[WorkUnit],
             report: dict[str, Any]) -> tuple[pd.DataFrame | None, list[dict[str, Any]], int] | None:
-    """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards,
-    in plan order; with the table's batches and its number of done units. A shard merged before (its unit's
+    """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards
+    (none without a ``store``: the committed rows alone), in plan order; with the table's batches and its number of done units. A shard merged before (its unit's
     seconds are recorded) adds nothing: the table keeps that unit's rows and batch. None when its committed table
     fails its checksum (left as it is, for ``git`` to restore) or is stale (left as it is)."""
     frames: dict[str, pd.DataFrame] = {}
     markers: dict[str, dict[str, Any]] = {}
     for unit in units:
-        if store.state(unit) != "done":
+        if store is None or store.state(unit) != "done":
             continue
         try:
             frame, marker = store.read(unit)
@@ -213,8 +213,9 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
     """Write every complete (study, task) table, or those in ``only``, and the latency tables (which every table
     joins), and update the manifest; returns the tables written, those left unchanged (nothing new: no file is
     touched), incomplete, stale, held back, mixed or replaced, the corrupt shards discarded, and the committed
-    tables that fail their checksum (``damaged``: left as they are). Where ``only`` names a latency study, the plan's tables already in ``data_root`` are written too,
-    partial ones included, so that they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
+    tables that fail their checksum (``damaged``: left as they are). Where ``only`` names a latency study, the plan's other tables already in ``data_root`` are written
+    too, from their committed rows alone (partial ones included, new shards left for their own merge), so that
+    they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
     overwrites another's manifest entries."""
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         return _merge(plan, store, data_root, partial, only)
@@ -229,12 +230,14 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
         groups[(unit.study, unit.task)].append(unit)
     report: dict[str, Any] = {"written": {}, "unchanged": {}, "incomplete": {}, "corrupt": [], "damaged": {},
                               "stale": {}, "held": {}, "mixed": {}, "replaced": {}}
-    rejoined: set[str] = set()  # tables already in data/ that copy a merged latency study's columns, even partial
-    if only is not None and any(groups[k][0].scheme == "latency" for k in only if k in groups):
-        rejoined = {table_path(plan, *k) for k in groups if table_path(plan, *k) in manifest.tables}
-        only = only | {k for k in groups if table_path(plan, *k) in rejoined}
+    requested = only
+    rejoined: set[tuple[str, str | None]] = set()  # tables in data/ that only copy a merged latency study's columns:
+    if only is not None and any(groups[k][0].scheme == "latency" for k in only if k in groups):  # their committed rows
+        rejoined = {k for k in groups if groups[k][0].scheme != "latency" and k not in only  # alone, partial ones too
+                    and table_path(plan, *k) in manifest.tables}
+        only = only | rejoined
     for unit in plan.units:
-        if only is not None and unit.scheme != "latency" and (unit.study, unit.task) not in only:
+        if requested is not None and unit.scheme != "latency" and (unit.study, unit.task) not in requested:
             continue  # shards of tables not merged now are checked when those are
         if store.state(unit) == "corrupt":
             with store.lock(unit) as held:  # a run holding the unit is redoing it
@@ -254,11 +257,12 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
     def gathered(study: str, task: str | None) -> tuple[pd.DataFrame, dict[str, Any]] | None:
         """The table to write (None: none) and its provenance."""
         units = groups[(study, task)]
-        result = _gather(store, manifest, table_path(plan, study, task), units, report)
+        result = _gather(None if (study, task) in rejoined else store, manifest, table_path(plan, study, task), units,
+                         report)
         if result is None:
             return None
         table, batches, done = result
-        if done < len(units) and not ((partial or table_path(plan, study, task) in rejoined) and done):
+        if done < len(units) and not ((partial or (study, task) in rejoined) and done):
             report["incomplete"][f"{study}/{task or 'latency'}"] = f"{done}/{len(units)} units done"
             return None
         return table, {"study": study, "plan": plan.name, "plan_file": plan.source, "units": len(units),

@@ -23,12 +23,12 @@ import pandas as pd
 
 from plm_nasbench.locking import exclusive_lock
 from plm_nasbench.provenance import environment, now
-from plm_nasbench.tables import Manifest
+from plm_nasbench.tables import ChecksumError, Manifest
 
 from .merge import MERGE_LOCK, batch_totals, merge, table_path
 from .plan import Plan
 from .store import ShardStore
-from .units import MachineMismatchError, check_device, hardware
+from .units import MachineMismatchError, check_device, device_type, hardware
 
 
 def measured_memory(plan: Plan, table: pd.DataFrame, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
@@ -61,33 +61,54 @@ def measured_memory(plan: Plan, table: pd.DataFrame, device: str = "cpu", progre
 
 def remeasure_memory(plan: Plan, store: ShardStore, data_root: str | Path, studies: set[str] | None = None,
                      device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Measure the memory columns of the plan's latency tables under ``data_root`` again (those of ``studies``,
-    default all) where their batches record another method, then re-join the plan's tables (a merge of the
-    latency studies, whose report is returned under ``merge``). Returns the tables ``remeasured`` (with the
-    largest change in MiB), those already ``current``, and those ``changed`` by someone else meanwhile (left as
-    they are). Runs only on the plan's ``latency_hardware`` (the allocator's requests follow the kernels, which
-    follow the processor)."""
+    """Measure the memory columns of the plan's latency tables under ``data_root`` again (those of the latency
+    ``studies``, default all) where their batches record another method, then re-join the plan's tables (a merge
+    of the latency studies, whose report is returned under ``merge``). Returns the tables ``remeasured`` (with the
+    largest change in MiB), those already ``current``, the studies with no table (``missing``), and the tables
+    left as they are: ``damaged`` (failing their checksum), ``stale`` (rows of units the plan does not have: other
+    settings) and ``changed`` (written by someone else meanwhile). Every table's rows must have been timed on this
+    device type and processor model (and the plan's ``latency_hardware``): the allocator's requests follow the
+    kernels, which follow the processor. Devices and dtypes are checked before anything is measured."""
     from plm_nasbench.evaluation.memory import peak_method
 
-    check_device(device, set())  # a device torch can use; each table's dtype is checked before it is measured
+    check_device(device, set())
     machine = hardware(device)
     if plan.latency_hardware and machine != plan.latency_hardware:
         raise MachineMismatchError(f"the memory columns of plan {plan.name!r} are measured on "
                                    f"{plan.latency_hardware!r} (its latency_hardware); this machine is {machine!r}")
     method = peak_method(device)
-    report: dict[str, Any] = {"remeasured": {}, "current": [], "changed": {}}
-    latency_studies = sorted({u.study for u in plan.units if u.scheme == "latency" and (not studies or u.study in studies)})
+    report: dict[str, Any] = {"remeasured": {}, "current": [], "missing": [], "damaged": {}, "stale": {},
+                              "changed": {}}
+    units = [u for u in plan.units if u.scheme == "latency" and (not studies or u.study in studies)]
+    latency_studies = sorted({u.study for u in units})
+    todo: list[tuple[str, dict[str, Any], pd.DataFrame]] = []
+    manifest = Manifest.load(data_root)
     for study in latency_studies:
         relpath = table_path(plan, study, None)
-        manifest = Manifest.load(data_root)
         if relpath not in manifest.tables:
+            report["missing"].append(study)
             continue
         entry = manifest.tables[relpath]
         if all(b.get("memory_peaks") == [method] for b in entry["provenance"]["batches"]):
             report["current"].append(relpath)
             continue
-        table = manifest.read(relpath)
+        try:
+            table = manifest.read(relpath)
+        except (ChecksumError, FileNotFoundError) as err:
+            report["damaged"][relpath] = f"{err}; restore it (git) and run again"
+            continue
+        if not set(table["unit_id"]) <= {u.unit_id for u in units if u.study == study}:
+            report["stale"][relpath] = ("rows of units this plan does not have (other settings: batch sizes, "
+                                        "max_length, dtype?); left as it is")
+            continue
+        timed = {(device_type(str(d)), str(h)) for d, h in zip(table["latency_device"], table["hardware"])}
+        if timed != {(device_type(device), machine)}:
+            raise MachineMismatchError(
+                f"{relpath} was timed on {', '.join(sorted(f'{h} ({d})' for d, h in timed))}; its memory columns are "
+                f"measured again only there, and this is {machine} ({device_type(device)})")
         check_device(device, set(table["latency_dtype"].astype(str)))
+        todo.append((relpath, entry, table))
+    for relpath, entry, table in todo:
         started, clock = now(), time.perf_counter()
         memory = measured_memory(plan, table, device, progress)
         record = {"method": method, "started": started, "finished": now(), "seconds": time.perf_counter() - clock,
@@ -95,7 +116,8 @@ def remeasure_memory(plan: Plan, store: ShardStore, data_root: str | Path, studi
                       "cpu_signature", "git_commit", "torch", "plm_nasbench_version")}}
         with exclusive_lock(Path(data_root) / MERGE_LOCK):
             manifest = Manifest.load(data_root)
-            if manifest.tables.get(relpath, {}).get("sha256") != entry["sha256"]:
+            current = manifest.tables.get(relpath, {})
+            if current.get("sha256") != entry["sha256"] or current.get("provenance") != entry["provenance"]:
                 report["changed"][relpath] = "written by another process while measuring; measure it again"
                 continue
             change = (memory - table[memory.columns]).abs().max().max()

@@ -264,12 +264,13 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     report = merge(plan, store, tmp_path / "data", only={("sa", "rte")})  # another study's shard is not its business
     assert report["corrupt"] == [] and store.state(plan.units[1]) == "corrupt"
     assert "minilm-l6-h384/ws/rte.parquet" not in report["written"]
-    # a latency study's merge rewrites the plan's tables in data/ (so they copy its columns); the ws table keeps
-    # the unit's rows it had, not the corrupt bytes
+    # a latency study's merge rewrites the plan's tables in data/ from their committed rows (so they copy its
+    # columns): the ws table keeps the unit's rows it had, and its shards, the corrupt one too, wait for its merge
     report = merge(plan, store, tmp_path / "data", only={("lat", None)})
     assert set(report["unchanged"]) == {"minilm-l6-h384/lat/latency.parquet", "minilm-l6-h384/sa/rte.parquet",
                                         "minilm-l6-h384/ws/rte.parquet"}  # nothing new: no file was touched
-    assert report["corrupt"] and report["unchanged"]["minilm-l6-h384/ws/rte.parquet"] == 4 and not report["written"]
+    assert not report["corrupt"] and store.state(plan.units[1]) == "corrupt"
+    assert report["unchanged"]["minilm-l6-h384/ws/rte.parquet"] == 4 and not report["written"]
     manifest = Manifest.load(tmp_path / "data")
     pd.testing.assert_frame_equal(manifest.read("minilm-l6-h384/ws/rte.parquet"), ws)
     wall = manifest.tables["minilm-l6-h384/ws/rte.parquet"]["provenance"]["wall_seconds"]
@@ -410,7 +411,7 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
     monkeypatch.setenv("PLM_NASBENCH_CACHE", str(tmp_path / "cache"))
     studies = smoke_plan()["study"]
     plan = parse_plan(dict(smoke_plan(), study=[studies[0], studies[2]]))
-    ws0, _, lat = plan.units
+    ws0, ws1, lat = plan.units
     data, store = tmp_path / "data", ShardStore(plan, tmp_path / "work")
     for unit in (ws0, lat):
         assert execute_unit(plan, store, unit, str(glue), "cpu") == "ran"
@@ -424,9 +425,13 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
     merge(plan, store, data, only={("lat", None)})  # the ws table copies the old columns
     assert Manifest.load(data).read(ws_path)["memory_b1_peak_mb"].gt(100).all()
 
-    report = remeasure_memory(plan, ShardStore(plan, tmp_path / "fresh"), data, progress=False)
+    other = parse_plan(dict(smoke_plan(), study=[studies[2]], latency_repeats=2))  # other settings, other units
+    report = remeasure_memory(other, ShardStore(other, tmp_path / "fresh"), data, progress=False)
+    assert list(report["stale"]) == [lat_path] and not report["remeasured"]
+    assert execute_unit(plan, store, ws1, str(glue), "cpu") == "ran"  # a new shard, not the re-join's business
+    report = remeasure_memory(plan, store, data, progress=False)
     assert report["remeasured"][lat_path]["rows"] == 4 and report["remeasured"][lat_path]["largest_change_mb"] >= 99
-    assert report["merge"]["written"] == {ws_path: 2}  # partial, yet re-joined; the latency table is as written
+    assert report["merge"]["written"] == {ws_path: 2}  # partial, re-joined from its committed rows alone
     manifest = Manifest.load(data)
     again = manifest.read(lat_path)
     pd.testing.assert_series_equal(again["latency_b1_median"], measured["latency_b1_median"])  # latency kept
@@ -449,6 +454,7 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
     assert json.loads(capsys.readouterr().out)["current"] == [lat_path] and (data / lat_path).read_bytes() == written
     assert generate_main([*command, "--device", "tpu"]) == 2
     assert "--device 'tpu'" in capsys.readouterr().err
+    assert generate_main([*command, "--task", "rte"]) == 2 and "which have no task" in capsys.readouterr().err
     elsewhere = parse_plan(dict(smoke_plan(), study=[studies[2]], latency_hardware="another CPU"))
     with pytest.raises(ValueError, match="measured on 'another CPU'"):
         remeasure_memory(elsewhere, ShardStore(elsewhere, tmp_path / "fresh"), data, progress=False)

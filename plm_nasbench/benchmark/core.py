@@ -57,8 +57,8 @@ class Benchmark:
     ``backend``: ``table`` (exact lookups), ``surrogate`` (``small`` space only: any configuration, with
     uncertainty), ``live`` (the real evaluator; needs the task data and takes minutes), or ``auto`` (the
     table, else the surrogate, which answers the mean over seeds only, so a query with a seed the table lacks
-    raises; objectives a table row lacks, such as the latency of standalone configurations
-    not timed yet, are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``; only a
+    raises; objectives a table row lacks (the latency of a table regenerated without its latency
+    study) are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``; only a
     surrogate fitted on the tables under ``data``, as they are now (for a standalone one: on the rows they serve
     now), joins them, others are left out with a warning). Tables come from ``data`` (default
     ``$PLM_NASBENCH_DATA``, else the package's ``data/``), surrogates from ``surrogates`` (default ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
