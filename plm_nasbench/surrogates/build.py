@@ -349,8 +349,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"configurations of the curves the table serves (studies `{studies['standalone']}`, one dtype per task) after "
         "fitting on the rest, then refitted on all; its latency and "
         f"memory objectives are learned from the grid's latency table (`{studies['latency']}`), as the weight-sharing "
-        "surrogate's are (latency depends on the architecture and the machine, not on the training), so they "
-        "have no standalone score here. "
+        "surrogate's are (latency depends on the architecture and the machine, not on the training), and scored "
+        "against the held-out rows' own measurements, made apart from the grid's (one sample of configurations "
+        "for every task, hence the same rows for each). "
         f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. "
         "Rebuild with `python -m plm_nasbench.surrogates`.",
         "",
