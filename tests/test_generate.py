@@ -454,7 +454,11 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
     assert json.loads(capsys.readouterr().out)["current"] == [lat_path] and (data / lat_path).read_bytes() == written
     assert generate_main([*command, "--device", "tpu"]) == 2
     assert "--device 'tpu'" in capsys.readouterr().err
-    assert generate_main([*command, "--task", "rte"]) == 2 and "which have no task" in capsys.readouterr().err
+    edition = str(Path(__file__).resolve().parents[1] / "generate" / "plans" / "edition1.toml")
+    assert generate_main(["remeasure-memory", edition, "--study", "ws-layer", "--data", str(tmp_path / "none")]) == 2
+    assert "--study takes the plan's latency studies" in capsys.readouterr().err
+    assert generate_main(["remeasure-memory", edition, "--task", "rte", "--data", str(tmp_path / "none")]) == 2
+    assert "which have no task" in capsys.readouterr().err
     elsewhere = parse_plan(dict(smoke_plan(), study=[studies[2]], latency_hardware="another CPU"))
     with pytest.raises(ValueError, match="measured on 'another CPU'"):
         remeasure_memory(elsewhere, ShardStore(elsewhere, tmp_path / "fresh"), data, progress=False)
