@@ -187,6 +187,12 @@ def merge_selection(units: list[WorkUnit], studies: list[str] | None,
     return {(u.study, u.task) for u in units if u.scheme != "latency" or u.study in (studies or ())}
 
 
+def _merge_failed(report: dict) -> bool:
+    """Whether a merge's report names something left undone that needs a person: corrupt shards, damaged, stale
+    or mixed tables (the command then exits with status 1)."""
+    return any(report[k] for k in ("corrupt", "damaged", "stale", "mixed"))
+
+
 #: What a Ctrl-C leaves behind, per command.
 _INTERRUPTED = {
     "run": "finished units are kept; a unit in flight resumes from its last saved step (a standalone curve's or a "
@@ -283,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {err}", file=sys.stderr)
                 return 2
             print(json.dumps(report, indent=2))
-            return 1 if report["changed"] or any(report["merge"][k] for k in ("corrupt", "damaged", "stale", "mixed")) else 0
+            return 1 if report["changed"] or _merge_failed(report["merge"]) else 0
         report = merge(plan, store, data_root, args.partial, merge_selection(units, args.study, args.task))
         print(json.dumps(report, indent=2))
-        return 1 if report["corrupt"] or report["damaged"] or report["stale"] or report["mixed"] else 0
+        return 1 if _merge_failed(report) else 0
     return 0
 
 

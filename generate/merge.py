@@ -114,9 +114,10 @@ def batch_totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
 def _gather(store: ShardStore | None, manifest: Manifest, relpath: str, units: list[WorkUnit],
             report: dict[str, Any]) -> tuple[pd.DataFrame | None, list[dict[str, Any]], int] | None:
     """The rows of one table's done units: its earlier rows for units without a done shard, then the done shards
-    (none without a ``store``: the committed rows alone), in plan order; with the table's batches and its number of done units. A shard merged before (its unit's
-    seconds are recorded) adds nothing: the table keeps that unit's rows and batch. None when its committed table
-    fails its checksum (left as it is, for ``git`` to restore) or is stale (left as it is)."""
+    (none without a ``store``: the committed rows alone), in plan order; with the table's batches and its number
+    of done units. A shard merged before (its unit's seconds are recorded) adds nothing: the table keeps that
+    unit's rows and batch. None when its committed table fails its checksum (left as it is, for ``git`` to
+    restore) or is stale (left as it is)."""
     frames: dict[str, pd.DataFrame] = {}
     markers: dict[str, dict[str, Any]] = {}
     for unit in units:

@@ -28,7 +28,7 @@ from plm_nasbench.tables import ChecksumError, Manifest
 from .merge import MERGE_LOCK, batch_totals, merge, table_path
 from .plan import Plan
 from .store import ShardStore
-from .units import MachineMismatchError, check_device, device_type, hardware
+from .units import MachineMismatchError, check_device, device_type, hardware, latency_model
 
 
 def measured_memory(plan: Plan, table: pd.DataFrame, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
@@ -39,10 +39,10 @@ def measured_memory(plan: Plan, table: pd.DataFrame, device: str = "cpu", progre
     from tqdm.auto import tqdm
 
     from plm_nasbench.evaluation.latency import measure_latency
-    from plm_nasbench.models import architecture_of, extract_subnetwork, load_model
+    from plm_nasbench.models import architecture_of, extract_subnetwork
     from plm_nasbench.spaces import get_search_space
 
-    model = load_model(plan.model, "rte").to(device)  # the network latency units time (2-label head)
+    model = latency_model(plan, device)
     spaces = {s: get_search_space(s, architecture_of(model)) for s in table["search_space"].unique()}
     columns = {f"memory_b{b}_peak_mb": [] for b in plan.latency_batch_sizes}
     threads = torch.get_num_threads()
@@ -108,12 +108,13 @@ def remeasure_memory(plan: Plan, store: ShardStore, data_root: str | Path, studi
                 f"measured again only there, and this is {machine} ({device_type(device)})")
         check_device(device, set(table["latency_dtype"].astype(str)))
         todo.append((relpath, entry, table))
+    here = environment(device)
     for relpath, entry, table in todo:
         started, clock = now(), time.perf_counter()
         memory = measured_memory(plan, table, device, progress)
         record = {"method": method, "started": started, "finished": now(), "seconds": time.perf_counter() - clock,
-                  "hardware": machine, "rows": len(table), **{k: environment(device).get(k) for k in (
-                      "cpu_signature", "git_commit", "torch", "plm_nasbench_version")}}
+                  "hardware": machine, "rows": len(table),
+                  **{k: here.get(k) for k in ("cpu_signature", "git_commit", "torch", "plm_nasbench_version")}}
         with exclusive_lock(Path(data_root) / MERGE_LOCK):
             manifest = Manifest.load(data_root)
             current = manifest.tables.get(relpath, {})

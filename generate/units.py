@@ -245,6 +245,14 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
+def latency_model(plan: Plan, device: str) -> Any:
+    """The network whose sub-networks latency units time and measure (the plan's model with a 2-label head), on
+    ``device``; loaded once per process and device."""
+    from plm_nasbench.models import load_model
+
+    return _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
+
+
 def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float] | None,
                           unit: WorkUnit) -> None:
     """Raise unless each reference median ``measured`` here is within the plan's ``latency_tolerance`` of the
@@ -274,7 +282,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
-    from plm_nasbench.models import architecture_of, extract_subnetwork, load_model
+    from plm_nasbench.models import architecture_of, extract_subnetwork
     from plm_nasbench.spaces import get_search_space
 
     machine = hardware(device)
@@ -282,7 +290,7 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
         raise MachineMismatchError(
             f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
             f"latency_hardware), so that its numbers compare with the other latency tables; this machine is {machine!r}")
-    model = _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
+    model = latency_model(plan, device)
     measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
                                           plan.latency_repeats, unit.dtype)
     key = (device_type(device), unit.dtype)
