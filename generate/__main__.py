@@ -19,7 +19,7 @@ from .merge import merge, merged_units
 from .plan import Plan, WorkUnit, load_plan
 from .remeasure import remeasure_memory
 from .store import ShardStore
-from .units import DeviceError, MachineMismatchError, check_device, latency_reference
+from .units import DeviceError, MachineMismatchError, check_device, latency_machine, latency_reference
 from .verify import reproduced, verify
 
 WORK_ENV = "PLM_NASBENCH_WORK"
@@ -146,8 +146,6 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
     from plm_nasbench.tasks.loading import DATASETS_ENV, local_files
     from plm_nasbench.tasks.specs import TASKS
 
-    from .units import hardware
-
     folder = args.data_dir or os.environ.get(DATASETS_ENV)
     tasks = sorted({u.task for u in units if u.task is not None and u.scheme != "latency"})
     if folder is not None and tasks:
@@ -169,11 +167,10 @@ def _unready(plan: Plan, units: list[WorkUnit], args: argparse.Namespace) -> str
         print("note: latency units run beside other units on the Ray nodes, which slows their timings; run the "
               f"latency studies ({', '.join(timed)}) apart with --study", file=sys.stderr)
     if timed and plan.latency_hardware and getattr(args, "executor", "local") == "local":
-        machine = hardware(args.device)
-        if machine != plan.latency_hardware:
-            return (f"the latency studies {', '.join(timed)} must run on {plan.latency_hardware!r} (the plan's "
-                    f"latency_hardware), this machine is {machine!r}: leave them out with --study, or time latency "
-                    f"in a plan of your own with latency_hardware = {machine!r}")
+        try:
+            latency_machine(plan, args.device, f"the latency studies {', '.join(timed)}")
+        except MachineMismatchError as err:
+            return str(err)
     return None
 
 
@@ -289,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {err}", file=sys.stderr)
                 return 2
             print(json.dumps(report, indent=2))
-            return 1 if report["changed"] or _merge_failed(report["merge"]) else 0
+            left = any(report[k] for k in ("changed", "damaged", "stale")) or _merge_failed(report["merge"])
+            return 1 if left else 0
         report = merge(plan, store, data_root, args.partial, merge_selection(units, args.study, args.task))
         print(json.dumps(report, indent=2))
         return 1 if _merge_failed(report) else 0

@@ -17,7 +17,7 @@ from plm_nasbench.provenance import environment, git_commit, now
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
-from .units import hardware, run_unit
+from .units import MACHINE_CHECK, hardware, run_unit
 
 
 def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
@@ -43,6 +43,8 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
         frame = run_unit(plan, unit, data_dir, device, latency_reference, store.resume_dir(unit))
         # seconds: this run's; an earlier, killed run's work that it continued is not counted
         meta = _meta(started, time.perf_counter() - start, device)
+        if MACHINE_CHECK in frame.attrs:  # a latency unit's: provenance, not rows
+            meta[MACHINE_CHECK] = frame.attrs.pop(MACHINE_CHECK)
         store.write(unit, frame, dict(meta, found_saved_progress=resumed))
         return "ran"
 

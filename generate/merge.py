@@ -34,6 +34,7 @@ from plm_nasbench.tables import (COLUMNS, LATENCY_COLUMNS, LATENCY_FIELDS, MANIF
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
+from .units import MACHINE_CHECK
 
 _VERSIONS = ("plm_nasbench_version", "torch", "transformers", "python")
 MERGE_LOCK = ".merge.lock"
@@ -86,9 +87,11 @@ def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
 
 def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What one merge of freshly run shards records (``markers``: unit id -> its marker): each unit's seconds,
-    dates, hardware and software."""
+    dates, hardware and software, and each latency unit's machine check (``machine_checks``)."""
     environments = [m["environment"] for m in markers.values()]
-    return {"unit_seconds": {u: m["seconds"] for u, m in sorted(markers.items())},
+    checks = {u: m[MACHINE_CHECK] for u, m in sorted(markers.items()) if MACHINE_CHECK in m}
+    return {**({"machine_checks": checks} if checks else {}),
+            "unit_seconds": {u: m["seconds"] for u, m in sorted(markers.items())},
             "started": min(m["started"] for m in markers.values()),
             "finished": max(m["finished"] for m in markers.values()),
             "hardware": sorted({m["hardware"] for m in markers.values()}),

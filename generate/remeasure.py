@@ -28,7 +28,7 @@ from plm_nasbench.tables import ChecksumError, Manifest
 from .merge import MERGE_LOCK, batch_totals, merge, table_path
 from .plan import Plan
 from .store import ShardStore
-from .units import MachineMismatchError, check_device, device_type, hardware, latency_model
+from .units import MachineMismatchError, check_device, device_type, latency_machine, latency_model
 
 
 def measured_memory(plan: Plan, table: pd.DataFrame, device: str = "cpu", progress: bool = True) -> pd.DataFrame:
@@ -72,10 +72,7 @@ def remeasure_memory(plan: Plan, store: ShardStore, data_root: str | Path, studi
     from plm_nasbench.evaluation.memory import peak_method
 
     check_device(device, set())
-    machine = hardware(device)
-    if plan.latency_hardware and machine != plan.latency_hardware:
-        raise MachineMismatchError(f"the memory columns of plan {plan.name!r} are measured on "
-                                   f"{plan.latency_hardware!r} (its latency_hardware); this machine is {machine!r}")
+    machine = latency_machine(plan, device, f"the memory measurements of plan {plan.name!r}")
     method = peak_method(device)
     report: dict[str, Any] = {"remeasured": {}, "current": [], "missing": [], "damaged": {}, "stale": {},
                               "changed": {}}

@@ -18,6 +18,9 @@ from .plan import Plan, WorkUnit
 _SMALL_FIELDS = ("num_layers", "num_heads", "num_units")
 #: The file of a standalone unit's resume folder that records which hardware and data its progress is for.
 RESUME_STAMP = "stamp.json"
+#: The key of a latency unit's rows' ``attrs`` (and of its marker) that holds its machine check
+#: (:func:`check_latency_machine`; None: no reference to check against, this unit's timings set it).
+MACHINE_CHECK = "machine_check"
 _CACHE: dict[tuple, Any] = {}  # the last task's data and super-network, reused by the next unit on the same ones
 
 
@@ -41,6 +44,19 @@ def hardware(device: str) -> str:
 
         return f"{cpu_model()} + {torch.cuda.get_device_name(torch.device(device))}"
     return cpu_model()
+
+
+def latency_machine(plan: Plan, device: str, what: str) -> str:
+    """This machine's :func:`hardware` name, once checked against the plan's ``latency_hardware`` (none: any
+    machine). Raises :class:`MachineMismatchError` saying that ``what`` (the latency units or tables about to be
+    measured) must run there: latency and memory follow the processor, so one edition's tables share one."""
+    machine = hardware(device)
+    if plan.latency_hardware and machine != plan.latency_hardware:
+        raise MachineMismatchError(
+            f"{what} must run on {plan.latency_hardware!r} (the plan's latency_hardware), so that its numbers "
+            f"compare with the plan's other latency tables; this machine is {machine!r}: leave them out with "
+            f"--study, or time latency in a plan of your own with latency_hardware = {machine!r}")
+    return machine
 
 
 def check_device(device: str, dtypes: set[str]) -> None:
@@ -253,13 +269,12 @@ def latency_model(plan: Plan, device: str) -> Any:
     return _cached(("latency-model", device), lambda: load_model(plan.model, "rte").to(device))
 
 
-def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float] | None,
-                          unit: WorkUnit) -> None:
+def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float],
+                          unit: WorkUnit) -> dict[str, Any]:
     """Raise unless each reference median ``measured`` here is within the plan's ``latency_tolerance`` of the
     committed ``reference`` (a CPU model name alone does not pin speed: virtual machines of one name differ):
-    between 1 / (1 + tolerance) and 1 + tolerance times it."""
-    if reference is None:
-        return
+    between 1 / (1 + tolerance) and 1 + tolerance times it. Returns what the check found, for the unit's
+    provenance: per median column the seconds here and in the tables and their ratio, and the tolerance."""
     ratios = {c: measured[c] / reference[c] for c in reference}
     off = {c: r for c, r in ratios.items() if not 1 / (1 + plan.latency_tolerance) <= r <= 1 + plan.latency_tolerance}
     if off:
@@ -271,6 +286,8 @@ def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dic
             f"{plan.latency_tolerance:.0%}. Its numbers would not compare with the committed ones; run latency units "
             f"on the tables' machine (or start a new edition). This process runs {_threads()} torch threads, and the "
             "tables' rows record theirs (latency_threads): a different count alone changes timings (OMP_NUM_THREADS)")
+    return {"tolerance": plan.latency_tolerance, "threads": _threads(),
+            **{c: {"here_s": measured[c], "tables_s": reference[c], "ratio": ratios[c]} for c in reference}}
 
 
 def run_latency(plan: Plan, unit: WorkUnit, device: str,
@@ -278,18 +295,15 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
     """Latency and peak memory of each configuration at the plan's batch sizes (2-label classification head), after
     checking this machine against the reference medians of :func:`latency_reference` for this device type and the
     unit's dtype (none there: no check). Refused where the edition's latency tables were measured on another kind
-    of device: CPU and GPU timings never share an edition's tables."""
+    of device: CPU and GPU timings never share an edition's tables. What the check found is in the rows'
+    ``attrs[MACHINE_CHECK]``, which the executor records in the unit's provenance."""
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
     from plm_nasbench.models import architecture_of, extract_subnetwork
     from plm_nasbench.spaces import get_search_space
 
-    machine = hardware(device)
-    if plan.latency_hardware and machine != plan.latency_hardware:
-        raise MachineMismatchError(
-            f"latency unit {unit.unit_id} ({unit.study}) must run on {plan.latency_hardware!r} (the plan's "
-            f"latency_hardware), so that its numbers compare with the other latency tables; this machine is {machine!r}")
+    machine = latency_machine(plan, device, f"latency unit {unit.unit_id} ({unit.study})")
     model = latency_model(plan, device)
     measure = lambda sub: latency_columns(sub, plan.max_length, plan.latency_batch_sizes,  # noqa: E731
                                           plan.latency_repeats, unit.dtype)
@@ -300,14 +314,15 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
             f"latency unit {unit.unit_id} ({unit.study}) runs on {key[0]}, but this edition's latency tables were "
             f"measured on {', '.join(others)}: timings of different devices do not compare (merge keeps one latency "
             f"per configuration); measure latency on {key[0]} in a plan (edition) of its own")
+    checked = None
     if not reference or key not in reference:
         warnings.warn(f"no latency of the unpruned network on {key[0]} in {key[1]} is in the plan's latency tables "
                       "yet, so this machine's speed is not checked: this study's timings become the reference",
                       stacklevel=2)
     else:
         small = get_search_space("small", architecture_of(model))
-        check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
-                                                               share_weights=True)), reference[key], unit)
+        checked = check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
+                                                                         share_weights=True)), reference[key], unit)
     space = get_search_space(unit.space, architecture_of(model))
     rows = []
     for config in unit.config_dicts():
@@ -318,7 +333,9 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
                "unit_id": unit.unit_id}
         row.update(measure(sub))
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs[MACHINE_CHECK] = checked
+    return frame
 
 
 def run_unit(plan: Plan, unit: WorkUnit, data_dir: str | None = None, device: str = "cpu",

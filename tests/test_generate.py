@@ -425,8 +425,15 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
     merge(plan, store, data, only={("lat", None)})  # the ws table copies the old columns
     assert Manifest.load(data).read(ws_path)["memory_b1_peak_mb"].gt(100).all()
 
-    other = parse_plan(dict(smoke_plan(), study=[studies[2]], latency_repeats=2))  # other settings, other units
-    report = remeasure_memory(other, ShardStore(other, tmp_path / "fresh"), data, progress=False)
+    plan_text = ('name = "smoke"\nmodel = "minilm-l6-h384"\ndtype = "float32"\nmax_length = 32\n'
+                 'latency_batch_sizes = [1]\nlatency_repeats = 1\n[training]\nepochs = 2\nbatch_size = 8\n'
+                 'max_steps_per_epoch = 1\n[[study]]\nname = "lat"\n'
+                 'scheme = "latency"\nspace = "small"\nconfigs = {kind = "sample", n = 4, seed = 0}\nchunk = 4\n')
+    other_file = tmp_path / "other.toml"  # the latency study with other settings: other units, a stale table
+    other_file.write_text(plan_text.replace("latency_repeats = 1", "latency_repeats = 2"))
+    stale_run = ["remeasure-memory", str(other_file), "--data", str(data), "--work-dir", str(tmp_path / "fresh")]
+    assert generate_main(stale_run) == 1  # a table left as it is: a person must act
+    report = json.loads(capsys.readouterr().out)
     assert list(report["stale"]) == [lat_path] and not report["remeasured"]
     assert execute_unit(plan, store, ws1, str(glue), "cpu") == "ran"  # a new shard, not the re-join's business
     report = remeasure_memory(plan, store, data, progress=False)
@@ -444,11 +451,7 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
 
     written = (data / lat_path).read_bytes()
     plan_file = tmp_path / "lat.toml"  # the latency study alone, as a plan file for the command line
-    plan_file.write_text('name = "smoke"\nmodel = "minilm-l6-h384"\ndtype = "float32"\nmax_length = 32\n'
-                         'latency_batch_sizes = [1]\nlatency_repeats = 1\n[training]\nepochs = 2\nbatch_size = 8\n'
-                         'max_steps_per_epoch = 1\n[[study]]\nname = "lat"\n'
-                         'scheme = "latency"\nspace = "small"\nconfigs = {kind = "sample", n = 4, seed = 0}\n'
-                         'chunk = 4\n')
+    plan_file.write_text(plan_text)
     command = ["remeasure-memory", str(plan_file), "--data", str(data), "--work-dir", str(tmp_path / "fresh")]
     assert generate_main(command) == 0  # measured with today's method: nothing to do
     assert json.loads(capsys.readouterr().out)["current"] == [lat_path] and (data / lat_path).read_bytes() == written
@@ -460,7 +463,7 @@ def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tm
     assert generate_main(["remeasure-memory", edition, "--task", "rte", "--data", str(tmp_path / "none")]) == 2
     assert "which have no task" in capsys.readouterr().err
     elsewhere = parse_plan(dict(smoke_plan(), study=[studies[2]], latency_hardware="another CPU"))
-    with pytest.raises(ValueError, match="measured on 'another CPU'"):
+    with pytest.raises(ValueError, match="memory measurements of plan 'smoke' must run on 'another CPU'"):
         remeasure_memory(elsewhere, ShardStore(elsewhere, tmp_path / "fresh"), data, progress=False)
 
 
@@ -652,6 +655,18 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     measured = Manifest.load(data).read("minilm-l6-h384/lat/latency.parquet")
     reference = latency_reference(plan, data)
     assert reference == {("cpu", "float32"): {"latency_b1_median": measured["latency_b1_median"].iloc[0]}}
+    batch = Manifest.load(data).tables["minilm-l6-h384/lat/latency.parquet"]["provenance"]["batches"][0]
+    assert batch["machine_checks"] == {plan.units[0].unit_id: None}  # the first: nothing to check against
+    lenient = parse_plan(dict(raw, latency_tolerance=1.0))  # within 2x of the tables: timing noise passes
+    store = ShardStore(lenient, tmp_path / "work1")
+    assert execute_unit(lenient, store, lenient.units[0], None, "cpu", reference) == "ran"
+    frame, meta = store.read(lenient.units[0])
+    check = meta["machine_check"]
+    assert check["tolerance"] == 1.0 and check["threads"] == frame["latency_threads"].iloc[0]
+    assert check["latency_b1_median"]["tables_s"] == reference["cpu", "float32"]["latency_b1_median"]
+    assert check["latency_b1_median"]["ratio"] == pytest.approx(check["latency_b1_median"]["here_s"]
+                                                                / check["latency_b1_median"]["tables_s"])
+    assert "machine_check" not in frame.attrs
     too_fast = {("cpu", "float32"): {"latency_b1_median": reference["cpu", "float32"]["latency_b1_median"] / 100}}  # 100x faster
     with pytest.raises(ValueError, match=r"does not time like .* latency_tolerance of 25%"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work2"), plan.units[0], None, "cpu", too_fast)
