@@ -45,7 +45,20 @@ TRAINING_DEFAULTS = {"epochs": 5, "batch_size": 4, "learning_rate": 2e-5, "weigh
                      "max_steps_per_epoch": None}
 STRATEGY_DEFAULTS = {"num_random": 2, "temperature": 10.0, "space": "small"}
 EVAL_BATCH_SIZE = 16
+DATA_SEED = 128  # the default data_seed: it shuffles and subsamples the task data
 _ALWAYS_HASHED = ("epochs", "batch_size", "learning_rate", "num_random", "temperature", "space")
+
+
+def _trained(plan: Plan, scheme: str, epochs: int) -> dict[str, Any]:
+    """What a unit id hashes of the training: the unit's epochs (they win over [training]'s, as the units run
+    them), the hashed [training] and the data seed. A latency unit trains nothing, so it hashes the defaults
+    whatever the plan's: a plan that trains otherwise keeps its latency tables (edition 1's latency ids hashed
+    its [training] and data seed, which are the defaults, so they are what this gives)."""
+    if scheme == "latency":
+        return {"epochs": TRAINING_DEFAULTS["epochs"], "data_seed": DATA_SEED,
+                "training": _hashed({}, TRAINING_DEFAULTS)}
+    return {"epochs": epochs, "data_seed": plan.data_seed,
+            "training": _hashed({**plan.training, "epochs": epochs}, TRAINING_DEFAULTS)}
 
 
 def _hashed(settings: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +221,7 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
             or not all(type(b) is int and b in (1, 32) for b in batch_sizes)):
         fail(source, "latency_batch_sizes must be a non-empty list of distinct batch sizes drawn from [1, 32] (the "
                       f"schema's columns), got {batch_sizes!r}")
-    plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", 128)),
+    plan = Plan(raw["name"], raw["model"], dtype, int(raw.get("max_length", 128)), int(raw.get("data_seed", DATA_SEED)),
                 tuple(batch_sizes), int(raw.get("latency_repeats", 10)), int(raw.get("eval_batch_size", EVAL_BATCH_SIZE)),
                 caps, training, strategy, raw.get("study", []), source, raw.get("latency_hardware"),
                 raw.get("latency_tolerance", 0.25))
@@ -299,13 +312,9 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
                 for start in range(0, len(configs), chunk):
                     part = tuple(configs[start:start + chunk])
                     payload = {"model": plan.model, "scheme": scheme, "task": task, "space": space_name,
-                               "strategy": strategy, "seed": seed, "configs": part, "dtype": dtype, "epochs": epochs,
-                               "max_length": plan.max_length, "data_seed": plan.data_seed,
-                               # latency units hash [training] too (edition 1's ids were made so): changing
-                               # the training settings re-times the latency studies
-                               "caps": plan.caps_for(task) if task else None,
-                               # the unit's epochs win over [training]'s (as the units run them)
-                               "training": _hashed({**plan.training, "epochs": epochs}, TRAINING_DEFAULTS),
+                               "strategy": strategy, "seed": seed, "configs": part, "dtype": dtype,
+                               "max_length": plan.max_length, "caps": plan.caps_for(task) if task else None,
+                               **_trained(plan, scheme, epochs),
                                "strategy_settings": (None if settings is None
                                                      else _hashed(settings, STRATEGY_DEFAULTS)),
                                "latency": [list(plan.latency_batch_sizes), plan.latency_repeats]

@@ -18,7 +18,7 @@ from generate.cache import cache_report
 from generate.configs import check_selection, select_configs
 from generate.executors import execute_unit, run_local
 from generate.merge import _mixed_supernetworks, merge, merged_units
-from generate.plan import parse_plan
+from generate.plan import load_plan, parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
 from generate.units import DeviceError, check_device, latency_reference, run_unit
@@ -26,6 +26,7 @@ from generate.verify import compare, draw, reproduced, verify
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.metrics import constant_prediction_error
+from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.tables import ChecksumError, Manifest
 
 TIMING = ["eval_time", "train_time", "cumulative_time", "supernetwork_train_time", "unit_id", "latency_b1_median",
@@ -77,6 +78,14 @@ def test_unit_ids_hash_settings_not_how_they_are_written():
         if study["scheme"] != "latency":
             study.setdefault("epochs", TRAINING_DEFAULTS["epochs"])  # the epochs it had
     assert [u.unit_id for u in parse_plan(overridden).units][:-1] == ids[:-1]
+    retrained = dict(bare, data_seed=7, training={"epochs": 2, "learning_rate": 1e-4})  # latency trains nothing
+    retrained_ids = [u.unit_id for u in parse_plan(retrained).units]
+    assert retrained_ids[-1] == ids[-1] and all(a != b for a, b in zip(retrained_ids[:-1], ids[:-1]))
+    edition = load_plan(Path(__file__).resolve().parents[1] / "generate" / "plans" / "edition1.toml")
+    timed = {u.unit_id for u in edition.units if u.scheme == "latency"}
+    manifest = Manifest.load(PACKAGE_DATA)
+    committed = {u for relpath in manifest.find(scheme="latency") for u in manifest.read(relpath)["unit_id"]}
+    assert committed == timed  # edition 1's latency tables keep their units
 
 
 def test_grid_and_selections():
