@@ -85,12 +85,16 @@ def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
         return seconds
 
 
+#: A batch's key for each latency unit's machine check (its marker's ``MACHINE_CHECK``).
+_CHECKS = "machine_checks"
+
+
 def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What one merge of freshly run shards records (``markers``: unit id -> its marker): each unit's seconds,
     dates, hardware and software, and each latency unit's machine check (``machine_checks``)."""
     environments = [m["environment"] for m in markers.values()]
     checks = {u: m[MACHINE_CHECK] for u, m in sorted(markers.items()) if MACHINE_CHECK in m}
-    return {**({"machine_checks": checks} if checks else {}),
+    return {**({_CHECKS: checks} if checks else {}),
             "unit_seconds": {u: m["seconds"] for u, m in sorted(markers.items())},
             "started": min(m["started"] for m in markers.values()),
             "finished": max(m["finished"] for m in markers.values()),
@@ -100,6 +104,14 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "torch_threads": sorted({e.get("torch_threads", 0) for e in environments}),  # 0: not recorded
             "git_commits": sorted({e.get("git_commit") or "unknown" for e in environments}),
             **{k: sorted({str(e.get(k)) for e in environments}) for k in _VERSIONS}}
+
+
+def _kept(batch: dict[str, Any], unit_seconds: dict[str, float]) -> dict[str, Any]:
+    """``batch`` narrowed to the units of ``unit_seconds`` (those whose rows the table keeps; the others were run
+    again and are another batch's now)."""
+    checks = {u: c for u, c in batch.get(_CHECKS, {}).items() if u in unit_seconds}
+    kept = {k: v for k, v in batch.items() if k != _CHECKS}
+    return {**({_CHECKS: checks} if checks else {}), **kept, "unit_seconds": unit_seconds}
 
 
 def batch_totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -160,7 +172,7 @@ def _gather(store: ShardStore | None, manifest: Manifest, relpath: str, units: l
         for batch in manifest.tables[relpath]["provenance"]["batches"]:
             unit_seconds = {u: s for u, s in batch["unit_seconds"].items() if u in kept}
             if unit_seconds:
-                batches.append(dict(batch, unit_seconds=unit_seconds))
+                batches.append(_kept(batch, unit_seconds))
         if len(earlier):
             parts.append(earlier)
     parts += frames.values()

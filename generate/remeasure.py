@@ -72,7 +72,8 @@ def remeasure_memory(plan: Plan, store: ShardStore, data_root: str | Path, studi
     from plm_nasbench.evaluation.memory import peak_method
 
     check_device(device, set())
-    machine = latency_machine(plan, device, f"the memory measurements of plan {plan.name!r}")
+    machine = latency_machine(plan, device, f"the memory measurements of plan {plan.name!r}",
+                              "run remeasure-memory on that machine (memory follows the processor's kernels)")
     method = peak_method(device)
     report: dict[str, Any] = {"remeasured": {}, "current": [], "missing": [], "damaged": {}, "stale": {},
                               "changed": {}}

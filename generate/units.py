@@ -46,16 +46,18 @@ def hardware(device: str) -> str:
     return cpu_model()
 
 
-def latency_machine(plan: Plan, device: str, what: str) -> str:
+def latency_machine(plan: Plan, device: str, what: str, remedy: str | None = None) -> str:
     """This machine's :func:`hardware` name, once checked against the plan's ``latency_hardware`` (none: any
     machine). Raises :class:`MachineMismatchError` saying that ``what`` (the latency units or tables about to be
-    measured) must run there: latency and memory follow the processor, so one edition's tables share one."""
+    measured) must run there, and ``remedy`` (default: leave the latency studies out, or time latency in a plan
+    of one's own): latency and memory follow the processor, so one edition's tables share one."""
     machine = hardware(device)
     if plan.latency_hardware and machine != plan.latency_hardware:
+        remedy = remedy or ("leave them out with --study, or time latency in a plan of your own with "
+                            f"latency_hardware = {machine!r}")
         raise MachineMismatchError(
-            f"{what} must run on {plan.latency_hardware!r} (the plan's latency_hardware), so that its numbers "
-            f"compare with the plan's other latency tables; this machine is {machine!r}: leave them out with "
-            f"--study, or time latency in a plan of your own with latency_hardware = {machine!r}")
+            f"{what} must run on {plan.latency_hardware!r} (the plan's latency_hardware), so that the numbers "
+            f"compare with the plan's other latency tables; this machine is {machine!r}: {remedy}")
     return machine
 
 
