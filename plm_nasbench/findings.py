@@ -73,11 +73,13 @@ def _study_table(manifest: Manifest, study: str, task: str) -> pd.DataFrame | No
 def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: int = SPACE_SAMPLE,
                    draws: int = SPACE_DRAWS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(a) Per space (``studies``: space -> table study), the hypervolume of ``draws`` random draws of ``n``
-    sub-networks (all of them when the table has fewer), and the points of the first draw; None when the
-    task has fewer than two of the tables."""
+    sub-networks (all of them when the table has fewer), the super-network its table comes from
+    (``super_network``: its id, or ``not recorded`` for rows made before ids were), and the points of the first
+    draw; None when the task has fewer than two of the tables."""
     rng = np.random.default_rng(seed)
     samples: dict[str, list[pd.DataFrame]] = {}
     best: dict[str, float] = {}
+    made_by: dict[str, str] = {}
     for space, study in studies.items():
         table = _study_table(manifest, study, task)
         if table is None:
@@ -86,11 +88,14 @@ def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: in
         size = min(n, len(table))
         samples[space] = [table.iloc[rng.choice(len(table), size, replace=False)] for _ in range(draws)]
         best[space] = float(table["valid_error"].min())
+        ids = table["supernetwork_id"].dropna().unique() if "supernetwork_id" in table else []
+        made_by[space] = ", ".join(sorted(map(str, ids))) or "not recorded"
     if len(samples) < 2:
         return None
     volumes = _hypervolumes({s: [d[list(OBJECTIVES)].to_numpy() for d in draws_] for s, draws_ in samples.items()})
     summary = pd.DataFrame([{"space": s, "sub_networks": len(samples[s][0]), "hypervolume_mean": np.mean(v),
-                             "hypervolume_std": np.std(v), "best_valid_error_in_table": best[s]}
+                             "hypervolume_std": np.std(v), "best_valid_error_in_table": best[s],
+                             "super_network": made_by[s]}
                             for s, v in volumes.items()])
     points = pd.concat([d[0].assign(method=s) for s, d in samples.items()], ignore_index=True)
     return summary.sort_values("hypervolume_mean", ascending=False, ignore_index=True), points
@@ -245,6 +250,10 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
             path = plot_fronts(points, OBJECTIVES, plots / f"findings-{tag}-{task}.png",
                                f"{task}: Pareto fronts, {what} (weight sharing)", scatter=True)
             blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
+            if tag == "spaces-shared" and summary["super_network"].nunique() > 1:
+                blocks += [f"On {task} these tables come from {summary['super_network'].nunique()} super-networks "
+                           "(`super_network`), each trained alike (strategy `full` on the `small` space's "
+                           "sampler, the plan's settings): the spaces are compared across super-networks too.", ""]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
         if tag == "strategy" and (ranked := rank_strategies(done)) is not None:

@@ -57,6 +57,7 @@ def test_space_and_strategy_comparisons(findings_data):
     missing = strategies.iloc[3:]  # a partial ablation names the strategies it lacks
     assert missing["strategy"].tolist() == ["random-linear", "sandwich", "kd"]
     assert (missing["hypervolume_valid"] == "not run yet").all()
+    assert (summary["super_network"] == "not recorded").all()  # synthetic rows name no super-network
     own_summary, _ = compare_spaces(findings_data, "rte", own, n=100, draws=4)
     assert set(own_summary["space"]) == {"small", "layer"}
     assert compare_spaces(findings_data, "mrpc", shared) is None and compare_strategies(findings_data, "mrpc") is None
@@ -151,3 +152,21 @@ def test_benchmark_picks_the_super_network_and_checks_what_can_be_searched(findi
     (tmp_path / "no-surrogates").mkdir()
     with pytest.raises(ValueError, match="moasha on .*1 configuration.*nothing to search"):
         benchmarks_for("rte", ["moasha"], data=tmp_path, surrogates=tmp_path / "no-surrogates")
+
+
+def test_space_comparison_says_when_its_tables_come_from_several_super_networks(findings_data, tmp_path):
+    """A space table made on a super-network trained again (the first one lost) is compared, and named."""
+    from plm_nasbench.findings import findings
+
+    root = tmp_path / "data"
+    shutil.copytree(findings_data.root, root)
+    manifest = Manifest.load(root)
+    relpath = "minilm-l6-h384/ws-layer/rte.parquet"
+    table = manifest.read(relpath).assign(supernetwork_id="0123456789abcdef")
+    manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": "ws-layer"})
+    manifest.save()
+    text = findings(Manifest.load(root), ["rte"], tmp_path / "plots", only=["a"])
+    shared = text.split("#### ")[1]
+    assert "| layer | 64 |" in shared and "| 0123456789abcdef |" in shared and "| not recorded |" in shared
+    assert "On rte these tables come from 2 super-networks" in shared
+    assert "super-networks" not in text.split("#### ")[2].split("\n", 1)[1]  # own super-networks differ by design
