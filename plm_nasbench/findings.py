@@ -101,6 +101,22 @@ def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: in
     return summary.sort_values("hypervolume_mean", ascending=False, ignore_index=True), points
 
 
+def _several_supernetworks(task: str, summary: pd.DataFrame) -> str | None:
+    """A note when the space tables of :func:`compare_spaces`' ``summary`` are not known to come from one
+    super-network: they record different ids, or some record none (made before ids were recorded)."""
+    made_by = summary.set_index("space")["super_network"]
+    known = set(made_by[made_by != "not recorded"])
+    if len(set(made_by)) < 2:
+        return None
+    if len(known) > 1:
+        return (f"On {task} these tables come from {len(known)} super-networks (`super_network`), each trained alike "
+                "(strategy `full` on the `small` space's sampler, the plan's settings): the spaces are compared across "
+                "super-networks too.")
+    unknown = ", ".join(f"`{s}`" for s in made_by.index[made_by == "not recorded"])
+    return (f"On {task} the tables of {unknown} were made before super-network ids were recorded: that they share "
+            f"the others' super-network ({', '.join(sorted(known))}) is not recorded.")
+
+
 def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(b) Per super-network strategy, the hypervolume of the ablation's common configurations (valid and
     test error against parameter fraction); None when the task has no ablation table."""
@@ -250,10 +266,8 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
             path = plot_fronts(points, OBJECTIVES, plots / f"findings-{tag}-{task}.png",
                                f"{task}: Pareto fronts, {what} (weight sharing)", scatter=True)
             blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
-            if tag == "spaces-shared" and summary["super_network"].nunique() > 1:
-                blocks += [f"On {task} these tables come from {summary['super_network'].nunique()} super-networks "
-                           "(`super_network`), each trained alike (strategy `full` on the `small` space's "
-                           "sampler, the plan's settings): the spaces are compared across super-networks too.", ""]
+            if tag == "spaces-shared" and (note := _several_supernetworks(task, summary)):
+                blocks += [note, ""]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
         if tag == "strategy" and (ranked := rank_strategies(done)) is not None:

@@ -168,5 +168,11 @@ def test_space_comparison_says_when_its_tables_come_from_several_super_networks(
     text = findings(Manifest.load(root), ["rte"], tmp_path / "plots", only=["a"])
     shared = text.split("#### ")[1]
     assert "| layer | 64 |" in shared and "| 0123456789abcdef |" in shared and "| not recorded |" in shared
-    assert "On rte these tables come from 2 super-networks" in shared
+    assert "On rte the tables of `small` were made before super-network ids were recorded" in shared
+    relpath = "minilm-l6-h384/ws-small-holdout/rte.parquet"  # now a second id
+    table = manifest.read(relpath).assign(supernetwork_id="fedcba9876543210")
+    manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": "ws-small-holdout"})
+    manifest.save()
+    text = findings(Manifest.load(root), ["rte"], tmp_path / "plots", only=["a"])
+    assert "On rte these tables come from 2 super-networks" in text.split("#### ")[1]
     assert "super-networks" not in text.split("#### ")[2].split("\n", 1)[1]  # own super-networks differ by design
