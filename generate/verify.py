@@ -3,7 +3,9 @@
 ``python -m generate verify PLAN --study S --task T --configs N`` draws ``N`` configurations from the
 committed rows of the selected weight-sharing or standalone units, computes them again exactly as
 ``run`` would (same unit, same settings; a weight-sharing unit trains its super-network first unless
-it is cached), and compares every result column with the committed value. Latency is not verified:
+it is cached), and compares every result column with the committed value. Weight-sharing ``small``
+configurations are computed with the one-layer companions that give them the summation order they had
+among their unit's configurations (see :mod:`plm_nasbench.evaluation.shared_passes`). Latency is not verified:
 timings belong to the machine that measured them (``run`` checks the machine before it measures).
 """
 
@@ -35,6 +37,19 @@ def _config_ids(plan: Plan, unit: WorkUnit) -> list[str]:
     return [space.config_id(json.loads(c)) for c in unit.configs]
 
 
+def _with_companions(unit: WorkUnit, drawn: list[str]) -> tuple[str, ...]:
+    """The configurations to compute again for the ``drawn`` ones of ``unit``: a weight-sharing unit of the
+    ``small`` space evaluated its configurations together, in an order of summation that depends on which were
+    there (:func:`plm_nasbench.evaluation.shared_passes.companions`), so the drawn ones are evaluated with the
+    cheap one-layer companions that restore it; their rows are not compared."""
+    if unit.scheme != "weight_sharing" or unit.space != "small":
+        return tuple(drawn)
+    from plm_nasbench.evaluation.shared_passes import companions
+
+    extra = companions(unit.config_dicts(), [json.loads(c) for c in drawn])
+    return (*drawn, *(json.dumps(c, separators=(",", ":")) for c in extra))
+
+
 def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed: int = 0
          ) -> tuple[list[WorkUnit], pd.DataFrame]:
     """Up to ``n`` configurations drawn at random (``seed``) from the committed rows of ``units``: those units
@@ -58,7 +73,8 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
     by_unit: dict[str, list[str]] = {}
     for unit, config, _ in picked:
         by_unit.setdefault(unit.unit_id, []).append(config)
-    cut = [dataclasses.replace(u, configs=tuple(by_unit[u.unit_id])) for u in checkable if u.unit_id in by_unit]
+    cut = [dataclasses.replace(u, configs=_with_companions(u, by_unit[u.unit_id])) for u in checkable
+           if u.unit_id in by_unit]
     wanted = {(unit.unit_id, cid) for unit, _, cid in picked}
     rows = pd.concat(tables, ignore_index=True)
     keep = [pair in wanted for pair in zip(rows["unit_id"], rows["config_id"])]
@@ -92,7 +108,8 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
     recomputed = pd.concat([run_unit(plan, unit, data_dir, device) for unit in cut], ignore_index=True)
     report = compare(committed, recomputed)
     report["hardware"] = hardware(device)
-    report["configs"] = sum(len(u.configs) for u in cut)
+    report["configs"] = int(len(committed[["unit_id", "config_id"]].drop_duplicates()))
+    report["companions"] = sum(len(u.configs) for u in cut) - report["configs"]
     return report
 
 

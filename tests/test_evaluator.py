@@ -10,7 +10,7 @@ from plm_nasbench.architecture import Architecture
 from plm_nasbench.evaluation.evaluator import evaluate_subnetworks
 from plm_nasbench.evaluation.flops import flops_per_sequence
 from plm_nasbench.evaluation.predict import predict, score
-from plm_nasbench.evaluation.shared_passes import small_space_logits
+from plm_nasbench.evaluation.shared_passes import companions, small_space_logits
 from plm_nasbench.models import architecture_of, masked
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import get_task_spec
@@ -66,6 +66,22 @@ def test_shared_passes_equal_masked_logits(family, task):
         with masked(model, space, config):
             expected = predict(model, data.valid, data.multiple_choice, batch_size=5)
         np.testing.assert_allclose(logits, expected, atol=2e-5, rtol=1e-5, err_msg=str(config))
+
+
+def test_companions_give_a_subset_the_logits_it_had_among_all():
+    """A configuration's logits depend, in their last bits, on the others evaluated with it (the first layer's FFN
+    block cuts); evaluated beside its companions, a subset gets bit for bit what it got among all of them."""
+    model = tiny_model("bert", "sequence_classification", num_labels=2)
+    data = toy_task("sst2", n=30)
+    c = lambda layers, heads, units: {"num_layers": layers, "num_heads": heads, "num_units": units}  # noqa: E731
+    unit = [c(2, 3, u) for u in (3, 11, 17, 29, 36)] + [c(1, 2, 9), c(3, 4, 30), c(0, 4, 5), c(2, 0, 21), c(1, 0, 8)]
+    subset = [unit[3], unit[8]]  # (2, 3, 29) and (2, 0, 21)
+    assert companions(unit, subset) == [c(1, 0, 8), c(1, 3, 3), c(1, 3, 11), c(1, 3, 17), c(1, 4, 0)]
+    assert companions(unit, unit) == [] and companions(unit, [unit[7]]) == []  # all of them; the embeddings alone
+    everything = small_space_logits(model, data.valid, data.multiple_choice, unit, batch_size=7)
+    again = small_space_logits(model, data.valid, data.multiple_choice, subset + companions(unit, subset), batch_size=7)
+    for logits, expected in zip(again, (everything[3], everything[8])):
+        np.testing.assert_array_equal(logits, expected)
 
 
 def test_flops_formula_by_hand():

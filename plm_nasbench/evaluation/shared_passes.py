@@ -12,7 +12,11 @@ FFN units of each of its first ``num_layers`` layers. Three kinds of work are th
   deepest gives every shallower one's hidden states.
 
 Deeper layers run on views of the super-network's weights (the kept heads and units are prefixes), so
-nothing is copied. The results equal the extracted sub-networks' up to floating-point summation order.
+nothing is copied. The results equal the extracted sub-networks' up to floating-point summation order, and
+that order depends on the configurations evaluated together: the first layer's FFN is summed in blocks cut
+at every unit count asked for with the same head count (in bf16, each block is rounded), so a configuration's
+logits can differ in their last bits, and an example's prediction can flip, with the company it is evaluated
+in. :func:`companions` gives a subset the company it had.
 """
 
 from __future__ import annotations
@@ -99,6 +103,38 @@ def _first_layer(layer: Any, x: Any, mask: Any, widths: dict[int, list[int]], nu
     return out
 
 
+def _groups(configs: Sequence[dict[str, int]]) -> tuple[list[tuple[int, int, int]], dict[tuple[int, int], set[int]],
+                                                        dict[int, list[int]]]:
+    """Each configuration's (depth, heads, units) key (no layers, or layers with neither heads nor units: the
+    embeddings, (0, 0, 0)); the depths asked for per (heads, units); the sorted unit counts per head count."""
+    keys = [(c["num_layers"], c["num_heads"], c["num_units"])
+            if c["num_layers"] and (c["num_heads"] or c["num_units"]) else (0, 0, 0) for c in configs]
+    depths: dict[tuple[int, int], set[int]] = defaultdict(set)
+    for depth, heads, units in keys:
+        if depth:
+            depths[(heads, units)].add(depth)
+    widths: dict[int, list[int]] = defaultdict(list)
+    for heads, units in sorted(depths):
+        widths[heads].append(units)
+    return keys, depths, widths
+
+
+def companions(evaluated: Sequence[dict[str, int]], subset: Sequence[dict[str, int]]) -> list[dict[str, int]]:
+    """One-layer configurations which, evaluated beside ``subset`` (some of the configurations ``evaluated``
+    together), give :func:`small_space_logits` the summation order it had for ``evaluated``, so that each of
+    ``subset`` gets exactly the logits it got there: every unit count of ``evaluated`` below the widest of
+    ``subset`` with the same head count (the FFN's block cuts) and its largest head count (the attention's
+    per-head projections). Cheap: their first-layer outputs are computed anyway. None is already in ``subset``."""
+    _, _, cuts = _groups(evaluated)
+    _, _, asked = _groups(subset)
+    extra = [(heads, units) for heads, counts in asked.items() for units in cuts[heads]
+             if 0 < units < max(counts) and units not in counts]
+    if asked and max(cuts) > max(asked):
+        extra.append((max(cuts), 0))
+    present = {(c["num_layers"], c["num_heads"], c["num_units"]) for c in subset}
+    return [{"num_layers": 1, "num_heads": h, "num_units": u} for h, u in extra if (1, h, u) not in present]
+
+
 def small_space_logits(model: Any, encoded: Encoded, multiple_choice: bool, configs: Sequence[dict[str, int]],
                        batch_size: int = 16, dtype: str = "float32") -> list[np.ndarray]:
     """Logits of each ``small`` configuration (``num_layers``, ``num_heads``, ``num_units``) of the unpruned
@@ -110,16 +146,7 @@ def small_space_logits(model: Any, encoded: Encoded, multiple_choice: bool, conf
     config = model.config
     head_size = config.hidden_size // config.num_attention_heads
     act = ACT2FN[config.hidden_act]
-    # no layers, or layers with neither heads nor units: the embeddings
-    keys = [(c["num_layers"], c["num_heads"], c["num_units"])
-            if c["num_layers"] and (c["num_heads"] or c["num_units"]) else (0, 0, 0) for c in configs]
-    depths: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for depth, heads, units in keys:
-        if depth:
-            depths[(heads, units)].add(depth)
-    widths: dict[int, list[int]] = defaultdict(list)
-    for heads, units in sorted(depths):
-        widths[heads].append(units)
+    keys, depths, widths = _groups(configs)
     device = next(model.parameters()).device
     results: dict[tuple[int, int, int], np.ndarray] = {}
     model.eval()
