@@ -51,6 +51,7 @@ SPACE_STUDIES = {
                                                       "medium": "ws-own-medium", "large": "ws-own-large"}),
 }
 SPACE_SAMPLE, SPACE_DRAWS = 100, 10
+UNRECORDED = "not recorded"  # (a)'s super_network of a table whose rows predate super-network ids
 ABLATION_STUDY = "ws-strategy-ablation"
 WS_METHODS = ("rs", "ls", "morea", "ehvi")
 STANDALONE_METHODS = ("rs", "moasha")
@@ -89,7 +90,7 @@ def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: in
         samples[space] = [table.iloc[rng.choice(len(table), size, replace=False)] for _ in range(draws)]
         best[space] = float(table["valid_error"].min())
         ids = table["supernetwork_id"].dropna().unique() if "supernetwork_id" in table else []
-        made_by[space] = ", ".join(sorted(map(str, ids))) or "not recorded"
+        made_by[space] = ", ".join(sorted(map(str, ids))) or UNRECORDED
     if len(samples) < 2:
         return None
     volumes = _hypervolumes({s: [d[list(OBJECTIVES)].to_numpy() for d in draws_] for s, draws_ in samples.items()})
@@ -105,14 +106,14 @@ def _several_supernetworks(task: str, summary: pd.DataFrame) -> str | None:
     """A note when the space tables of :func:`compare_spaces`' ``summary`` are not known to come from one
     super-network: they record different ids, or some record none (made before ids were recorded)."""
     made_by = summary.set_index("space")["super_network"]
-    known = set(made_by[made_by != "not recorded"])
+    known = set(made_by[made_by != UNRECORDED])
     if len(set(made_by)) < 2:
         return None
     if len(known) > 1:
         return (f"On {task} these tables come from {len(known)} super-networks (`super_network`), each trained alike "
                 "(strategy `full` on the `small` space's sampler, the plan's settings): the spaces are compared across "
                 "super-networks too.")
-    unknown = ", ".join(f"`{s}`" for s in made_by.index[made_by == "not recorded"])
+    unknown = ", ".join(f"`{s}`" for s in made_by.index[made_by == UNRECORDED])
     return (f"On {task} the tables of {unknown} were made before super-network ids were recorded: that they share "
             f"the others' super-network ({', '.join(sorted(known))}) is not recorded.")
 

@@ -23,10 +23,10 @@ from generate.report import constant_error
 from generate.store import ShardStore
 from generate.units import DeviceError, check_device, latency_reference, run_unit
 from generate.verify import compare, draw, reproduced, verify
+from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.metrics import constant_prediction_error
-from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.tables import ChecksumError, Manifest
 
 TIMING = ["eval_time", "train_time", "cumulative_time", "supernetwork_train_time", "unit_id", "latency_b1_median",
