@@ -184,6 +184,91 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, s
         finetune(fresh()[0], spec, data, settings, space, strategy, resume_file=resume_file)
 
 
+class Preempted(Exception):
+    """What the test's own SIGTERM handler raises (the default one would end pytest)."""
+
+
+@pytest.mark.parametrize("when", ["step", "last_evaluation"])
+def test_sigterm_saves_the_training_state_before_the_run_ends(tmp_path, monkeypatch, when):
+    """SIGTERM (a cluster's pre-emption) in the third step of the second epoch saves the state after that step, and
+    SIGTERM during the last epoch's evaluation saves the finished training, before the signal takes its usual
+    effect (here the previous handler's); the resumed run ends with the weights of an uninterrupted one and, in the
+    second case, trains no further step."""
+    import importlib
+    import signal
+
+    finetune_module = importlib.import_module("plm_nasbench.training.finetune")
+    settings, strategy = TrainingSettings(**{**FAST, "epochs": 3}), StrategySettings("full")
+    spec, data = get_task_spec("sst2"), toy_task()
+
+    def fresh():
+        model = tiny_model("bert")
+        return model, get_search_space("small", architecture_of(model))
+
+    straight, space = fresh()
+    expected = finetune(straight, spec, data, settings, space, strategy)
+
+    def signalling(function, on_call):
+        calls = {"n": 0}
+
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == on_call:
+                signal.raise_signal(signal.SIGTERM)
+            return function(*args, **kwargs)
+        return wrapped
+
+    if when == "step":  # 6 steps an epoch: the third of the second
+        monkeypatch.setattr(finetune_module, "strategy_step", signalling(finetune_module.strategy_step, 9))
+    else:  # valid and test after each epoch: the last epoch's valid
+        monkeypatch.setattr(finetune_module, "predict", signalling(finetune_module.predict, 5))
+
+    def previous_handler(signum, frame):
+        raise Preempted
+
+    before = signal.signal(signal.SIGTERM, previous_handler)
+    resume_file = tmp_path / "state.pt"
+    interrupted, space = fresh()
+    try:
+        with pytest.raises(Preempted):
+            finetune(interrupted, spec, data, settings, space, strategy, resume_file=resume_file)
+        assert signal.getsignal(signal.SIGTERM) is previous_handler  # put back before the signal took effect
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    monkeypatch.undo()
+    saved = torch.load(resume_file, weights_only=True)
+    assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 9, 3) if when == "step" else (3, 18, None))
+    if when == "last_evaluation":  # nothing is left to train
+        monkeypatch.setattr(finetune_module, "strategy_step", lambda *args, **kwargs: pytest.fail("trained again"))
+    resumed, space = fresh()
+    history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file)
+    for key in ("train_loss", "valid_error", "test_error"):
+        assert [h[key] for h in history] == [h[key] for h in expected]
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_a_second_signal_stops_at_once_and_threads_keep_the_usual_effect():
+    import signal
+    import threading
+
+    from plm_nasbench.training.stopping import StopRequests
+
+    default = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with StopRequests() as stop:
+            signal.raise_signal(signal.SIGINT)
+            assert stop.received == signal.SIGINT  # held: the loop saves, then calls stop()
+            signal.raise_signal(signal.SIGINT)  # asked again: KeyboardInterrupt now
+            pytest.fail("the second SIGINT was held too")
+    assert signal.getsignal(signal.SIGINT) is default
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(StopRequests().__enter__()._previous))
+    thread.start()
+    thread.join()
+    assert seen == [{}]  # handlers can only be set in the main thread
+
+
 def test_the_query_path_names_the_same_strategies():
     from plm_nasbench.benchmark.core import STRATEGIES as QUERY_STRATEGIES
 

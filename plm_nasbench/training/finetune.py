@@ -4,7 +4,8 @@ AdamW, linear decay of the learning rate to 0, shuffled length-bucketed batches 
 padding, optional bf16 autocast; after every epoch the (full) network is evaluated on valid and test.
 With a ``resume_file``, the training state is saved after every epoch (and, with ``save_every``, every so
 many seconds inside one) and an interrupted run continues where its last saved state left it, to the same
-weights as an uninterrupted run.
+weights as an uninterrupted run; SIGTERM or SIGINT then saves the state after the step in flight before the
+process ends (:mod:`.stopping`), so a pre-empted job or a Ctrl-C loses nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..evaluation.predict import DTYPES, autocast, model_inputs, predict, score
 from ..spaces import SearchSpace
 from ..tasks.batching import EncodedTask, training_batches
 from ..tasks.specs import TaskSpec
+from .stopping import StopRequests
 from .strategies import StrategySettings, strategy_step
 
 
@@ -154,48 +156,53 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
             state["cuda_rng"] = torch.cuda.get_rng_state(device)
         write_atomic(resume_file, lambda staging: torch.save(state, staging))
 
-    for epoch in range(done + 1, settings.epochs + 1):
-        model.train()
-        start = saved = time.perf_counter()
-        if position:  # the order the epoch drew when it began, then the generator's state at the saved step
-            now_rng, rng.bit_generator.state = rng.bit_generator.state, epoch_rng
-            batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice, start=position)
-            rng.bit_generator.state = now_rng
-        else:
-            epoch_rng = rng.bit_generator.state
-            batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice)
-        for position, batch in tqdm(zip(range(position + 1, steps_per_epoch + 1), batches), initial=position,
-                                    total=steps_per_epoch, disable=not show_progress,
-                                    desc=f"epoch {epoch}/{settings.epochs}"):
-            with autocast(settings.dtype, device.type):
-                loss = strategy_step(model, model_inputs(batch, device), batch["labels"].to(device), space, strategy,
-                                     rng, step / total_steps, spec.is_regression)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss)
-            step += 1
-            if (resume_file is not None and save_every is not None and position < steps_per_epoch
-                    and time.perf_counter() - saved >= save_every):
-                save(epoch - 1, position=position, epoch_rng=epoch_rng, losses=losses,
-                     trained=trained + time.perf_counter() - start)
-                saved = time.perf_counter()
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
-                  "train_time": trained + time.perf_counter() - start}
-        position, losses, trained = 0, [], 0.0
-        if resume_file is not None:
-            record["resumes"] = resumes
-        start = time.perf_counter()
-        if evaluate:
-            for split in ("valid", "test"):
-                encoded = getattr(data, split)
-                logits = predict(model, encoded, data.multiple_choice, settings.eval_batch_size, settings.dtype)
-                record[f"{split}_metric"], record[f"{split}_error"] = score(spec, logits, encoded.labels)
-        record["eval_time"] = time.perf_counter() - start
-        cumulative += record["train_time"] + record["eval_time"]
-        record["cumulative_time"] = cumulative
-        history.append(record)
-        if resume_file is not None and epoch < settings.epochs:
-            save(epoch)
+    with StopRequests(active=resume_file is not None) as stop:
+        for epoch in range(done + 1, settings.epochs + 1):
+            model.train()
+            start = saved = time.perf_counter()
+            if position:  # the order the epoch drew when it began, then the generator's state at the saved step
+                now_rng, rng.bit_generator.state = rng.bit_generator.state, epoch_rng
+                batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice, start=position)
+                rng.bit_generator.state = now_rng
+            else:
+                epoch_rng = rng.bit_generator.state
+                batches = training_batches(data.train, settings.batch_size, rng, data.multiple_choice)
+            for position, batch in tqdm(zip(range(position + 1, steps_per_epoch + 1), batches), initial=position,
+                                        total=steps_per_epoch, disable=not show_progress,
+                                        desc=f"epoch {epoch}/{settings.epochs}"):
+                with autocast(settings.dtype, device.type):
+                    loss = strategy_step(model, model_inputs(batch, device), batch["labels"].to(device), space,
+                                         strategy, rng, step / total_steps, spec.is_regression)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss)
+                step += 1
+                if resume_file is not None and position < steps_per_epoch and (
+                        stop.received or save_every is not None and time.perf_counter() - saved >= save_every):
+                    save(epoch - 1, position=position, epoch_rng=epoch_rng, losses=losses,
+                         trained=trained + time.perf_counter() - start)
+                    saved = time.perf_counter()
+                    if stop.received:
+                        stop.stop()
+            record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                      "train_time": trained + time.perf_counter() - start}
+            position, losses, trained = 0, [], 0.0
+            if resume_file is not None:
+                record["resumes"] = resumes
+            start = time.perf_counter()
+            if evaluate:
+                for split in ("valid", "test"):
+                    encoded = getattr(data, split)
+                    logits = predict(model, encoded, data.multiple_choice, settings.eval_batch_size, settings.dtype)
+                    record[f"{split}_metric"], record[f"{split}_error"] = score(spec, logits, encoded.labels)
+            record["eval_time"] = time.perf_counter() - start
+            cumulative += record["train_time"] + record["eval_time"]
+            record["cumulative_time"] = cumulative
+            history.append(record)
+            if resume_file is not None and (epoch < settings.epochs or stop.received):
+                save(epoch)  # after the last epoch only when stopping, so that a resumed run need not train it again
+                if stop.received:
+                    stop.stop()
     model.eval()
     return history
