@@ -131,6 +131,20 @@ def test_full_strategy_trains_on_other_spaces(space_name):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
+def fresh_bert():
+    """A tiny BERT and its small space, the same for every call."""
+    model = tiny_model("bert")
+    return model, get_search_space("small", architecture_of(model))
+
+
+def assert_same_run(history, expected, model, straight):
+    """The resumed run ended with the uninterrupted run's history and weights, bit for bit."""
+    for key in ("train_loss", "valid_error", "test_error"):
+        assert [h[key] for h in history] == [h[key] for h in expected]
+    for (name, a), (_, b) in zip(straight.state_dict().items(), model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
 @pytest.mark.parametrize("save_every", [None, 0.0])
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, save_every):
     """A killed run (here: an error in the third step of its second epoch) continues from the state saved last
@@ -143,11 +157,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, s
     settings, strategy = TrainingSettings(**{**FAST, "epochs": 3}), StrategySettings("full")
     spec, data = get_task_spec("sst2"), toy_task()
 
-    def fresh():
-        model = tiny_model("bert")
-        return model, get_search_space("small", architecture_of(model))
-
-    straight, space = fresh()
+    straight, space = fresh_bert()
     expected = finetune(straight, spec, data, settings, space, strategy)
 
     calls, step = {"n": 0}, finetune_module.strategy_step
@@ -159,7 +169,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, s
         return step(*args, **kwargs)
 
     resume_file = tmp_path / "state.pt"
-    interrupted, space = fresh()
+    interrupted, space = fresh_bert()
     monkeypatch.setattr(finetune_module, "strategy_step", failing_step)
     with pytest.raises(RuntimeError, match="killed"):
         finetune(interrupted, spec, data, settings, space, strategy, resume_file=resume_file, save_every=save_every)
@@ -167,21 +177,18 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, s
     saved = torch.load(resume_file, weights_only=True)
     assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 6, None) if save_every is None else (1, 8, 2))
     assert ("saved_inside_an_epoch" in saved["fingerprint"]) == (save_every is not None)  # older readers refuse it
-    resumed, space = fresh()
+    resumed, space = fresh_bert()
     history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file, save_every=save_every)
     assert [h["resumes"] for h in history] == [0, 1, 1]
-    for key in ("train_loss", "valid_error", "test_error"):
-        assert [h[key] for h in history] == [h[key] for h in expected]
-    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
-        assert torch.equal(a, b), name
+    assert_same_run(history, expected, resumed, straight)
     with pytest.raises(ValueError, match="training state of another run"):
-        finetune(fresh()[0], spec, data, TrainingSettings(**{**FAST, "epochs": 4}), space, strategy,
+        finetune(fresh_bert()[0], spec, data, TrainingSettings(**{**FAST, "epochs": 4}), space, strategy,
                  resume_file=resume_file)
     state = torch.load(resume_file, weights_only=True)
     assert state["device"] == "cpu"
     torch.save(dict(state, device="cuda"), resume_file)  # as a GPU run would have left it
     with pytest.raises(ValueError, match="training state from cuda, but this run is on cpu"):
-        finetune(fresh()[0], spec, data, settings, space, strategy, resume_file=resume_file)
+        finetune(fresh_bert()[0], spec, data, settings, space, strategy, resume_file=resume_file)
 
 
 class Preempted(Exception):
@@ -201,11 +208,7 @@ def test_sigterm_saves_the_training_state_before_the_run_ends(tmp_path, monkeypa
     settings, strategy = TrainingSettings(**{**FAST, "epochs": 3}), StrategySettings("full")
     spec, data = get_task_spec("sst2"), toy_task()
 
-    def fresh():
-        model = tiny_model("bert")
-        return model, get_search_space("small", architecture_of(model))
-
-    straight, space = fresh()
+    straight, space = fresh_bert()
     expected = finetune(straight, spec, data, settings, space, strategy)
 
     def signalling(function, on_call):
@@ -228,7 +231,7 @@ def test_sigterm_saves_the_training_state_before_the_run_ends(tmp_path, monkeypa
 
     before = signal.signal(signal.SIGTERM, previous_handler)
     resume_file = tmp_path / "state.pt"
-    interrupted, space = fresh()
+    interrupted, space = fresh_bert()
     try:
         with pytest.raises(Preempted):
             finetune(interrupted, spec, data, settings, space, strategy, resume_file=resume_file)
@@ -240,12 +243,9 @@ def test_sigterm_saves_the_training_state_before_the_run_ends(tmp_path, monkeypa
     assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 9, 3) if when == "step" else (3, 18, None))
     if when == "last_evaluation":  # nothing is left to train
         monkeypatch.setattr(finetune_module, "strategy_step", lambda *args, **kwargs: pytest.fail("trained again"))
-    resumed, space = fresh()
+    resumed, space = fresh_bert()
     history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file)
-    for key in ("train_loss", "valid_error", "test_error"):
-        assert [h[key] for h in history] == [h[key] for h in expected]
-    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
-        assert torch.equal(a, b), name
+    assert_same_run(history, expected, resumed, straight)
 
 
 def test_a_second_signal_stops_at_once_and_threads_keep_the_usual_effect():
