@@ -436,7 +436,7 @@ def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, t
     assert not listing.loc[("rte", "weight_sharing"), "surrogate"]
 
 
-def test_a_table_too_small_to_learn_from_gets_no_surrogate(tables, tmp_path):
+def test_a_table_too_small_to_learn_from_or_incomplete_gets_no_surrogate(tables, tmp_path):
     from plm_nasbench.surrogates.build import build
 
     root, _, _, _, _ = tables
@@ -448,10 +448,18 @@ def test_a_table_too_small_to_learn_from_gets_no_surrogate(tables, tmp_path):
     relpath = "minilm-l6-h384/standalone-small/mrpc.parquet"
     few = few.assign(task="mrpc")
     small.record(relpath, few, write_parquet(few, data / relpath), {"study": "standalone-small"})
+    grid = manifest.read(GRID_TABLE)  # the first layers' part of a grid, merged with --partial
+    part, grid_path = grid[grid["num_layers"] <= 1].assign(task="mrpc"), GRID_TABLE.replace("rte", "mrpc")
+    small.record(grid_path, part, write_parquet(part, data / grid_path),
+                 {"study": "ws-small-grid", "units": 13, "units_done": 2, "complete": False})
     small.save()
+    (tmp_path / "surrogates/minilm-l6-h384/weight_sharing/full/mrpc").mkdir(parents=True)  # an earlier build's
     report = build(data, tmp_path / "surrogates", n_members=1)
-    assert "too few to fit" in report["surrogates"][0]["skipped_table"]
-    assert not (tmp_path / "surrogates/minilm-l6-h384/standalone/none/mrpc").exists()
+    skipped = {entry["scheme"]: entry["skipped_table"] for entry in report["surrogates"]}
+    assert "too few to fit" in skipped["standalone"]
+    assert skipped["weight_sharing"] == "the grid is incomplete (2 of 13 units)"  # it would extrapolate to 2-6 layers
+    for scheme in ("standalone/none", "weight_sharing/full"):
+        assert not (tmp_path / "surrogates/minilm-l6-h384" / scheme / "mrpc").exists()
     assert "no surrogate yet: 4 configurations" in (tmp_path / "surrogates/REPORT.md").read_text()
     with pytest.raises(ValueError, match="nothing to learn"):
         SmallSpaceSurrogate.fit(get_search_space("small", "minilm-l6-h384", task="mrpc"), few)
@@ -775,7 +783,9 @@ def _grid_folder(tmp_path, frame: pd.DataFrame):
 def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
     """Every configuration keeping no layer (0 layers, or layers without heads and units) is one network: its
     timings answer as their median, whichever is asked, so a search cannot draw such configurations until one comes
-    with a fast timing; the table file keeps them all. The surrogate gives them one answer too."""
+    with a fast timing; the table file keeps them all. A spelling of that network the table lacks gets the table's
+    answer (also with backend auto, which would otherwise ask the surrogate). The surrogate gives them one answer
+    too."""
     from conftest import synthetic_rows
     from plm_nasbench.tables import served_rows
 
@@ -799,8 +809,16 @@ def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
     served = served_rows(Manifest.load(data), "minilm-l6-h384", "rte", "small", "weight_sharing", "full", "small")
     assert served.loc[empty, "latency_b1_median"].nunique() == 2  # one per seed
     assert Manifest.load(data).read(GRID_TABLE)["latency_b1_median"].nunique() > len(timings) / 2  # the file keeps all
+    unseen = [{"num_layers": 0, "num_heads": 7, "num_units": 300}, {"num_layers": 0, "num_heads": 12, "num_units": 999}]
+    assert not any(c in grid for c in unseen)  # spellings of the empty network the table lacks: the table answers them
+    assert bench.query(unseen[0], seed=0) == bench.query(alike[0], seed=0)
+    for backend in ("table", "auto"):  # auto: from the table too, never the surrogate's answer beside the table's
+        answers = Benchmark("rte", backend=backend, data=data, surrogates=surrogates).query_many(unseen + alike)
+        assert answers.nunique(dropna=False).max() == 1 and (answers["source"] == "table").all(), backend
+    with pytest.raises(ConfigNotInTableError, match="not in the table"):  # a configuration with layers stays exact
+        bench.query({"num_layers": 4, "num_heads": 7, "num_units": 300})
     predicted = Benchmark("rte", backend="surrogate", surrogates=surrogates).query_many(
-        [{"num_layers": 0, "num_heads": 7, "num_units": 300}, {"num_layers": 4, "num_heads": 0, "num_units": 0}])
+        unseen + [{"num_layers": 4, "num_heads": 0, "num_units": 0}])
     assert predicted.drop(columns="out_of_data").nunique(dropna=False).max() == 1
 
 

@@ -3,7 +3,9 @@
 Configurations of integer spaces are keyed by a mixed-radix integer code of their fields where every code
 (times the table's epochs and seeds) fits in 64 bits (small, layer); those of other spaces (medium, whose codes
 would overflow, and large) by their ``config_id``. Without a seed, a lookup returns the
-mean over the seeds the table holds for that configuration and epoch (``n_seeds`` says how many).
+mean over the seeds the table holds for that configuration and epoch (``n_seeds`` says how many). In ``small``,
+every configuration that keeps no layer is the one empty network: where the table holds it, each of them is
+answered by the table's empty network, whether or not that spelling of it was evaluated.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..spaces.base import IntegerSpace, SearchSpace
+from ..spaces.small import SmallSpace
 from ..objectives import OBJECTIVES, query_result
 
 
@@ -107,7 +110,13 @@ class TableIndex:
             self._lows = lows
             self._strides = np.cumprod(np.r_[1, sizes[::-1][:-1]])[::-1].astype(np.int64)
             configs = [json.loads(c) for c in self.frame["config"]]
-            codes = self._codes_of_arrays({f: np.array([c[f] for c in configs]) for f in self.fields})
+            self._empty_code, self._empty_codes = None, frozenset()  # first the table's own keys
+            arrays = {f: np.array([c[f] for c in configs]) for f in self.fields}
+            codes = self._codes_of_arrays(arrays)
+            self._empty_code = self._empty_network_code(np.column_stack(list(arrays.values())), codes)
+            if self._empty_code is not None:  # every key of the empty network, for single lookups
+                every = (np.indices(sizes).reshape(len(sizes), -1) + lows[:, None]).T
+                self._empty_codes = frozenset(((every[self._empty(every)] - lows) @ self._strides).tolist())
         else:
             self._ids = {cid: i for i, cid in enumerate(pd.unique(self.frame["config_id"]))}
             codes = self.frame["config_id"].map(self._ids).to_numpy(dtype=np.int64)
@@ -137,15 +146,38 @@ class TableIndex:
         self._answers_for(None, None)
 
     # -- keys ------------------------------------------------------------------------------------
+    def _empty(self, fields: np.ndarray) -> np.ndarray:
+        """Whether each configuration of a (configurations x fields) matrix of a ``small`` table keeps no layer."""
+        columns = dict(zip(self.fields, fields.T))
+        return SmallSpace.empty_networks(columns["num_layers"], columns["num_heads"], columns["num_units"])
+
+    def _empty_network_code(self, fields: np.ndarray, codes: np.ndarray) -> int | None:
+        """``small`` space: the key that answers every configuration keeping no layer (one network: embeddings,
+        pooler and head), the table's such configuration with the most rows (ties: the smallest key); None where
+        the table holds none or the space is another. The rows the API answers from give all of them the same
+        values (:func:`~plm_nasbench.tables.served.served_rows`), so this extends that answer to the spellings of
+        the network the table lacks."""
+        if not isinstance(self.space, SmallSpace):
+            return None
+        empty = self._empty(fields)
+        if not empty.any():
+            return None
+        found, rows = np.unique(codes[empty], return_counts=True)
+        return int(found[np.argmax(rows)])  # argmax takes the first, the smallest key, of tied counts
+
     def _codes_of_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         fields = self.space.validate_arrays(arrays)
-        return (fields - self._lows) @ self._strides
+        codes = (fields - self._lows) @ self._strides
+        if self._empty_code is not None:
+            codes[self._empty(fields)] = self._empty_code
+        return codes
 
     def code(self, config: Mapping[str, Any]) -> int:
         """The key of one configuration (validated; ValueError naming the bad field)."""
         config = self.space.validate(config)
         if self._integer:
-            return int(sum((config[f] - low) * s for f, low, s in zip(self.fields, self._lows, self._strides)))
+            code = int(sum((config[f] - low) * s for f, low, s in zip(self.fields, self._lows, self._strides)))
+            return self._empty_code if code in self._empty_codes else code
         cid = self.space.config_id(config)
         if cid not in self._ids:
             raise ConfigNotInTableError(self._missing(config))

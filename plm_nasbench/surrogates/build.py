@@ -273,8 +273,13 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         train = manifest.read(relpath)
         task = train["task"].iloc[0]
         space = get_search_space("small", model, task=task)
+        provenance = manifest.tables[relpath].get("provenance", {})
         for strategy, rows in train.groupby("strategy"):
             entry = _entry(task, "weight_sharing", strategy, rows, {relpath: manifest.tables[relpath]["sha256"]})
+            if provenance.get("complete") is False:  # a part of the grid (units run in order): others extrapolated
+                _skip(entry, f"the grid is incomplete ({provenance.get('units_done')} of {provenance.get('units')} "
+                      "units)", surrogate_folder(out_root, model, "weight_sharing", strategy, task), report)
+                continue
             surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, calibration_folds=calibration_folds)
             holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
             if holdouts:
@@ -292,10 +297,8 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         entry["train_dtype"] = str(rows["dtype"].iloc[0])
         folder = surrogate_folder(out_root, model, "standalone", "none", task)
         if rows["config_id"].nunique() * (1 - STANDALONE_HOLDOUT_SHARE) < MIN_CONFIGS:
-            entry["skipped_table"] = (f"{rows['config_id'].nunique()} configurations: too few to fit on "
-                                      f"{1 - STANDALONE_HOLDOUT_SHARE:.0%} of them ({MIN_CONFIGS} needed)")
-            shutil.rmtree(folder, ignore_errors=True)
-            report["surrogates"].append(entry)
+            _skip(entry, f"{rows['config_id'].nunique()} configurations: too few to fit on "
+                  f"{1 - STANDALONE_HOLDOUT_SHARE:.0%} of them ({MIN_CONFIGS} needed)", folder, report)
             continue
         space = get_search_space("small", model, task=task)
         fitted, held_out = _split_configs(rows, STANDALONE_HOLDOUT_SHARE)
@@ -319,6 +322,13 @@ def _entry(task: str, scheme: str, strategy: str, rows: pd.DataFrame, tables: di
     """The start of a surrogate's report entry: what it learns from (``tables``: relpath -> SHA-256)."""
     return {"task": task, "scheme": scheme, "strategy": strategy, "train_tables": tables,
             "train_rows": int(len(rows)), "train_configs": int(rows["config_id"].nunique()), "objectives": {}}
+
+
+def _skip(entry: dict[str, Any], why: str, folder: Path, report: dict[str, Any]) -> None:
+    """Report a table learned from by no surrogate (``why``), removing the one an earlier build saved for it."""
+    entry["skipped_table"] = why
+    shutil.rmtree(folder, ignore_errors=True)
+    report["surrogates"].append(entry)
 
 
 def _save(surrogate: SmallSpaceSurrogate, entry: dict[str, Any], out_root: str | Path, model: str,
