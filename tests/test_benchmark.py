@@ -817,6 +817,13 @@ def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
         assert answers.nunique(dropna=False).max() == 1 and (answers["source"] == "table").all(), backend
     with pytest.raises(ConfigNotInTableError, match="not in the table"):  # a configuration with layers stays exact
         bench.query({"num_layers": 4, "num_heads": 7, "num_units": 300})
+    held = (frame[list(space.bounds)] == pd.Series(alike[3])).all(axis=1).to_numpy()
+    sparse = frame[~(empty & (frame["seed"] == 1).to_numpy()) | held]  # seed 1 of the empty network: one spelling
+    (tmp_path / "sparse").mkdir()
+    sparse_bench = Benchmark("rte", backend="table", data=_grid_folder(tmp_path / "sparse", sparse))
+    for config in (alike[0], alike[3], unseen[0]):  # every spelling answers every seed any of them holds
+        assert sparse_bench.query(config, seed=1)["runtime"] == 9.0
+        assert sparse_bench.query(config)["n_seeds"] == 2
     predicted = Benchmark("rte", backend="surrogate", surrogates=surrogates).query_many(
         unseen + [{"num_layers": 4, "num_heads": 0, "num_units": 0}])
     assert predicted.drop(columns="out_of_data").nunique(dropna=False).max() == 1

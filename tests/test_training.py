@@ -198,9 +198,9 @@ class Preempted(Exception):
 @pytest.mark.parametrize("when", ["step", "last_evaluation"])
 def test_sigterm_saves_the_training_state_before_the_run_ends(tmp_path, monkeypatch, when):
     """SIGTERM (a cluster's pre-emption) in the third step of the second epoch saves the state after that step, and
-    SIGTERM during the last epoch's evaluation saves the finished training, before the signal takes its usual
-    effect (here the previous handler's); the resumed run ends with the weights of an uninterrupted one and, in the
-    second case, trains no further step."""
+    SIGTERM during the last epoch's evaluation abandons it and saves the epoch's training, before the signal takes
+    its usual effect (here the previous handler's); the resumed run ends with the weights and history of an
+    uninterrupted one and, in the second case, trains no further step."""
     import importlib
     import signal
 
@@ -240,15 +240,16 @@ def test_sigterm_saves_the_training_state_before_the_run_ends(tmp_path, monkeypa
         signal.signal(signal.SIGTERM, before)
     monkeypatch.undo()
     saved = torch.load(resume_file, weights_only=True)
-    assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 9, 3) if when == "step" else (3, 18, None))
-    if when == "last_evaluation":  # nothing is left to train
+    # during the evaluation: the last epoch's training, its evaluation abandoned (6 steps an epoch)
+    assert (saved["epoch"], saved["step"], saved.get("position")) == ((1, 9, 3) if when == "step" else (2, 18, 6))
+    if when == "last_evaluation":  # nothing is left to train, only the evaluation to make again
         monkeypatch.setattr(finetune_module, "strategy_step", lambda *args, **kwargs: pytest.fail("trained again"))
     resumed, space = fresh_bert()
     history = finetune(resumed, spec, data, settings, space, strategy, resume_file=resume_file)
     assert_same_run(history, expected, resumed, straight)
 
 
-def test_a_second_signal_stops_at_once_and_threads_keep_the_usual_effect():
+def test_a_second_signal_stops_at_once_and_ignored_signals_threads_and_returning_handlers_keep_their_effect():
     import signal
     import threading
 
@@ -262,6 +263,23 @@ def test_a_second_signal_stops_at_once_and_threads_keep_the_usual_effect():
             signal.raise_signal(signal.SIGINT)  # asked again: KeyboardInterrupt now
             pytest.fail("the second SIGINT was held too")
     assert signal.getsignal(signal.SIGINT) is default
+    notes = []
+    term_before = signal.signal(signal.SIGTERM, lambda signum, frame: notes.append(signum))  # lets the run go on
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a job started in the background
+    try:
+        with StopRequests() as stop:
+            signal.raise_signal(signal.SIGINT)
+            assert stop.received is None  # ignored, as without the context
+            signal.raise_signal(signal.SIGTERM)
+            stop.stop()
+            assert notes == [signal.SIGTERM] and stop.received is None
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.received == signal.SIGTERM and notes == [signal.SIGTERM]  # held again, not disarmed
+            stop.stop()
+        assert notes == [signal.SIGTERM] * 2
+    finally:
+        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGTERM, term_before)
     seen = []
     thread = threading.Thread(target=lambda: seen.append(StopRequests().__enter__()._previous))
     thread.start()

@@ -113,19 +113,27 @@ class TableIndex:
             self._empty_code, self._empty_codes = None, frozenset()  # first the table's own keys
             arrays = {f: np.array([c[f] for c in configs]) for f in self.fields}
             codes = self._codes_of_arrays(arrays)
-            self._empty_code = self._empty_network_code(np.column_stack(list(arrays.values())), codes)
-            if self._empty_code is not None:  # every key of the empty network, for single lookups
+            empty = (self._empty(np.column_stack(list(arrays.values()))) if isinstance(space, SmallSpace)
+                     else np.zeros(len(codes), dtype=bool))
+            if empty.any():  # the key of the empty network, and all of its keys, for single lookups
+                self._empty_code = int(codes[empty].min())
                 every = (np.indices(sizes).reshape(len(sizes), -1) + lows[:, None]).T
                 self._empty_codes = frozenset(((every[self._empty(every)] - lows) @ self._strides).tolist())
         else:
             self._ids = {cid: i for i, cid in enumerate(pd.unique(self.frame["config_id"]))}
             codes = self.frame["config_id"].map(self._ids).to_numpy(dtype=np.int64)
+            empty = np.zeros(len(codes), dtype=bool)
         self.frame["_code"] = codes
+        keys = np.where(empty, self._empty_code if empty.any() else 0, codes)  # the empty network's rows: one key
         epoch_pos = np.searchsorted(self.epochs, self.frame["epoch"].to_numpy())
         seed_pos = np.searchsorted(self.seeds, self.frame["seed"].to_numpy())
         values = self.frame[self.columns].to_numpy(dtype=np.float64)
+        # the empty network's rows answer alike (served_rows): one of them per (epoch, seed) answers
+        once = ~(empty & pd.Series(keys * len(self.epochs) * len(self.seeds) + epoch_pos * len(self.seeds)
+                                   + seed_pos).duplicated().to_numpy())
+        keys, epoch_pos, seed_pos, values = keys[once], epoch_pos[once], seed_pos[once], values[once]
         # seed means per (config, epoch)
-        mean_keys = codes * len(self.epochs) + epoch_pos
+        mean_keys = keys * len(self.epochs) + epoch_pos
         unique, inverse, counts = np.unique(mean_keys, return_inverse=True, return_counts=True)
         sums = np.zeros((len(unique), len(self.columns)))
         np.add.at(sums, inverse, np.nan_to_num(values, nan=0.0))
@@ -150,20 +158,6 @@ class TableIndex:
         """Whether each configuration of a (configurations x fields) matrix of a ``small`` table keeps no layer."""
         columns = dict(zip(self.fields, fields.T))
         return SmallSpace.empty_networks(columns["num_layers"], columns["num_heads"], columns["num_units"])
-
-    def _empty_network_code(self, fields: np.ndarray, codes: np.ndarray) -> int | None:
-        """``small`` space: the key that answers every configuration keeping no layer (one network: embeddings,
-        pooler and head), the table's such configuration with the most rows (ties: the smallest key); None where
-        the table holds none or the space is another. The rows the API answers from give all of them the same
-        values (:func:`~plm_nasbench.tables.served.served_rows`), so this extends that answer to the spellings of
-        the network the table lacks."""
-        if not isinstance(self.space, SmallSpace):
-            return None
-        empty = self._empty(fields)
-        if not empty.any():
-            return None
-        found, rows = np.unique(codes[empty], return_counts=True)
-        return int(found[np.argmax(rows)])  # argmax takes the first, the smallest key, of tied counts
 
     def _codes_of_arrays(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
         fields = self.space.validate_arrays(arrays)

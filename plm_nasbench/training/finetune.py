@@ -4,8 +4,9 @@ AdamW, linear decay of the learning rate to 0, shuffled length-bucketed batches 
 padding, optional bf16 autocast; after every epoch the (full) network is evaluated on valid and test.
 With a ``resume_file``, the training state is saved after every epoch (and, with ``save_every``, every so
 many seconds inside one) and an interrupted run continues where its last saved state left it, to the same
-weights as an uninterrupted run; SIGTERM or SIGINT then saves the state after the step in flight before the
-process ends (:mod:`.stopping`), so a pre-empted job or a Ctrl-C loses nothing.
+weights as an uninterrupted run; SIGTERM or SIGINT then saves the state after the step in flight (or, during an
+epoch's evaluation, the epoch's training) before the process ends (:mod:`.stopping`), so a pre-empted job or a
+Ctrl-C loses no training.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..evaluation.predict import DTYPES, autocast, model_inputs, predict, score
 from ..spaces import SearchSpace
 from ..tasks.batching import EncodedTask, training_batches
 from ..tasks.specs import TaskSpec
-from .stopping import StopRequests
+from .stopping import StopRequested, StopRequests
 from .strategies import StrategySettings, strategy_step
 
 
@@ -187,15 +188,25 @@ def finetune(model: Any, spec: TaskSpec, data: EncodedTask, settings: TrainingSe
                         stop.stop()
             record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
                       "train_time": trained + time.perf_counter() - start}
-            position, losses, trained = 0, [], 0.0
+            epoch_losses, position, losses, trained = losses, 0, [], 0.0
             if resume_file is not None:
                 record["resumes"] = resumes
             start = time.perf_counter()
-            if evaluate:
-                for split in ("valid", "test"):
-                    encoded = getattr(data, split)
-                    logits = predict(model, encoded, data.multiple_choice, settings.eval_batch_size, settings.dtype)
-                    record[f"{split}_metric"], record[f"{split}_error"] = score(spec, logits, encoded.labels)
+            while evaluate:
+                try:
+                    with stop.abandoning():  # a signal now: save the epoch's training, evaluate it when resumed
+                        for split in ("valid", "test"):
+                            encoded = getattr(data, split)
+                            logits = predict(model, encoded, data.multiple_choice, settings.eval_batch_size,
+                                             settings.dtype)
+                            record[f"{split}_metric"], record[f"{split}_error"] = score(spec, logits,
+                                                                                        encoded.labels)
+                    break
+                except StopRequested:
+                    save(epoch - 1, position=steps_per_epoch, epoch_rng=epoch_rng, losses=epoch_losses,
+                         trained=record["train_time"])
+                    stop.stop()  # returns only where the handler before it lets the run go on: evaluate again
+                    start = time.perf_counter()
             record["eval_time"] = time.perf_counter() - start
             cumulative += record["train_time"] + record["eval_time"]
             record["cumulative_time"] = cumulative
