@@ -105,7 +105,7 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
     interrupted = checkpoint.with_name("kd-seed3-0123456789abcdef.resume.pt")
     torch.save({"epoch": 2, "cumulative": 31.5}, interrupted)
     busy = checkpoint.with_name("random-seed1-fedcba9876543210")
-    busy.with_name(busy.name + ".resume.pt").write_bytes(b"state")
+    torch.save({"epoch": 1, "cumulative": 9.0}, busy.with_name(busy.name + ".resume.pt"))
     with exclusive_lock(busy.with_name(busy.name + ".lock")):
         records = {(r["strategy"], r["seed"]): r for r in cached_checkpoints(tmp_path / "cache")}
     assert set(records) == {("full", 3), ("sandwich", 3), ("kd", 3), ("random", 1)}
@@ -113,6 +113,7 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
     assert records["full", 3]["supernetwork_id"] == first["weights_sha256"][:16]
     assert records["kd", 3]["state"] == "interrupted" and records["random", 1]["state"] == "training"
     assert (records["kd", 3]["epochs_done"], records["kd", 3]["training_seconds"]) == (2, 31.5)  # how far it got
+    assert (records["random", 1]["epochs_done"], records["random", 1]["training_seconds"]) == (1, 9.0)  # last save
     assert records["full", 3]["epochs_done"] == settings.epochs
 
 

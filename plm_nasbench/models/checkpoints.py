@@ -59,8 +59,8 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
     task, strategy, training seed, the space whose sampler trained it, ``supernetwork_id`` (the weights'
     SHA-256, first 16 hex digits, as in the tables), its epochs, training seconds and finish date; and every
     training under way (``state``: ``training``) or interrupted (``interrupted``: its state is saved and the next
-    call resumes it; ``epochs_done`` counts its finished epochs and ``training_seconds`` its seconds, those of
-    an epoch saved part-way included)."""
+    call resumes it); for these two, ``epochs_done`` counts the finished epochs and ``training_seconds`` the
+    seconds (those of an epoch saved part-way included) of their last saved state."""
     base = (Path(root) if root is not None else cache_dir()) / "supernetworks"
     records = []
     for folder in sorted(base.glob("*/*/*")):
@@ -79,7 +79,7 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
             strategy, _, seed = checkpoint.rsplit("-", 1)[0].rpartition("-seed")
             with exclusive_lock(folder.with_name(checkpoint + ".lock"), blocking=False) as free:
                 state = "interrupted" if free else "training"  # a trainer holds the lock while it trains
-            progress = _resume_progress(folder) if state == "interrupted" else {}
+            progress = _resume_progress(folder)  # the last save's (written atomically, so whole while it trains)
             records.append({"model": model, "task": task, "strategy": strategy, "seed": int(seed),
                             "supernetwork_space": None, "supernetwork_id": None, "state": state,
                             "epochs_done": progress.get("epoch"), "training_seconds": progress.get("cumulative"),
