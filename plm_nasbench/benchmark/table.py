@@ -128,12 +128,12 @@ class TableIndex:
         epoch_pos = np.searchsorted(self.epochs, self.frame["epoch"].to_numpy())
         seed_pos = np.searchsorted(self.seeds, self.frame["seed"].to_numpy())
         values = self.frame[self.columns].to_numpy(dtype=np.float64)
+        mean_keys = keys * len(self.epochs) + epoch_pos  # (config, epoch)
+        seed_keys = mean_keys * len(self.seeds) + seed_pos  # (config, epoch, seed)
         # the empty network's rows answer alike (served_rows): one of them per (epoch, seed) answers
-        once = ~(empty & pd.Series(keys * len(self.epochs) * len(self.seeds) + epoch_pos * len(self.seeds)
-                                   + seed_pos).duplicated().to_numpy())
-        keys, epoch_pos, seed_pos, values = keys[once], epoch_pos[once], seed_pos[once], values[once]
+        once = ~(empty & pd.Series(seed_keys).duplicated().to_numpy())
+        mean_keys, seed_keys, values = mean_keys[once], seed_keys[once], values[once]
         # seed means per (config, epoch)
-        mean_keys = keys * len(self.epochs) + epoch_pos
         unique, inverse, counts = np.unique(mean_keys, return_inverse=True, return_counts=True)
         sums = np.zeros((len(unique), len(self.columns)))
         np.add.at(sums, inverse, np.nan_to_num(values, nan=0.0))
@@ -143,7 +143,6 @@ class TableIndex:
             self._mean_values = np.where(present > 0, sums / np.maximum(present, 1), np.nan)
         self._mean_keys, self._mean_counts = unique, counts
         # single seeds per (config, epoch, seed)
-        seed_keys = mean_keys * len(self.seeds) + seed_pos
         order = np.argsort(seed_keys, kind="stable")
         self._seed_keys, self._seed_values = seed_keys[order], values[order]
         first = np.unique(codes, return_index=True)[1]
