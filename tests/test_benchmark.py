@@ -165,7 +165,7 @@ def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(
     record = {"train_tables": {curves_path: manifest.tables[curves_path]["sha256"]}, "train_key": key,
               "latency_table": grid_path, "latency_sha256": manifest.tables[grid_path]["sha256"]}
     record |= {"units_knots": [0, 1536], "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None, "floors": {},
-               "calibration": {"folds": 0, "level": 0.95, "objectives": {}}}
+               "calibration": {"folds": 0, "level": 0.95, "objectives": {}}, "anchors": {}}
     added = Manifest(root, dict(manifest.tables))  # a second standalone table of rte: its rows could serve now
     added.tables["minilm-l6-h384/curves-fp32/rte.parquet"] = manifest.tables[curves_path]
     cases = [(record, manifest, None),
@@ -361,9 +361,10 @@ def _every_config(surrogate: SmallSpaceSurrogate) -> np.ndarray:
 
 
 def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
-    """At the training configurations' num_units the answers are the ensembles' own; between two of them,
-    on the straight line between those two answers. The configurations keeping no layer, one network, get one
-    answer: the median of the answers over them."""
+    """At the training configurations' num_units the answers are the ensembles' own (an anchored objective's:
+    its table's values, with standard deviation 0); between two of them, on the straight line between those two
+    answers. The configurations keeping no layer, one network, get one answer: the median of the answers over
+    them."""
     every = _every_config(fitted)
     answers = fitted.predict(every)  # the first question predicts the space once
     assert list(fitted._materialised) == [0] and len(fitted._materialised[0]["valid_error"]) == len(every)
@@ -371,9 +372,15 @@ def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
     at_knots = np.isin(every[:, 2], knots)
     direct = fitted._learned(every[at_knots], None)  # through the ensembles themselves
     empty = SmallSpace.empty_networks(*every[at_knots].T)
+    flat = np.ravel_multi_index(tuple(every[at_knots].T), fitted._shape())
+    for name, (index, values) in fitted.metadata["anchors"].items():  # the grid holds every knot of every row
+        assert np.isin(flat, index).all()
+        direct[name] = pd.Series(values, index=index)[flat].to_numpy()
+        direct[f"{name}_std"] = np.zeros(len(flat))
     for name, values in direct.items():
-        if name.endswith("_std"):  # the ensembles' own spread, calibrated where the answer is
-            values = fitted._calibrated_std(name.removesuffix("_std"), direct[name.removesuffix("_std")], values)
+        objective = name.removesuffix("_std")
+        if name.endswith("_std") and objective not in fitted.metadata["anchors"]:  # the ensembles' own spread,
+            values = fitted._calibrated_std(objective, direct[objective], values)  # calibrated where the answer is
         np.testing.assert_array_equal(answers[name][at_knots][~empty], values[~empty], err_msg=name)
         (one,) = np.unique(answers[name][SmallSpace.empty_networks(*every.T)])
         assert values[empty].min() <= one <= values[empty].max() or np.isnan(values).all() and np.isnan(one), name
@@ -396,6 +403,61 @@ def test_surrogate_answers_the_ensembles_at_knots_and_interpolates_between_them(
     assert len(np.unique(values)) > 13  # answers change between knots, not only at them
     with pytest.raises(ValueError, match=r"num_units must be in \[0, 1536\], got 1537"):
         fitted.predict(np.array([[2, 3, 1537]]))
+
+
+def _grid_rows(space, noise: float, seed: int = 0) -> pd.DataFrame:
+    """A weight-sharing grid (every 128 units) whose valid_error is linear in num_units within each (layers, heads)
+    pair, with a slope and intercept of its own drawn at random, plus independent noise of sd ``noise``."""
+    from conftest import synthetic_rows
+
+    grid = [{"num_layers": l, "num_heads": h, "num_units": u} for l in range(7) for h in range(13)
+            for u in range(0, 1537, 128)]
+    frame = synthetic_rows(space, grid, "ws-small-grid")
+    rng = np.random.default_rng(seed)
+    intercept, slope = rng.uniform(0.2, 0.5, (7, 13)), rng.uniform(-2e-4, 0, (7, 13))
+    layers, heads, units = (frame[f].to_numpy() for f in ("num_layers", "num_heads", "num_units"))
+    frame["valid_error"] = intercept[layers, heads] + slope[layers, heads] * units + noise * rng.standard_normal(len(frame))
+    return frame
+
+
+def test_a_grid_surrogate_answers_its_table_where_the_cross_validation_between_columns_says_so():
+    """Anchored: at the grid's configurations the surrogate answers the table's values (sd 0), linear between
+    them; chosen per objective by Kendall tau on the grid's every other column, fitted on the rest. A function
+    that is linear in num_units within each pair is interpolated exactly; under heavy noise the ensembles'
+    average is the better guess."""
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    exact = _grid_rows(space, noise=0.0)
+    fitted = SmallSpaceSurrogate.fit(space, exact, objectives=("valid_error",), n_members=2, calibration_folds=0)
+    trial = fitted.metadata["anchoring"]["valid_error"]
+    assert trial["rows"] == 7 * 13 * 6 and trial["kendall_tau_anchored"] > trial["kendall_tau_ensemble"]
+    assert list(fitted.metadata["anchors"]) == ["valid_error"]
+    fields = exact[["num_layers", "num_heads", "num_units"]].to_numpy()
+    answers = fitted.predict(fields)
+    kept = ~SmallSpace.empty_networks(*fields.T)  # the configurations keeping no layer share one answer
+    np.testing.assert_array_equal(answers["valid_error"][kept], exact["valid_error"].to_numpy()[kept])
+    assert (answers["valid_error_std"] == 0).all()
+    between = fitted.predict(np.array([[3, 5, 200], [6, 12, 1500]]))  # the line between the two grid neighbours
+    table = exact.set_index(["num_layers", "num_heads", "num_units"])["valid_error"]
+    for (layers, heads, units), answer in zip([(3, 5, 200), (6, 12, 1500)], between["valid_error"]):
+        lower = units // 128 * 128
+        weight = (units - lower) / 128
+        expected = table[layers, heads, lower] + weight * (table[layers, heads, lower + 128] - table[layers, heads, lower])
+        assert answer == pytest.approx(expected, abs=1e-12)
+    assert (between["valid_error_std"] > 0).all()  # off the grid, the ensembles' spread, as before
+
+    noisy = _grid_rows(space, noise=0.2)
+    smoothed = SmallSpaceSurrogate.fit(space, noisy, objectives=("valid_error",), n_members=2, calibration_folds=0)
+    trial = smoothed.metadata["anchoring"]["valid_error"]
+    assert trial["kendall_tau_anchored"] < trial["kendall_tau_ensemble"] and smoothed.metadata["anchors"] == {}
+    plain = SmallSpaceSurrogate.fit(space, exact, objectives=("valid_error",), n_members=2, calibration_folds=0,
+                                    anchored=())
+    assert plain.metadata["anchors"] == {} and plain.metadata["anchoring"] == {}
+    curves = pd.concat([exact.assign(epoch=e) for e in (1, 2)], ignore_index=True)
+    with pytest.raises(ValueError, match=r"anchored objectives need a table of one epoch; this one has epochs \[1, 2\]"):
+        SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error",), n_members=2, calibration_folds=0,
+                                anchored=("valid_error",))
+    assert SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error",), n_members=2,
+                                   calibration_folds=0).metadata["anchors"] == {}  # no trial for learning curves
 
 
 def test_a_surrogate_with_scikit_learn_members_predicts_every_configuration(tables):

@@ -335,6 +335,8 @@ def _save(surrogate: SmallSpaceSurrogate, entry: dict[str, Any], out_root: str |
           report: dict[str, Any]) -> None:
     """Save ``surrogate`` (recording the tables it learned from) and add its entry to ``report``."""
     entry["skipped"] = surrogate.metadata["skipped"]
+    entry["anchoring"] = {name: trial | {"anchored": name in surrogate.metadata["anchors"]}
+                          for name, trial in surrogate.metadata["anchoring"].items()}
     surrogate.metadata["train_tables"] = entry["train_tables"]
     surrogate.save(surrogate_folder(out_root, model, entry["scheme"], entry["strategy"], entry["task"]))
     report["surrogates"].append(entry)
@@ -348,7 +350,12 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         f"Model `{report['model']}` (all numbers here come from it, not from BERT-base). Each surrogate is an "
         "ensemble of XGBoost regressors per learned objective, asked at the `num_units` values of its training "
-        "configurations and interpolated linearly in `num_units` between them. Its standard deviation is "
+        "configurations and interpolated linearly in `num_units` between them. An objective learned from a grid "
+        "is *anchored* where that wins a cross-validation between the grid's columns (fitted on every other "
+        "`num_units` column, scored by Kendall tau on the columns between, as the hold-out lies between columns): "
+        "then the surrogate answers the table's own value at each grid configuration (standard deviation 0) and "
+        "interpolates those values in `num_units`; the ensembles still give the uncertainty between them. The "
+        "column *at grid configurations* says which answers, with the trial's two taus. Its standard deviation is "
         "calibrated on answers cross-validated over the training configurations (cross-conformal, separately for "
         "answers that are the plateau value and for the others) so that about 95% of those answers' truths lie "
         "within 1.96 standard deviations of the answer; *within 1.96 sd* shows how far that carries to the hold-out "
@@ -381,8 +388,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"commit {report['environment']['git_commit']}).",
         "",
         "| task | scheme (strategy) | objective | R^2 | Spearman | Kendall tau | MAE | within 1.96 sd | hold-out rows "
-        "| training configs | Kendall tau, grid interpolation |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| training configs | Kendall tau, grid interpolation | at grid configurations (tau between columns: "
+        "table, ensemble) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in sorted(report["surrogates"], key=lambda e: (e["task"], e["scheme"], e["strategy"])):
         scheme = entry["scheme"] + (f" ({entry['strategy']})" if entry["scheme"] == "weight_sharing"
@@ -394,14 +402,14 @@ def report_markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {entry['task']} | {scheme} | {name} | {q['r2']:.3f} | {q['spearman']:.3f} "
                          f"| {q['kendall_tau']:.3f}{mark} | {q['mae']:.4g} | {q['calibration']['within_2sd']:.2f} "
                          f"| {q['n']} | {entry['train_configs']:,} "
-                         f"| {reference} |")
+                         f"| {reference} | {_anchoring(entry.get('anchoring', {}).get(name))} |")
         if "skipped_table" in entry:
             lines.append(f"| {entry['task']} | {scheme} | (no surrogate yet: {entry['skipped_table']}) | | | | | | | "
-                         f"{entry['train_configs']:,} | |")
+                         f"{entry['train_configs']:,} | | |")
         elif not entry["objectives"]:
             why = (f"hold-out of {entry['holdout_rows']} rows: too few to score (10 needed)" if entry.get("holdout_rows")
                    else "no hold-out yet")
-            lines.append(f"| {entry['task']} | {scheme} | ({why}) | | | | | | | {entry['train_configs']:,} | |")
+            lines.append(f"| {entry['task']} | {scheme} | ({why}) | | | | | | | {entry['train_configs']:,} | | |")
     lines += ["", "Beyond the headline (valid_error, same hold-out rows): Kendall tau on the configurations the fit never "
               "saw (*unseen*: hold-out configurations that are not grid ones and have at least 1 layer; the 0-layer "
               "network is one the grid holds) and on the rows whose truth is off the plateau (the constant "
@@ -438,6 +446,14 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines += ["", "Analytic objectives (num_params, params_fraction, flops) are computed, not learned; "
               "the largest relative FLOPs error on each hold-out: " + (", ".join(errors) or "none yet") + "."]
     return "\n".join(lines) + "\n"
+
+
+def _anchoring(trial: dict[str, Any] | None) -> str:
+    """What a surrogate answers at its grid configurations for one objective, with the trial that chose it."""
+    if trial is None:
+        return "ensemble (no grid to try)"
+    side = "table" if trial["anchored"] else "ensemble"
+    return f"{side} ({trial['kendall_tau_anchored']:.3f}, {trial['kendall_tau_ensemble']:.3f})"
 
 
 def _number(value: float | None) -> str:

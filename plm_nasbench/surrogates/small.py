@@ -36,6 +36,18 @@ learned objective (and its standard deviation) linearly in ``num_units`` between
 (beyond the outer knots: the outer knot's answer). At a knot the answer is the ensembles' own. On the
 hold-out this lifts valid_error Kendall tau on every task with a grid (``benchmarks/surrogate_variants.py``).
 
+Anchored objectives: where the training rows form a grid (every (num_layers, num_heads) pair at each of
+their ``num_units`` values), trees smooth over what the grid measured, and a hold-out configuration, which lies
+between two grid columns, is often ordered better by the line between its two measured neighbours (on every
+task's valid_error hold-out, ``surrogate_variants.py``). ``fit`` therefore tries both per objective: a surrogate
+fitted on every other ``num_units`` column, once as it is and once anchored, each scored by Kendall tau on the
+columns between (the grid alone decides; the hold-out stays for reporting). Where the anchored one scores
+higher, the objective is anchored: at each configuration its rows hold, the answer is their value (the mean over
+seeds), with standard deviation 0; within a (num_layers, num_heads) pair, answers between those configurations
+lie on the line between their values; the ensembles still give the standard deviation there, calibrated by the
+same cross-validation (whose folds leave configurations out of the anchors too). Tables of several epochs
+(learning curves) are not grids in this sense and are never anchored.
+
 Materialisation: the ``small`` space is finite (139,867 configurations for MiniLM), so the first
 question for an epoch is answered by asking the ensembles at every (num_layers, num_heads, knot) once
 (7 x 13 x 25 = 2,275 points for a surrogate fitted on the grid) and interpolating the whole space from
@@ -83,7 +95,7 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
 def outdated(record: dict[str, Any]) -> list[str]:
     """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
     return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors", "train_tables",
-                            "calibration") if key not in record]
+                            "calibration", "anchors") if key not in record]
 
 
 #: The fewest configurations with values an objective is learned from.
@@ -139,7 +151,7 @@ class SmallSpaceSurrogate:
     def fit(cls, space: SmallSpace, table: pd.DataFrame, objectives: tuple[str, ...] = LEARNED,
             n_members: int = 3, seed: int = 0, member_factory: Any = None,
             latency: pd.DataFrame | None = None, calibration_folds: int = CALIBRATION_FOLDS,
-            epochs: Sequence[int] | None = None) -> SmallSpaceSurrogate:
+            epochs: Sequence[int] | None = None, anchored: Sequence[str] | None = None) -> SmallSpaceSurrogate:
         """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table), and calibrate
         their uncertainty by a cross-validation with ``calibration_folds`` folds over its configurations (0: none,
         the ensembles' raw standard deviations; see the module docstring). ``epochs``: the fidelities it answers
@@ -148,7 +160,11 @@ class SmallSpaceSurrogate:
         ``latency``: rows of a latency table of the ``small`` space (fields and latency columns, one row per
         configuration). When given, the latency objectives are learned from it instead of ``table``: they
         depend on the architecture and the machine, not on the task or the training (a standalone table whose
-        configurations were never timed still gets them)."""
+        configurations were never timed still gets them).
+
+        ``anchored``: the objectives that answer their rows' own values at the configurations those rows hold
+        (see the module docstring); None: each objective learned from a grid whose side wins the cross-validation
+        between columns, none for tables of several epochs."""
         if not isinstance(space, SmallSpace):
             raise TypeError(f"SmallSpaceSurrogate needs the small space, got {type(space).__name__}")
         epochs = sorted(int(e) for e in (table["epoch"].unique() if epochs is None else epochs))
@@ -179,6 +195,14 @@ class SmallSpaceSurrogate:
         if not ensembles:
             raise ValueError(f"nothing to learn: no objective has values for {MIN_CONFIGS} configurations or more "
                              f"({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+        trial: dict[str, Any] = {}
+        if anchored is None:
+            anchored, trial = cls._choose_anchored(space, table, latency, learned_from, n_members, seed,
+                                                   member_factory, epochs)
+        elif anchored and max_epoch is not None:
+            raise ValueError(f"anchored objectives need a table of one epoch; this one has epochs {epochs}")
+        anchors = {name: cls._anchors(space, sources[learned_from[name]][0], name)
+                   for name in anchored if name in ensembles}
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         configs = np.unique(x[:, :len(FIELDS)], axis=0)  # the training configurations' encodings, without epoch
@@ -189,17 +213,82 @@ class SmallSpaceSurrogate:
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs),
+                    "anchors": anchors, "anchoring": trial,
                     "calibration": {"folds": 0, "level": CALIBRATION_LEVEL, "objectives": {}}}
         surrogate = cls(space, ensembles, configs, moments, max_epoch, metadata)
         if calibration_folds:
             def fit_fold(rows: pd.DataFrame, latency_rows: pd.DataFrame | None) -> SmallSpaceSurrogate | None:
                 try:
                     return cls.fit(space, rows, objectives, n_members, seed, member_factory, latency=latency_rows,
-                                   calibration_folds=0, epochs=epochs)
+                                   calibration_folds=0, epochs=epochs, anchored=tuple(anchors))
                 except ValueError:  # nothing left to learn without this fold
                     return None
             metadata["calibration"] = surrogate._calibrate(fit_fold, table, latency, calibration_folds, seed)
         return surrogate
+
+    @staticmethod
+    def _anchors(space: SmallSpace, rows: pd.DataFrame, name: str) -> list[list]:
+        """[indices, values]: the configurations (``np.ravel_multi_index`` over the fields) of ``rows`` with a value
+        of objective ``name``, and each one's value (the mean over its rows)."""
+        values = rows[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
+        keep = np.isfinite(values)
+        shape = tuple(high + 1 for _, high in space.bounds.values())
+        index = np.ravel_multi_index(tuple(rows.loc[keep, list(FIELDS)].to_numpy(dtype=np.int64).T), shape)
+        means = pd.Series(values[keep]).groupby(index).mean()
+        return [means.index.astype(int).tolist(), means.astype(float).tolist()]
+
+    @staticmethod
+    def _grid_columns(rows: pd.DataFrame) -> np.ndarray | None:
+        """The sorted ``num_units`` values of ``rows`` when they form a grid (every (num_layers, num_heads) pair
+        the rows have at every one of at least 5 such values), else None."""
+        units = np.unique(rows["num_units"].to_numpy())
+        pairs = len(rows[["num_layers", "num_heads"]].drop_duplicates())
+        held = len(rows[list(FIELDS)].drop_duplicates())
+        return units if len(units) >= 5 and held == pairs * len(units) else None
+
+    @classmethod
+    def _choose_anchored(cls, space: SmallSpace, table: pd.DataFrame, latency: pd.DataFrame | None,
+                         learned_from: dict[str, str], n_members: int, seed: int, member_factory: Any,
+                         epochs: Sequence[int]) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The objectives to anchor, and the trial that chose them: per objective learned from a grid, Kendall tau
+        of a surrogate with and one without anchors, both fitted on the grid's every other ``num_units`` column
+        and scored on the columns between (as the hold-out's configurations lie between grid columns). An
+        objective is anchored where that tau is the higher."""
+        if len(epochs) > 1:
+            return (), {}
+        sources = {"table": table, "latency": latency}
+        columns = {k: cls._grid_columns(rows) for k, rows in sources.items() if rows is not None}
+        candidates = tuple(name for name, source in learned_from.items() if columns.get(source) is not None)
+        if not candidates:
+            return (), {}
+        fitted = {k: rows if columns.get(k) is None else rows[rows["num_units"].isin(columns[k][::2])]
+                  for k, rows in sources.items() if rows is not None}
+        objectives = tuple(learned_from)
+        answers = {}
+        for side, anchored in (("ensemble", ()), ("anchored", candidates)):
+            try:
+                trial = cls.fit(space, fitted["table"], objectives, n_members, seed, member_factory,
+                                latency=fitted.get("latency"), calibration_folds=0, epochs=epochs, anchored=anchored)
+            except ValueError:  # the columns fitted on leave an objective too few configurations
+                return (), {}
+            answers[side] = trial
+        from scipy.stats import kendalltau
+
+        record, chosen = {}, []
+        for name in candidates:
+            rows = sources[learned_from[name]]
+            scored = rows[~rows["num_units"].isin(columns[learned_from[name]][::2])]
+            truth = scored[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
+            scored, truth = scored[np.isfinite(truth)], truth[np.isfinite(truth)]
+            fields = scored[list(FIELDS)].to_numpy(dtype=np.int64)
+            taus = {side: float(kendalltau(truth, s.predict(fields)[name]).statistic) for side, s in answers.items()
+                    if name in s.learned}
+            if len(taus) < 2:
+                continue
+            record[name] = {f"kendall_tau_{side}": tau for side, tau in taus.items()} | {"rows": int(len(truth))}
+            if taus["anchored"] > taus["ensemble"]:
+                chosen.append(name)
+        return tuple(chosen), record
 
     def _calibrate(self, fit_fold: Callable[[pd.DataFrame, pd.DataFrame | None], SmallSpaceSurrogate | None],
                    table: pd.DataFrame, latency: pd.DataFrame | None, folds: int, seed: int) -> dict[str, Any]:
@@ -369,11 +458,21 @@ class SmallSpaceSurrogate:
         for name, values in self._learned(at_knots, epoch).items():
             rows = values.reshape(len(pairs), len(knots))
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
+        for name, (index, values) in self.metadata["anchors"].items():  # the rows' own values, between them linear
+            index, values = np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64)
+            pair, held = np.divmod(index, shape[2])
+            for p in np.unique(pair):
+                at = pair == p
+                out[name][p * shape[2]:(p + 1) * shape[2]] = np.interp(units, held[at], values[at])
         for name in self.learned:
             out[f"{name}_std"] = self._calibrated_std(name, out[name], out[f"{name}_std"])
         empty = SmallSpace.empty_networks(*self._every_config.T)  # one network (embeddings, pooler and head)
         for values in out.values():
             values[empty] = np.median(values[empty])
+        for name, (index, _) in self.metadata["anchors"].items():  # an anchored answer is the measurement itself
+            measured = np.zeros(len(empty), dtype=bool)
+            measured[np.asarray(index, dtype=np.int64)] = True
+            out[f"{name}_std"][measured | empty & measured[empty].any()] = 0.0
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
             out["runtime"] = np.maximum(out["runtime"], self._learned_space(epoch - 1)["runtime"])
         self._learned_materialised[key] = out
