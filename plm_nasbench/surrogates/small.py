@@ -98,6 +98,11 @@ def outdated(record: dict[str, Any]) -> list[str]:
                             "calibration", "anchors") if key not in record]
 
 
+def _shape(space: SmallSpace) -> tuple[int, ...]:
+    """The number of values of each field of ``space`` (every field starts at 0)."""
+    return tuple(high + 1 for _, high in space.bounds.values())
+
+
 #: The fewest configurations with values an objective is learned from.
 MIN_CONFIGS = 10
 
@@ -232,8 +237,7 @@ class SmallSpaceSurrogate:
         of objective ``name``, and each one's value (the mean over its rows)."""
         values = rows[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
         keep = np.isfinite(values)
-        shape = tuple(high + 1 for _, high in space.bounds.values())
-        index = np.ravel_multi_index(tuple(rows.loc[keep, list(FIELDS)].to_numpy(dtype=np.int64).T), shape)
+        index = np.ravel_multi_index(tuple(rows.loc[keep, list(FIELDS)].to_numpy(dtype=np.int64).T), _shape(space))
         means = pd.Series(values[keep]).groupby(index).mean()
         return [means.index.astype(int).tolist(), means.astype(float).tolist()]
 
@@ -261,17 +265,16 @@ class SmallSpaceSurrogate:
         candidates = tuple(name for name, source in learned_from.items() if columns.get(source) is not None)
         if not candidates:
             return (), {}
-        fitted = {k: rows if columns.get(k) is None else rows[rows["num_units"].isin(columns[k][::2])]
+        coarse = {k: rows if columns.get(k) is None else rows[rows["num_units"].isin(columns[k][::2])]
                   for k, rows in sources.items() if rows is not None}
-        objectives = tuple(learned_from)
         answers = {}
         for side, anchored in (("ensemble", ()), ("anchored", candidates)):
             try:
-                trial = cls.fit(space, fitted["table"], objectives, n_members, seed, member_factory,
-                                latency=fitted.get("latency"), calibration_folds=0, epochs=epochs, anchored=anchored)
+                answers[side] = cls.fit(space, coarse["table"], tuple(learned_from), n_members, seed, member_factory,
+                                        latency=coarse.get("latency"), calibration_folds=0, epochs=epochs,
+                                        anchored=anchored)
             except ValueError:  # the columns fitted on leave an objective too few configurations
                 return (), {}
-            answers[side] = trial
         from scipy.stats import kendalltau
 
         record, chosen = {}, []
@@ -434,7 +437,7 @@ class SmallSpaceSurrogate:
 
     def _shape(self) -> tuple[int, ...]:
         """The number of values of each field (every field starts at 0)."""
-        return tuple(high + 1 for _, high in self.space.bounds.values())
+        return _shape(self.space)
 
     @property
     def units_knots(self) -> np.ndarray:
