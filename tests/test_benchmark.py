@@ -383,6 +383,10 @@ def _assert_interpolates_between_knots(fitted: SmallSpaceSurrogate) -> None:
             values = fitted._calibrated_std(objective, direct[objective], values)  # calibrated where the answer is
         np.testing.assert_array_equal(answers[name][at_knots][~empty], values[~empty], err_msg=name)
         (one,) = np.unique(answers[name][SmallSpace.empty_networks(*every.T)])
+        if name.endswith("_std") and objective in fitted.metadata["anchors"]:  # 0 only if they measured one value
+            measured = direct[objective][empty]
+            assert (one == 0) == (measured.min() == measured.max()), name
+            continue
         assert values[empty].min() <= one <= values[empty].max() or np.isnan(values).all() and np.isnan(one), name
     lower, upper = knots[3], knots[4]
     middle = (lower + upper) // 2
@@ -407,7 +411,8 @@ def test_surrogate_answers_the_ensembles_at_knots_and_interpolates_between_them(
 
 def _grid_rows(space, noise: float, seed: int = 0) -> pd.DataFrame:
     """A weight-sharing grid (every 128 units) whose valid_error is linear in num_units within each (layers, heads)
-    pair, with a slope and intercept of its own drawn at random, plus independent noise of sd ``noise``."""
+    pair, with a slope and intercept of its own drawn at random, plus independent noise of sd ``noise``; the
+    configurations keeping no layer, one network, share one value."""
     from conftest import synthetic_rows
 
     grid = [{"num_layers": l, "num_heads": h, "num_units": u} for l in range(7) for h in range(13)
@@ -417,25 +422,32 @@ def _grid_rows(space, noise: float, seed: int = 0) -> pd.DataFrame:
     intercept, slope = rng.uniform(0.2, 0.5, (7, 13)), rng.uniform(-2e-4, 0, (7, 13))
     layers, heads, units = (frame[f].to_numpy() for f in ("num_layers", "num_heads", "num_units"))
     frame["valid_error"] = intercept[layers, heads] + slope[layers, heads] * units + noise * rng.standard_normal(len(frame))
+    frame.loc[SmallSpace.empty_networks(layers, heads, units), "valid_error"] = 0.5
     return frame
 
 
-def test_a_grid_surrogate_answers_its_table_where_the_cross_validation_between_columns_says_so():
+def test_a_grid_surrogate_answers_its_table_where_the_cross_validation_between_columns_says_so(tmp_path):
     """Anchored: at the grid's configurations the surrogate answers the table's values (sd 0), linear between
     them; chosen per objective by Kendall tau on the grid's every other column, fitted on the rest. A function
     that is linear in num_units within each pair is interpolated exactly; under heavy noise the ensembles'
     average is the better guess."""
     space = get_search_space("small", "minilm-l6-h384", task="rte")
     exact = _grid_rows(space, noise=0.0)
-    fitted = SmallSpaceSurrogate.fit(space, exact, objectives=("valid_error",), n_members=2, calibration_folds=0)
+    fitted = SmallSpaceSurrogate.fit(space, exact, objectives=("valid_error",), n_members=2)  # calibrated
     trial = fitted.metadata["anchoring"]["valid_error"]
     assert trial["rows"] == 7 * 13 * 6 and trial["kendall_tau_anchored"] > trial["kendall_tau_ensemble"]
     assert list(fitted.metadata["anchors"]) == ["valid_error"]
+    assert "valid_error" in fitted.metadata["calibration"]["objectives"]  # its folds answered anchored too
     fields = exact[["num_layers", "num_heads", "num_units"]].to_numpy()
     answers = fitted.predict(fields)
-    kept = ~SmallSpace.empty_networks(*fields.T)  # the configurations keeping no layer share one answer
-    np.testing.assert_array_equal(answers["valid_error"][kept], exact["valid_error"].to_numpy()[kept])
+    np.testing.assert_array_equal(answers["valid_error"], exact["valid_error"].to_numpy())
     assert (answers["valid_error_std"] == 0).all()
+    fitted.metadata["train_tables"] = {}  # what the builder records before saving
+    fitted.save(tmp_path / "anchored")  # anchors round-trip exactly through surrogate.json
+    loaded = SmallSpaceSurrogate.load(tmp_path / "anchored", space)
+    every = _every_config(fitted)
+    for name in ("valid_error", "valid_error_std"):
+        np.testing.assert_array_equal(loaded.predict(every)[name], fitted.predict(every)[name])
     between = fitted.predict(np.array([[3, 5, 200], [6, 12, 1500]]))  # the line between the two grid neighbours
     table = exact.set_index(["num_layers", "num_heads", "num_units"])["valid_error"]
     for (layers, heads, units), answer in zip([(3, 5, 200), (6, 12, 1500)], between["valid_error"]):
@@ -452,6 +464,17 @@ def test_a_grid_surrogate_answers_its_table_where_the_cross_validation_between_c
     plain = SmallSpaceSurrogate.fit(space, exact, objectives=("valid_error",), n_members=2, calibration_folds=0,
                                     anchored=())
     assert plain.metadata["anchors"] == {} and plain.metadata["anchoring"] == {}
+    # anchors held only at some units of a pair: the line between them there, the ensembles' answers beyond
+    partial = exact[(exact["num_units"] >= 256) & (exact["num_units"] <= 1024)]
+    part = SmallSpaceSurrogate.fit(space, partial, objectives=("valid_error",), n_members=2, calibration_folds=0,
+                                   anchored=("valid_error",))
+    ensembles = SmallSpaceSurrogate.fit(space, partial, objectives=("valid_error",), n_members=2, calibration_folds=0,
+                                        anchored=())
+    row = np.array([[3, 5, u] for u in range(1537)])
+    inside = (row[:, 2] >= 256) & (row[:, 2] <= 1024)
+    anchored_row, plain_row = part.predict(row)["valid_error"], ensembles.predict(row)["valid_error"]
+    np.testing.assert_array_equal(anchored_row[~inside], plain_row[~inside])
+    assert anchored_row[512] == table[3, 5, 512] and anchored_row[512] != plain_row[512]
     curves = pd.concat([exact.assign(epoch=e) for e in (1, 2)], ignore_index=True)
     with pytest.raises(ValueError, match=r"anchored objectives need a table of one epoch; this one has epochs \[1, 2\]"):
         SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error",), n_members=2, calibration_folds=0,

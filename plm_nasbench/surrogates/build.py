@@ -451,9 +451,9 @@ def report_markdown(report: dict[str, Any]) -> str:
 def _anchoring(trial: dict[str, Any] | None) -> str:
     """What a surrogate answers at its grid configurations for one objective, with the trial that chose it."""
     if trial is None:
-        return "ensemble (no grid to try)"
+        return "ensemble (not tried: no grid of one epoch)"
     side = "table" if trial["anchored"] else "ensemble"
-    return f"{side} ({trial['kendall_tau_anchored']:.3f}, {trial['kendall_tau_ensemble']:.3f})"
+    return f"{side} ({trial['kendall_tau_anchored']:.4f}, {trial['kendall_tau_ensemble']:.4f})"
 
 
 def _number(value: float | None) -> str:

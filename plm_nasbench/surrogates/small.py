@@ -33,20 +33,25 @@ Between training configurations: trees answer piecewise-constant, so a configura
 lies between two values the training rows have (the knots, with 0 and the largest; the grid's step by 64)
 would take one side's answer. The surrogate therefore asks the ensembles only at the knots and interpolates every
 learned objective (and its standard deviation) linearly in ``num_units`` between the two knots around it
-(beyond the outer knots: the outer knot's answer). At a knot the answer is the ensembles' own. On the
-hold-out this lifts valid_error Kendall tau on every task with a grid (``benchmarks/surrogate_variants.py``).
+(beyond the outer knots: the outer knot's answer). At a knot the answer is the ensembles' own (an anchored
+objective's: see below). On the hold-out this lifts valid_error Kendall tau on every task with a grid
+(``benchmarks/surrogate_variants.py``).
 
 Anchored objectives: where the training rows form a grid (every (num_layers, num_heads) pair at each of
 their ``num_units`` values), trees smooth over what the grid measured, and a hold-out configuration, which lies
 between two grid columns, is often ordered better by the line between its two measured neighbours (on every
-task's valid_error hold-out, ``surrogate_variants.py``). ``fit`` therefore tries both per objective: a surrogate
-fitted on every other ``num_units`` column, once as it is and once anchored, each scored by Kendall tau on the
-columns between (the grid alone decides; the hold-out stays for reporting). Where the anchored one scores
-higher, the objective is anchored: at each configuration its rows hold, the answer is their value (the mean over
-seeds), with standard deviation 0; within a (num_layers, num_heads) pair, answers between those configurations
-lie on the line between their values; the ensembles still give the standard deviation there, calibrated by the
-same cross-validation (whose folds leave configurations out of the anchors too). Tables of several epochs
-(learning curves) are not grids in this sense and are never anchored.
+task's valid_error hold-out: the grid-interpolation column of ``surrogates/REPORT.md``, and the ``anchored``
+variant of ``benchmarks/surrogate_variants.py``). ``fit`` therefore tries both per objective: the ensembles
+fitted on every other ``num_units`` column, answering as they are and anchored, each scored by Kendall tau on
+the columns between (the grid alone decides; the hold-out stays for reporting). Where the anchored answers
+score higher, the objective is anchored: at each configuration its rows hold, the answer is their value (the
+mean over seeds; their common value where they agree), with standard deviation 0; within a (num_layers,
+num_heads) pair, answers between its first and last such configuration lie on the line between their values
+(outside that range, and in pairs without any, the ensembles answer as before); the ensembles still give the
+standard deviation between them, calibrated by the same cross-validation (whose folds leave configurations out
+of the anchors too). The configurations keeping no layer, one network, share the median answer, so their
+standard deviation is 0 only where every one the rows hold has that value. Tables of several epochs (learning
+curves) are not grids in this sense and are never anchored.
 
 Materialisation: the ``small`` space is finite (139,867 configurations for MiniLM), so the first
 question for an epoch is answered by asking the ensembles at every (num_layers, num_heads, knot) once
@@ -238,8 +243,10 @@ class SmallSpaceSurrogate:
         values = rows[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
         keep = np.isfinite(values)
         index = np.ravel_multi_index(tuple(rows.loc[keep, list(FIELDS)].to_numpy(dtype=np.int64).T), _shape(space))
-        means = pd.Series(values[keep]).groupby(index).mean()
-        return [means.index.astype(int).tolist(), means.astype(float).tolist()]
+        groups = pd.Series(values[keep]).groupby(index).agg(["mean", "min", "max"])
+        # equal values keep their value exactly (a mean of equal floats can differ in the last bit: off a plateau)
+        anchor = groups["min"].where(groups["min"] == groups["max"], groups["mean"])
+        return [anchor.index.astype(int).tolist(), anchor.astype(float).tolist()]
 
     @staticmethod
     def _grid_columns(rows: pd.DataFrame) -> np.ndarray | None:
@@ -267,14 +274,15 @@ class SmallSpaceSurrogate:
             return (), {}
         coarse = {k: rows if columns.get(k) is None else rows[rows["num_units"].isin(columns[k][::2])]
                   for k, rows in sources.items() if rows is not None}
-        answers = {}
-        for side, anchored in (("ensemble", ()), ("anchored", candidates)):
-            try:
-                answers[side] = cls.fit(space, coarse["table"], tuple(learned_from), n_members, seed, member_factory,
-                                        latency=coarse.get("latency"), calibration_folds=0, epochs=epochs,
-                                        anchored=anchored)
-            except ValueError:  # the columns fitted on leave an objective too few configurations
-                return (), {}
+        try:
+            plain = cls.fit(space, coarse["table"], tuple(learned_from), n_members, seed, member_factory,
+                            latency=coarse.get("latency"), calibration_folds=0, epochs=epochs, anchored=())
+        except ValueError:  # the columns fitted on leave an objective too few configurations
+            return (), {}
+        anchors = {name: cls._anchors(space, coarse[learned_from[name]], name) for name in candidates
+                   if name in plain.learned}
+        answers = {"ensemble": plain, "anchored": cls(space, plain.ensembles, plain.train_x, plain.flops_moments,
+                                                      plain.max_epoch, {**plain.metadata, "anchors": anchors})}
         from scipy.stats import kendalltau
 
         record, chosen = {}, []
@@ -286,7 +294,7 @@ class SmallSpaceSurrogate:
             fields = scored[list(FIELDS)].to_numpy(dtype=np.int64)
             taus = {side: float(kendalltau(truth, s.predict(fields)[name]).statistic) for side, s in answers.items()
                     if name in s.learned}
-            if len(taus) < 2:
+            if len(taus) < 2 or not np.isfinite(list(taus.values())).all():  # e.g. constant answers: no order
                 continue
             record[name] = {f"kendall_tau_{side}": tau for side, tau in taus.items()} | {"rows": int(len(truth))}
             if taus["anchored"] > taus["ensemble"]:
@@ -448,7 +456,8 @@ class SmallSpaceSurrogate:
     def _learned_space(self, epoch: int | None) -> dict[str, np.ndarray]:
         """Every learned objective and its reported ``<name>_std`` for every configuration of the space at a
         checked ``epoch``, computed on first use and kept: asked of the ensembles at every (layers, heads, knot)
-        and interpolated linearly in ``num_units`` between knots, their standard deviations then calibrated."""
+        and interpolated linearly in ``num_units`` between knots, their standard deviations then calibrated;
+        anchored objectives answer their anchors, and between them their line (see the module docstring)."""
         key = self._key(epoch)
         if key in self._learned_materialised:
             return self._learned_materialised[key]
@@ -466,16 +475,20 @@ class SmallSpaceSurrogate:
             pair, held = np.divmod(index, shape[2])
             for p in np.unique(pair):
                 at = pair == p
-                out[name][p * shape[2]:(p + 1) * shape[2]] = np.interp(units, held[at], values[at])
+                low, high = held[at].min(), held[at].max()
+                out[name][p * shape[2] + low:p * shape[2] + high + 1] = np.interp(units[low:high + 1], held[at],
+                                                                                  values[at])
         for name in self.learned:
             out[f"{name}_std"] = self._calibrated_std(name, out[name], out[f"{name}_std"])
         empty = SmallSpace.empty_networks(*self._every_config.T)  # one network (embeddings, pooler and head)
         for values in out.values():
             values[empty] = np.median(values[empty])
-        for name, (index, _) in self.metadata["anchors"].items():  # an anchored answer is the measurement itself
+        for name, (index, values) in self.metadata["anchors"].items():  # an anchored answer is the measurement
             measured = np.zeros(len(empty), dtype=bool)
             measured[np.asarray(index, dtype=np.int64)] = True
-            out[f"{name}_std"][measured | empty & measured[empty].any()] = 0.0
+            held_empty = np.asarray(values)[empty[np.asarray(index, dtype=np.int64)]]
+            one_value = len(held_empty) > 0 and np.ptp(held_empty) == 0  # the empty network's answer is the median
+            out[f"{name}_std"][measured & ~empty | (empty if one_value else False)] = 0.0
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
             out["runtime"] = np.maximum(out["runtime"], self._learned_space(epoch - 1)["runtime"])
         self._learned_materialised[key] = out
