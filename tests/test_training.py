@@ -255,14 +255,17 @@ def test_a_second_signal_stops_at_once_and_ignored_signals_threads_and_returning
 
     from plm_nasbench.training.stopping import StopRequests
 
-    default = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        with StopRequests() as stop:
-            signal.raise_signal(signal.SIGINT)
-            assert stop.received == signal.SIGINT  # held: the loop saves, then calls stop()
-            signal.raise_signal(signal.SIGINT)  # asked again: KeyboardInterrupt now
-            pytest.fail("the second SIGINT was held too")
-    assert signal.getsignal(signal.SIGINT) is default
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job inherits SIG_IGN
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with StopRequests() as stop:
+                signal.raise_signal(signal.SIGINT)
+                assert stop.received == signal.SIGINT  # held: the loop saves, then calls stop()
+                signal.raise_signal(signal.SIGINT)  # asked again: KeyboardInterrupt now
+                pytest.fail("the second SIGINT was held too")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     notes = []
     term_before = signal.signal(signal.SIGTERM, lambda signum, frame: notes.append(signum))  # lets the run go on
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a job started in the background
