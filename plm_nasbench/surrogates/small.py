@@ -272,7 +272,8 @@ class SmallSpaceSurrogate:
         candidates = tuple(name for name, source in learned_from.items() if columns.get(source) is not None)
         if not candidates:
             return (), {}
-        coarse = {k: rows if columns.get(k) is None else rows[rows["num_units"].isin(columns[k][::2])]
+        fitted_units = {k: units[::2] for k, units in columns.items() if units is not None}
+        coarse = {k: rows[rows["num_units"].isin(fitted_units[k])] if k in fitted_units else rows
                   for k, rows in sources.items() if rows is not None}
         try:
             plain = cls.fit(space, coarse["table"], tuple(learned_from), n_members, seed, member_factory,
@@ -288,7 +289,7 @@ class SmallSpaceSurrogate:
         record, chosen = {}, []
         for name in candidates:
             rows = sources[learned_from[name]]
-            scored = rows[~rows["num_units"].isin(columns[learned_from[name]][::2])]
+            scored = rows[~rows["num_units"].isin(fitted_units[learned_from[name]])]
             truth = scored[OBJECTIVES[name].column].to_numpy(dtype=np.float64)
             scored, truth = scored[np.isfinite(truth)], truth[np.isfinite(truth)]
             fields = scored[list(FIELDS)].to_numpy(dtype=np.int64)
@@ -470,8 +471,9 @@ class SmallSpaceSurrogate:
         for name, values in self._learned(at_knots, epoch).items():
             rows = values.reshape(len(pairs), len(knots))
             out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
-        for name, (index, values) in self.metadata["anchors"].items():  # the rows' own values, between them linear
-            index, values = np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64)
+        anchors = {name: (np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64))
+                   for name, (index, values) in self.metadata["anchors"].items()}
+        for name, (index, values) in anchors.items():  # the rows' own values, between them linear
             pair, held = np.divmod(index, shape[2])
             for p in np.unique(pair):
                 at = pair == p
@@ -483,12 +485,11 @@ class SmallSpaceSurrogate:
         empty = SmallSpace.empty_networks(*self._every_config.T)  # one network (embeddings, pooler and head)
         for values in out.values():
             values[empty] = np.median(values[empty])
-        for name, (index, values) in self.metadata["anchors"].items():  # an anchored answer is the measurement
-            measured = np.zeros(len(empty), dtype=bool)
-            measured[np.asarray(index, dtype=np.int64)] = True
-            held_empty = np.asarray(values)[empty[np.asarray(index, dtype=np.int64)]]
-            one_value = len(held_empty) > 0 and np.ptp(held_empty) == 0  # the empty network's answer is the median
-            out[f"{name}_std"][measured & ~empty | (empty if one_value else False)] = 0.0
+        for name, (index, values) in anchors.items():  # an anchored answer is the measurement
+            on_empty = empty[index]
+            out[f"{name}_std"][index[~on_empty]] = 0.0
+            if on_empty.any() and np.ptp(values[on_empty]) == 0:  # the empty network's answer is their median
+                out[f"{name}_std"][empty] = 0.0
         if self.max_epoch is not None and epoch > 1 and "runtime" in out:  # cumulative: never less than before
             out["runtime"] = np.maximum(out["runtime"], self._learned_space(epoch - 1)["runtime"])
         self._learned_materialised[key] = out
