@@ -20,7 +20,7 @@ from .plan import Plan, WorkUnit, load_plan
 from .remeasure import remeasure_memory
 from .store import ShardStore
 from .units import DeviceError, MachineMismatchError, check_device, latency_machine, latency_reference
-from .verify import reproduced, verify
+from .verify import record_supernetwork_id, reproduced, unrecorded, verify
 
 WORK_ENV = "PLM_NASBENCH_WORK"
 
@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--seed", type=int, default=0, help="seed of the draw of configurations")
             cmd.add_argument("--tolerance", type=float, default=0.0,
                              help="largest absolute difference accepted (default 0: bit for bit)")
+            cmd.add_argument("--record-id", action="store_true",
+                             help="for the selected weight-sharing units whose committed rows record no super-network "
+                                  "id: compute --configs configurations of each again and, when every one is "
+                                  "reproduced bit for bit on one super-network, write its id into those rows (with the "
+                                  "evidence in the manifest)")
         if name != "plan":
             cmd.add_argument("--data", default=None, help="tables folder (default: $PLM_NASBENCH_DATA, else the "
                                                           "package's data/); units whose rows its tables hold count "
@@ -136,6 +141,27 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     else:
         stop_after = None if args.stop_after is None else args.stop_after * 3600
         print(run_local(plan, store, units, args.data_dir, args.device, reference, stop_after))
+    return 0
+
+
+def _record_id(args: argparse.Namespace, plan: Plan, units: list[WorkUnit], data_root: str | Path) -> int:
+    """``verify --record-id``: reproduce each selected unit whose rows record no super-network id, then record it."""
+    if args.tolerance != 0:
+        print("error: --record-id needs the rows reproduced bit for bit: leave --tolerance out", file=sys.stderr)
+        return 2
+    lacking = unrecorded(plan, units, data_root)
+    if not lacking:
+        print("every committed weight-sharing row of the selected units records its super-network id: nothing to do")
+        return 0
+    try:
+        check_device(args.device, {u.dtype for u in lacking})
+        report = verify(plan, lacking, data_root, args.data_dir, args.configs, args.device, args.seed, per_unit=True)
+        print(json.dumps(report, indent=2))
+        written = record_supernetwork_id(plan, lacking, data_root, report)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({"recorded": report["supernetwork_ids"]["recomputed"][0], "rows": written}, indent=2))
     return 0
 
 
@@ -256,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
+        if args.record_id:
+            return _record_id(args, plan, units, data_root)
         try:
             check_device(args.device, {u.dtype for u in units})
             report = verify(plan, units, data_root, args.data_dir, args.configs, args.device, args.seed)

@@ -7,6 +7,10 @@ it is cached), and compares every result column with the committed value. Weight
 configurations are computed with the one-layer companions that give them the summation order they had
 among their unit's configurations (see :mod:`plm_nasbench.evaluation.shared_passes`). Latency is not verified:
 timings belong to the machine that measured them (``run`` checks the machine before it measures).
+
+``verify --record-id`` gives rows made before super-network ids were recorded their id: it computes ``N``
+configurations of each such unit again and, when all are reproduced bit for bit on one super-network, writes
+that network's id into the unit's rows, with the evidence in the manifest (:func:`record_supernetwork_id`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plm_nasbench.locking import exclusive_lock
+from plm_nasbench.provenance import git_commit, now
 from plm_nasbench.tables import Manifest
+from plm_nasbench.tables.manifest import KEY_FIELDS
 
-from .merge import table_path
+from .merge import MERGE_LOCK, table_path
 from .plan import Plan, WorkUnit
 from .units import hardware, run_unit
 
@@ -50,10 +57,11 @@ def _with_companions(unit: WorkUnit, drawn: list[str]) -> tuple[str, ...]:
     return (*drawn, *(json.dumps(c, separators=(",", ":")) for c in extra))
 
 
-def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed: int = 0
+def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed: int = 0, per_unit: bool = False
          ) -> tuple[list[WorkUnit], pd.DataFrame]:
-    """Up to ``n`` configurations drawn at random (``seed``) from the committed rows of ``units``: those units
-    cut down to the drawn configurations, and the committed rows of the drawn configurations."""
+    """Up to ``n`` configurations (``per_unit``: of each unit) drawn at random (``seed``) from the committed rows
+    of ``units``: those units cut down to the drawn configurations, and the committed rows of the drawn
+    configurations."""
     if n < 1:
         raise ValueError(f"--configs must be a positive number of configurations, got {n}")
     checkable = [u for u in units if u.scheme in ("weight_sharing", "standalone")]
@@ -68,8 +76,10 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
                   for config, cid in zip(unit.configs, _config_ids(plan, unit)) if (unit.unit_id, cid) in held]
     if not candidates:
         raise ValueError("the tables hold no rows of the selected units yet: run and merge them first")
-    picked = [candidates[i] for i in
-              np.sort(np.random.default_rng(seed).choice(len(candidates), min(n, len(candidates)), replace=False))]
+    groups = [[c for c in candidates if c[0] is unit] for unit in checkable] if per_unit else [candidates]
+    rng = np.random.default_rng(seed)
+    picked = [group[i] for group in groups if group
+              for i in np.sort(rng.choice(len(group), min(n, len(group)), replace=False))]
     by_unit: dict[str, list[str]] = {}
     for unit, config, _ in picked:
         by_unit.setdefault(unit.unit_id, []).append(config)
@@ -102,14 +112,16 @@ def compare(committed: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, Any]
 
 
 def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: str | None, n: int,
-           device: str = "cpu", seed: int = 0) -> dict[str, Any]:
-    """Compute ``n`` committed configurations of ``units`` again (see :func:`draw`) and :func:`compare`."""
-    cut, committed = draw(plan, units, data_root, n, seed)
+           device: str = "cpu", seed: int = 0, per_unit: bool = False) -> dict[str, Any]:
+    """Compute ``n`` committed configurations (``per_unit``: of each unit) of ``units`` again (see :func:`draw`)
+    and :func:`compare`; the report names the units computed again (``units``)."""
+    cut, committed = draw(plan, units, data_root, n, seed, per_unit)
     recomputed = pd.concat([run_unit(plan, unit, data_dir, device) for unit in cut], ignore_index=True)
     report = compare(committed, recomputed)
     report["hardware"] = hardware(device)
     report["configs"] = int(len(committed[["unit_id", "config_id"]].drop_duplicates()))
     report["companions"] = sum(len(u.configs) for u in cut) - report["configs"]
+    report["units"] = sorted(u.unit_id for u in cut)
     return report
 
 
@@ -120,3 +132,54 @@ def reproduced(report: dict[str, Any], tolerance: float = 0.0) -> bool:
     same_network = not ids.get("committed") or ids["committed"] == ids["recomputed"]
     return same_network and all(c["missing_on_one_side"] == 0 and c["max_abs_difference"] <= tolerance
                                 and (tolerance > 0 or c["equal"] == c["rows"]) for c in report["columns"].values())
+
+
+def unrecorded(plan: Plan, units: list[WorkUnit], data_root: str | Path) -> list[WorkUnit]:
+    """The weight-sharing units of ``units`` with committed rows that record no ``supernetwork_id`` (made before
+    ids were recorded)."""
+    manifest = Manifest.load(data_root)
+    shared = [u for u in units if u.scheme == "weight_sharing"]
+    lacking: set[str] = set()
+    for relpath in sorted({table_path(plan, u.study, u.task) for u in shared}):
+        if relpath in manifest.tables:
+            table = manifest.read(relpath)
+            lacking |= set(table.loc[table["supernetwork_id"].isna(), "unit_id"])
+    return [u for u in shared if u.unit_id in lacking]
+
+
+def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | Path,
+                           report: dict[str, Any]) -> dict[str, int]:
+    """Write the super-network id that ``report`` (of :func:`verify`, ``per_unit``) computed the rows of
+    ``units`` again with into their committed rows that record none, with the evidence (that report's summary)
+    added to each changed table's manifest provenance under ``supernetwork_id_evidence``. Refused (ValueError,
+    nothing written) unless every unit was computed again, bit for bit, on one super-network, and no committed
+    row of them records another. Returns the rows written per table."""
+    found = report["supernetwork_ids"]
+    ids = found.get("recomputed", [])
+    left = sorted({u.unit_id for u in units} - set(report["units"]))
+    if left:
+        raise ValueError(f"{len(left)} unit(s) were not computed again ({', '.join(left[:3])}...): each unit's "
+                         "rows need one of its configurations reproduced")
+    if not reproduced(report) or len(ids) != 1 or found.get("committed", []) not in ([], ids):
+        raise ValueError(f"the committed rows were not reproduced bit for bit on one super-network (recomputed on "
+                         f"{', '.join(ids) or 'none'}; committed ids {', '.join(found.get('committed', [])) or 'none'}"
+                         "): no id is recorded")
+    evidence = {"supernetwork_id": ids[0], "checked": now(), "hardware": report["hardware"],
+                "git_commit": git_commit(), "configs_recomputed": report["configs"],
+                "rows_compared": report["columns"]["valid_error"]["rows"], "units": report["units"]}
+    wanted = {u.unit_id for u in units}
+    written = {}
+    with exclusive_lock(Path(data_root) / MERGE_LOCK):
+        manifest = Manifest.load(data_root)
+        for relpath in sorted({table_path(plan, u.study, u.task) for u in units}):
+            table = manifest.read(relpath)
+            missing = table["unit_id"].isin(wanted) & table["supernetwork_id"].isna()
+            if not missing.any():
+                continue
+            table.loc[missing, "supernetwork_id"] = ids[0]
+            entry = manifest.tables[relpath]
+            provenance = {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]}
+            provenance["supernetwork_id_evidence"] = [*provenance.get("supernetwork_id_evidence", []), evidence]
+            manifest.write_table(relpath, table, provenance)
+            written[relpath] = int(missing.sum())
+    return written

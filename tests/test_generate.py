@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import platform
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -22,12 +23,13 @@ from generate.plan import load_plan, parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
 from generate.units import DeviceError, check_device, latency_reference, run_unit
-from generate.verify import compare, draw, reproduced, verify
+from generate.verify import compare, draw, record_supernetwork_id, reproduced, unrecorded, verify
 from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.metrics import constant_prediction_error
 from plm_nasbench.tables import ChecksumError, Manifest
+from plm_nasbench.tables.manifest import KEY_FIELDS
 
 TIMING = ["eval_time", "train_time", "cumulative_time", "supernetwork_train_time", "unit_id", "latency_b1_median",
           "latency_b1_iqr", "memory_b1_peak_mb", "latency_threads"]
@@ -391,6 +393,32 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
         draw(plan, [lat], data, 3)
     with pytest.raises(ValueError, match="--configs must be a positive"):
         draw(plan, plan.units, data, 0)
+
+    old = tmp_path / "old"  # the table as it was made before super-network ids were recorded
+    shutil.copytree(data, old)
+    aged, entry = Manifest.load(old), Manifest.load(old).tables[relpath]
+    keys = {k: entry[k] for k in KEY_FIELDS if k in entry}
+    idless = aged.read(relpath)
+    idless.loc[:, "supernetwork_id"] = pd.NA
+    aged.write_table(relpath, idless, {**keys, **entry["provenance"]})
+    assert unrecorded(plan, plan.units, data) == [] and unrecorded(plan, plan.units, old) == [ws0, ws1]
+    report = verify(plan, [ws0, ws1], old, str(glue), n=1, per_unit=True)  # one configuration of each unit
+    assert report["units"] == sorted([ws0.unit_id, ws1.unit_id]) and report["configs"] == 2
+    with pytest.raises(ValueError, match="1 unit"):
+        record_supernetwork_id(plan, [ws0, ws1], old, dict(report, units=[ws0.unit_id]))
+    off = {**report["columns"]["valid_error"], "equal": 1, "max_abs_difference": 1e-6}
+    other = {**report["supernetwork_ids"], "committed": ["0" * 16]}
+    for refused in (dict(report, columns={**report["columns"], "valid_error": off}),
+                    dict(report, supernetwork_ids=other)):
+        with pytest.raises(ValueError, match="not reproduced bit for bit"):
+            record_supernetwork_id(plan, [ws0, ws1], old, refused)
+    assert Manifest.load(old).read(relpath)["supernetwork_id"].isna().all()  # refused: nothing written
+    assert record_supernetwork_id(plan, [ws0, ws1], old, report) == {relpath: 4}
+    recorded = Manifest.load(old)
+    pd.testing.assert_frame_equal(recorded.read(relpath), Manifest.load(data).read(relpath))
+    evidence = recorded.tables[relpath]["provenance"]["supernetwork_id_evidence"]
+    assert [e["supernetwork_id"] for e in evidence] == report["supernetwork_ids"]["recomputed"]
+    assert evidence[0]["units"] == report["units"] and unrecorded(plan, plan.units, old) == []
 
     written = (data / relpath).read_bytes()
     assert merge(plan, second, data)["unchanged"][relpath] == 4  # merging again changes nothing
