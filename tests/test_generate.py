@@ -643,6 +643,11 @@ def test_cli_plan_and_errors(tmp_path, capsys):
                           "--data", str(tmp_path / "data2")]) == 0  # nothing done yet: b is incomplete
     out = capsys.readouterr().out
     assert "b/rte" in out and "c/mrpc" not in out
+    record = ["verify", str(two), "--record-id", "--data", str(tmp_path / "data2")]
+    assert generate_main([*record, "--tolerance", "0.1"]) == 2
+    assert "--record-id needs the rows reproduced bit for bit" in capsys.readouterr().err
+    assert generate_main(record) == 0  # standalone rows have no super-network: nothing to record
+    assert "nothing to do" in capsys.readouterr().out
 
 
 def test_bf16_plans_need_hardware_bf16(tmp_path, capsys, monkeypatch):
