@@ -150,10 +150,10 @@ def unrecorded(plan: Plan, units: list[WorkUnit], data_root: str | Path) -> list
 def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | Path,
                            report: dict[str, Any]) -> dict[str, int]:
     """Write the super-network id that ``report`` (of :func:`verify`, ``per_unit``) computed the rows of
-    ``units`` again with into their committed rows that record none, with the evidence (that report's summary)
-    added to each changed table's manifest provenance under ``supernetwork_id_evidence``. Refused (ValueError,
-    nothing written) unless every unit was computed again, bit for bit, on one super-network, and no committed
-    row of them records another. Returns the rows written per table."""
+    ``units`` again with into their committed rows that record none, with the evidence added to each changed
+    table's manifest provenance under ``supernetwork_id_evidence`` (the check, and the table's units it gave the
+    id to). Refused (ValueError, nothing written) unless every unit was computed again, bit for bit, on one
+    super-network, and no committed row of them records another. Returns the rows written per table."""
     found = report["supernetwork_ids"]
     ids = found.get("recomputed", [])
     left = sorted({u.unit_id for u in units} - set(report["units"]))
@@ -166,7 +166,7 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
                          "): no id is recorded")
     evidence = {"supernetwork_id": ids[0], "checked": now(), "hardware": report["hardware"],
                 "git_commit": git_commit(), "configs_recomputed": report["configs"],
-                "rows_compared": report["columns"]["valid_error"]["rows"], "units": report["units"]}
+                "companions": report["companions"]}
     wanted = {u.unit_id for u in units}
     written = {}
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
@@ -179,7 +179,9 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
             table.loc[missing, "supernetwork_id"] = ids[0]
             entry = manifest.tables[relpath]
             provenance = {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]}
-            provenance["supernetwork_id_evidence"] = [*provenance.get("supernetwork_id_evidence", []), evidence]
+            mended = sorted(set(table.loc[missing, "unit_id"]))  # one configuration of each was reproduced
+            provenance["supernetwork_id_evidence"] = [*provenance.get("supernetwork_id_evidence", []),
+                                                      {**evidence, "units": mended}]
             manifest.write_table(relpath, table, provenance)
             written[relpath] = int(missing.sum())
     return written

@@ -97,6 +97,26 @@ def test_rows_of_another_super_network_do_not_answer(tables, tmp_path):
     assert bench.query(json.loads(first["config"]), seed=0)["valid_error"] == truth
 
 
+def test_tables_of_two_dtypes_answer_from_the_one_with_more_rows(tables, tmp_path):
+    """Runs of two dtypes for one task (a float32 comparison beside bf16 runs) never mix: the dtype with the most
+    rows answers, and a tie goes to the first by name (bfloat16), whichever table comes first."""
+    root = tables[0]
+    main = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    data = tmp_path / "data"
+    both = Manifest.load(data)
+    for study, frame in (("a-fp32", main.assign(dtype="float32", valid_error=0.5)), ("b-bf16", main.assign(dtype="bfloat16"))):
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        both.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+    both.save()
+    assert set(Benchmark("rte", backend="table", data=data).table()["dtype"]) == {"bfloat16"}
+    fewer = main.iloc[1:].assign(dtype="bfloat16")
+    both.record("minilm-l6-h384/b-bf16/rte.parquet", fewer, write_parquet(fewer, data / "minilm-l6-h384/b-bf16/rte.parquet"),
+                {"study": "b-bf16"})
+    both.save()
+    answered = Benchmark("rte", backend="table", data=data).table()
+    assert set(answered["dtype"]) == {"float32"} and (answered["valid_error"] == 0.5).all()
+
+
 def test_available_lists_what_the_tables_answer(tables, tmp_path):
     root, surrogates, _, _, _ = tables
     listing = Benchmark.available(root, surrogates).set_index(["task", "scheme", "strategy"])

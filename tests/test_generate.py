@@ -418,7 +418,8 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     pd.testing.assert_frame_equal(recorded.read(relpath), Manifest.load(data).read(relpath))
     evidence = recorded.tables[relpath]["provenance"]["supernetwork_id_evidence"]
     assert [e["supernetwork_id"] for e in evidence] == report["supernetwork_ids"]["recomputed"]
-    assert evidence[0]["units"] == report["units"] and unrecorded(plan, plan.units, old) == []
+    assert evidence[0]["units"] == report["units"] and evidence[0]["configs_recomputed"] == 2
+    assert unrecorded(plan, plan.units, old) == []
 
     written = (data / relpath).read_bytes()
     assert merge(plan, second, data)["unchanged"][relpath] == 4  # merging again changes nothing

@@ -66,7 +66,8 @@ class Benchmark:
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
     by the space whose sampler trained it (edition 1 trains on ``small`` and evaluates every space on it;
     its ``ws-own-*`` studies train one per space). Where a task's tables hold runs of several dtypes (a
-    float32 comparison beside bf16 runs), the rows of the dtype with the most rows answer.
+    float32 comparison beside bf16 runs), the rows of the dtype with the most rows answer (a tie: the first by
+    name, ``bfloat16`` before ``float32``).
     """
 
     def __init__(self, task: str, model: str = "minilm-l6-h384", space: str = "small",
