@@ -171,20 +171,23 @@ def sizes_markdown(manifest: Manifest, reference_csv: Path | None) -> str:
 
 
 def dtypes_markdown(manifest: Manifest) -> str:
-    """Per task, the standalone runs made in both float32 and bf16 (same configuration, seed and epoch, any
-    study): how many curves, how often the two give the same error, their mean and largest difference, and the
-    Kendall tau between the two dtypes' last-epoch validation errors over the configurations."""
+    """Per task and pair of devices, the standalone runs made in both float32 and bf16 (same configuration, seed
+    and epoch, any study): how many curves, how often the two give the same error, their mean and largest
+    difference, and the Kendall tau between the two dtypes' last-epoch validation errors over the configurations.
+    Runs on two devices (a GPU's bf16 run against a CPU's float32 one) differ by their device's random streams
+    and kernels too, so they are counted apart."""
     frames = [manifest.read(p) for p in manifest.find(scheme="standalone")]
     keys = ["task", "config_id", "seed", "epoch"]
-    lines = ["| task | curves | epochs | valid error: same / mean abs diff / max | "
+    lines = ["| task | devices (bf16 / float32) | curves | epochs | valid error: same / mean abs diff / max | "
              "test error: same / mean abs diff / max | Kendall tau, last-epoch valid error |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     if frames:
         rows = pd.concat(frames, ignore_index=True).drop_duplicates(keys + ["dtype"])
         pairs = rows[rows["dtype"] == "bfloat16"].merge(rows[rows["dtype"] == "float32"], on=keys,
                                                          suffixes=("_bf16", "_fp32"))
-        for task, both in pairs.groupby("task"):
-            cells = [task, f"{len(both.groupby(['config_id', 'seed'])):,}", str(both["epoch"].nunique())]
+        for (task, bf16_device, fp32_device), both in pairs.groupby(["task", "device_bf16", "device_fp32"]):
+            cells = [task, f"{bf16_device} / {fp32_device}", f"{len(both.groupby(['config_id', 'seed'])):,}",
+                     str(both["epoch"].nunique())]
             for column in ("valid_error", "test_error"):
                 diff = (both[f"{column}_bf16"] - both[f"{column}_fp32"]).abs()
                 cells.append(f"{int((diff < 1e-9).sum())} of {len(diff)} / {diff.mean():.4f} / {diff.max():.4f}")
@@ -194,7 +197,7 @@ def dtypes_markdown(manifest: Manifest) -> str:
             cells.append("n/a (fewer than 3 curves)" if np.isnan(tau) else f"{tau:.3f}")
             lines.append("| " + " | ".join(cells) + " |")
     if len(lines) == 2:
-        lines.append("| (no standalone runs in both dtypes yet) |" + " |" * 5)
+        lines.append("| (no standalone runs in both dtypes yet) |" + " |" * 6)
     return "\n".join(lines)
 
 

@@ -808,10 +808,12 @@ def test_the_dtype_comparison_pairs_runs_of_one_configuration_seed_and_epoch(tmp
     fp32 = synthetic_rows(space, configs, "fp32").assign(scheme="standalone")
     bf16 = synthetic_rows(space, configs[:3], "bf16").assign(scheme="standalone", dtype="bfloat16")
     bf16.loc[0, "valid_error"] += 0.01  # one run of the three comes out 0.01 apart
+    bf16.loc[2, "device"] = "cuda"  # a GPU's run is counted apart
     manifest = Manifest(tmp_path)
     for study, frame in (("fp32", fp32), ("bf16", bf16)):
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         manifest.record(relpath, frame, write_parquet(frame, tmp_path / relpath), {"study": study})
     lines = dtypes_markdown(manifest).splitlines()
-    assert len(lines) == 3 and lines[2].startswith("| rte | 3 | 1 | 2 of 3 / 0.0033 / 0.0100 | 3 of 3 / 0.0000 /")
+    assert len(lines) == 4 and lines[2].startswith("| rte | cpu / cpu | 2 | 1 | 1 of 2 / 0.0050 / 0.0100 | 2 of 2 / ")
+    assert lines[3].startswith("| rte | cuda / cpu | 1 | 1 | 1 of 1 / 0.0000 / 0.0000 |")
     assert "(no standalone runs in both dtypes yet)" in dtypes_markdown(Manifest(tmp_path / "empty"))
