@@ -20,7 +20,7 @@ from .plan import Plan, WorkUnit, load_plan
 from .remeasure import remeasure_memory
 from .store import ShardStore
 from .units import DeviceError, MachineMismatchError, check_device, latency_machine, latency_reference
-from .verify import record_supernetwork_id, reproduced, unrecorded, verify
+from .verify import NotRecorded, record_supernetwork_id, reproduced, unrecorded, verify
 
 WORK_ENV = "PLM_NASBENCH_WORK"
 
@@ -149,19 +149,24 @@ def _record_id(args: argparse.Namespace, plan: Plan, units: list[WorkUnit], data
     if args.tolerance != 0:
         print("error: --record-id needs the rows reproduced bit for bit: leave --tolerance out", file=sys.stderr)
         return 2
-    lacking = unrecorded(plan, units, data_root)
-    if not lacking:
-        print("every committed weight-sharing row of the selected units records its super-network id: nothing to do")
-        return 0
     try:
+        lacking = unrecorded(plan, units, data_root)
+        if not lacking:
+            print("every committed weight-sharing row of the selected units records its super-network id: "
+                  "nothing to do")
+            return 0
         check_device(args.device, {u.dtype for u in lacking})
         report = verify(plan, lacking, data_root, args.data_dir, args.configs, args.device, args.seed, per_unit=True)
-        print(json.dumps(report, indent=2))
+    except ValueError as err:  # a damaged table (ChecksumError) too
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    try:
         written = record_supernetwork_id(plan, lacking, data_root, report)
-    except ValueError as err:
+    except NotRecorded as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(json.dumps({"recorded": report["supernetwork_ids"]["recomputed"][0], "rows": written}, indent=2))
+    print(json.dumps({"rows given their super-network id": written}, indent=2))
     return 0
 
 

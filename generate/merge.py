@@ -87,6 +87,11 @@ def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
 
 #: A batch's key for each latency unit's machine check (its marker's ``MACHINE_CHECK``).
 _CHECKS = "machine_checks"
+#: A batch's key for the check that gave each of its units' rows their super-network id after they were made
+#: (``python -m generate verify --record-id``, :func:`generate.verify.record_supernetwork_id`).
+ID_EVIDENCE = "supernetwork_id_evidence"
+#: The batch keys that hold one entry per unit, narrowed with the units a table keeps.
+_PER_UNIT = (_CHECKS, ID_EVIDENCE)
 
 
 def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -109,9 +114,9 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _kept(batch: dict[str, Any], unit_seconds: dict[str, float]) -> dict[str, Any]:
     """``batch`` narrowed to the units of ``unit_seconds`` (those whose rows the table keeps; the others were run
     again and are another batch's now)."""
-    checks = {u: c for u, c in batch.get(_CHECKS, {}).items() if u in unit_seconds}
-    kept = {k: v for k, v in batch.items() if k != _CHECKS}
-    return {**({_CHECKS: checks} if checks else {}), **kept, "unit_seconds": unit_seconds}
+    narrowed = {key: {u: v for u, v in batch[key].items() if u in unit_seconds} for key in _PER_UNIT if key in batch}
+    kept = {k: v for k, v in batch.items() if k not in _PER_UNIT}
+    return {**{k: v for k, v in narrowed.items() if v}, **kept, "unit_seconds": unit_seconds}
 
 
 def batch_totals(batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -186,7 +191,7 @@ def _gather(store: ShardStore | None, manifest: Manifest, relpath: str, units: l
     return table, batches, len(kept) + len(markers)
 
 
-def _mixed_supernetworks(table: pd.DataFrame) -> str | None:
+def mixed_supernetworks(table: pd.DataFrame) -> str | None:
     """What is wrong when rows of one (strategy, seed, super-network space) of ``table`` come from several
     super-networks; None when nothing is. Rows without an id (made before ids were recorded) count as one
     super-network of their own, as :class:`plm_nasbench.Benchmark` counts them: nothing shows they match."""
@@ -320,7 +325,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
             report["held"][relpath] = (f"{int(lost.sum())} of its rows would lose their latency columns: the latency "
                                        "study that measured them has no table here; merge or run it first")
             continue
-        mixed = _mixed_supernetworks(table)
+        mixed = mixed_supernetworks(table)
         if mixed:
             report["mixed"][relpath] = mixed
             report["replaced"].pop(relpath, None)  # nothing was replaced: the table is left as it is

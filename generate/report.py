@@ -182,7 +182,7 @@ def dtypes_markdown(manifest: Manifest) -> str:
              "test error: same / mean abs diff / max | Kendall tau, last-epoch valid error |",
              "|---|---|---|---|---|---|---|"]
     if frames:
-        rows = pd.concat(frames, ignore_index=True).drop_duplicates(keys + ["dtype"])
+        rows = pd.concat(frames, ignore_index=True).drop_duplicates(keys + ["dtype", "device"])
         pairs = rows[rows["dtype"] == "bfloat16"].merge(rows[rows["dtype"] == "float32"], on=keys,
                                                          suffixes=("_bf16", "_fp32"))
         for (task, bf16_device, fp32_device), both in pairs.groupby(["task", "device_bf16", "device_fp32"]):

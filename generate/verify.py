@@ -9,8 +9,9 @@ among their unit's configurations (see :mod:`plm_nasbench.evaluation.shared_pass
 timings belong to the machine that measured them (``run`` checks the machine before it measures).
 
 ``verify --record-id`` gives rows made before super-network ids were recorded their id: it computes ``N``
-configurations of each such unit again and, when all are reproduced bit for bit on one super-network, writes
-that network's id into the unit's rows, with the evidence in the manifest (:func:`record_supernetwork_id`).
+configurations of each such unit again and, when all are reproduced bit for bit, writes the id of the network
+that reproduced a unit into that unit's rows, with the check in the unit's manifest batch
+(:func:`record_supernetwork_id`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,13 @@ from plm_nasbench.provenance import git_commit, now
 from plm_nasbench.tables import Manifest
 from plm_nasbench.tables.manifest import KEY_FIELDS
 
-from .merge import MERGE_LOCK, table_path
+from .merge import ID_EVIDENCE, MERGE_LOCK, mixed_supernetworks, table_path
 from .plan import Plan, WorkUnit
 from .units import hardware, run_unit
+
+class NotRecorded(ValueError):
+    """``verify --record-id`` found no proof to give rows their super-network id (nothing was written)."""
+
 
 #: The columns a rerun must reproduce (timing columns measure the machine and are not compared).
 COMPARED = ("valid_metric", "valid_error", "test_metric", "test_error", "num_params", "params_fraction", "flops")
@@ -121,7 +126,12 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
     report["hardware"] = hardware(device)
     report["configs"] = int(len(committed[["unit_id", "config_id"]].drop_duplicates()))
     report["companions"] = sum(len(u.configs) for u in cut) - report["configs"]
-    report["units"] = sorted(u.unit_id for u in cut)
+    drawn = committed.groupby("unit_id")["config_id"].nunique()
+    networks = recomputed.groupby("unit_id")["supernetwork_id"].agg(lambda ids: sorted({str(i) for i in ids.dropna()}))
+    report["units"] = {u.unit_id: {"configs": int(drawn.get(u.unit_id, 0)),
+                                   "supernetwork_ids": networks.get(u.unit_id, [])} for u in cut}
+    manifest = Manifest.load(data_root)
+    report["tables"] = {p: manifest.tables[p]["sha256"] for p in sorted({table_path(plan, u.study, u.task) for u in cut})}
     return report
 
 
@@ -149,39 +159,63 @@ def unrecorded(plan: Plan, units: list[WorkUnit], data_root: str | Path) -> list
 
 def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | Path,
                            report: dict[str, Any]) -> dict[str, int]:
-    """Write the super-network id that ``report`` (of :func:`verify`, ``per_unit``) computed the rows of
-    ``units`` again with into their committed rows that record none, with the evidence added to each changed
-    table's manifest provenance under ``supernetwork_id_evidence`` (the check, and the table's units it gave the
-    id to). Refused (ValueError, nothing written) unless every unit was computed again, bit for bit, on one
-    super-network, and no committed row of them records another. Returns the rows written per table."""
-    found = report["supernetwork_ids"]
-    ids = found.get("recomputed", [])
+    """Write into the committed rows of ``units`` that record no super-network id the id that ``report`` (of
+    :func:`verify`, ``per_unit``) computed their unit again on, with the check in the unit's manifest batch
+    (``supernetwork_id_evidence``: the id, when, where, at which commit, how many configurations). Refused
+    (:class:`NotRecorded`, nothing written) unless every unit was computed again, all its rows bit for bit, on
+    one super-network; and unless the tables are those that were verified, no row of a unit records another id
+    and, afterwards, the rows of each (strategy, seed, super-network space) of a table come from one network.
+    Returns the rows written per table."""
     left = sorted({u.unit_id for u in units} - set(report["units"]))
     if left:
-        raise ValueError(f"{len(left)} unit(s) were not computed again ({', '.join(left[:3])}...): each unit's "
-                         "rows need one of its configurations reproduced")
-    if not reproduced(report) or len(ids) != 1 or found.get("committed", []) not in ([], ids):
-        raise ValueError(f"the committed rows were not reproduced bit for bit on one super-network (recomputed on "
-                         f"{', '.join(ids) or 'none'}; committed ids {', '.join(found.get('committed', [])) or 'none'}"
-                         "): no id is recorded")
-    evidence = {"supernetwork_id": ids[0], "checked": now(), "hardware": report["hardware"],
-                "git_commit": git_commit(), "configs_recomputed": report["configs"],
-                "companions": report["companions"]}
-    wanted = {u.unit_id for u in units}
-    written = {}
+        raise NotRecorded(f"{len(left)} unit(s) were not computed again ({', '.join(left[:3])}): each unit's rows "
+                          "need one of its configurations reproduced")
+    if not reproduced(report):
+        raise NotRecorded("the committed rows were not reproduced bit for bit: no id is recorded")
+    ids = {u.unit_id: report["units"][u.unit_id]["supernetwork_ids"] for u in units}
+    several = {u: found for u, found in ids.items() if len(found) != 1}
+    if several:
+        unit, found = next(iter(several.items()))
+        raise NotRecorded(f"unit {unit} was computed again on {len(found)} super-networks ({', '.join(found) or 'none'}), "
+                          "not one: no id is recorded")
+    check = {"checked": now(), "hardware": report["hardware"], "git_commit": git_commit()}
+    changes = []
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         manifest = Manifest.load(data_root)
         for relpath in sorted({table_path(plan, u.study, u.task) for u in units}):
+            if manifest.tables.get(relpath, {}).get("sha256") != report["tables"].get(relpath):
+                raise NotRecorded(f"{relpath} changed since it was verified: verify again")
             table = manifest.read(relpath)
-            missing = table["unit_id"].isin(wanted) & table["supernetwork_id"].isna()
-            if not missing.any():
+            mended = {}
+            for unit_id in sorted(set(table["unit_id"]) & set(ids)):
+                rows = (table["unit_id"] == unit_id).to_numpy()
+                held = set(table.loc[rows, "supernetwork_id"].dropna().astype(str)) - set(ids[unit_id])
+                if held:
+                    raise NotRecorded(f"rows of unit {unit_id} in {relpath} record super-network {', '.join(held)}, "
+                                      f"not {ids[unit_id][0]}, which computed them again: no id is recorded")
+                missing = rows & table["supernetwork_id"].isna().to_numpy()
+                if missing.any():
+                    table.loc[missing, "supernetwork_id"] = ids[unit_id][0]
+                    mended[unit_id] = int(missing.sum())
+            if not mended:
                 continue
-            table.loc[missing, "supernetwork_id"] = ids[0]
+            mixed = mixed_supernetworks(table)
+            if mixed:
+                raise NotRecorded(f"{relpath}: with the ids recorded, {mixed}")
+            changes.append((relpath, table, mended))
+        for relpath, table, mended in changes:  # every table checked before any is written
             entry = manifest.tables[relpath]
             provenance = {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]}
-            mended = sorted(set(table.loc[missing, "unit_id"]))  # one configuration of each was reproduced
-            provenance["supernetwork_id_evidence"] = [*provenance.get("supernetwork_id_evidence", []),
-                                                      {**evidence, "units": mended}]
+            provenance["batches"] = [_with_evidence(batch, mended, ids, report, check) for batch in provenance["batches"]]
             manifest.write_table(relpath, table, provenance)
-            written[relpath] = int(missing.sum())
-    return written
+    return {relpath: sum(mended.values()) for relpath, _, mended in changes}
+
+
+def _with_evidence(batch: dict[str, Any], mended: dict[str, int], ids: dict[str, list[str]], report: dict[str, Any],
+                   check: dict[str, Any]) -> dict[str, Any]:
+    """``batch`` with the id check of each of its units in ``mended`` added under ``supernetwork_id_evidence``."""
+    evidence = {u: {"supernetwork_id": ids[u][0], **check, "configs_reproduced": report["units"][u]["configs"],
+                    "rows_given_the_id": mended[u]} for u in batch["unit_seconds"] if u in mended}
+    if not evidence:
+        return batch
+    return {**batch, ID_EVIDENCE: {**batch.get(ID_EVIDENCE, {}), **evidence}}

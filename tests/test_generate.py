@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -18,12 +19,12 @@ from generate.__main__ import merge_selection
 from generate.cache import cache_report
 from generate.configs import check_selection, select_configs
 from generate.executors import execute_unit, run_local
-from generate.merge import _mixed_supernetworks, merge, merged_units
+from generate.merge import ID_EVIDENCE, merge, merged_units, mixed_supernetworks
 from generate.plan import load_plan, parse_plan
 from generate.report import constant_error
 from generate.store import ShardStore
 from generate.units import DeviceError, check_device, latency_reference, run_unit
-from generate.verify import compare, draw, record_supernetwork_id, reproduced, unrecorded, verify
+from generate.verify import NotRecorded, compare, draw, record_supernetwork_id, reproduced, unrecorded, verify
 from plm_nasbench.paths import PACKAGE_DATA
 from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
@@ -338,9 +339,9 @@ def test_a_table_and_its_manifest_entry_are_written_as_one_step(tmp_path, monkey
 def test_rows_without_a_supernetwork_id_do_not_mix_with_rows_that_have_one():
     rows = pd.DataFrame({"strategy": "full", "seed": 0, "supernetwork_space": "small",
                          "supernetwork_id": pd.array([None, None, "ab" * 8], dtype="string")})
-    assert "2 different super-networks (abababababababab, none recorded)" in _mixed_supernetworks(rows)
-    assert _mixed_supernetworks(rows.iloc[:2]) is None and _mixed_supernetworks(rows.iloc[2:]) is None
-    assert _mixed_supernetworks(rows.assign(seed=[0, 0, 1])) is None  # another seed may have its own
+    assert "2 different super-networks (abababababababab, none recorded)" in mixed_supernetworks(rows)
+    assert mixed_supernetworks(rows.iloc[:2]) is None and mixed_supernetworks(rows.iloc[2:]) is None
+    assert mixed_supernetworks(rows.assign(seed=[0, 0, 1])) is None  # another seed may have its own
 
 
 def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path, monkeypatch):
@@ -394,32 +395,7 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     with pytest.raises(ValueError, match="--configs must be a positive"):
         draw(plan, plan.units, data, 0)
 
-    old = tmp_path / "old"  # the table as it was made before super-network ids were recorded
-    shutil.copytree(data, old)
-    aged, entry = Manifest.load(old), Manifest.load(old).tables[relpath]
-    keys = {k: entry[k] for k in KEY_FIELDS if k in entry}
-    idless = aged.read(relpath)
-    idless.loc[:, "supernetwork_id"] = pd.NA
-    aged.write_table(relpath, idless, {**keys, **entry["provenance"]})
-    assert unrecorded(plan, plan.units, data) == [] and unrecorded(plan, plan.units, old) == [ws0, ws1]
-    report = verify(plan, [ws0, ws1], old, str(glue), n=1, per_unit=True)  # one configuration of each unit
-    assert report["units"] == sorted([ws0.unit_id, ws1.unit_id]) and report["configs"] == 2
-    with pytest.raises(ValueError, match="1 unit"):
-        record_supernetwork_id(plan, [ws0, ws1], old, dict(report, units=[ws0.unit_id]))
-    off = {**report["columns"]["valid_error"], "equal": 1, "max_abs_difference": 1e-6}
-    other = {**report["supernetwork_ids"], "committed": ["0" * 16]}
-    for refused in (dict(report, columns={**report["columns"], "valid_error": off}),
-                    dict(report, supernetwork_ids=other)):
-        with pytest.raises(ValueError, match="not reproduced bit for bit"):
-            record_supernetwork_id(plan, [ws0, ws1], old, refused)
-    assert Manifest.load(old).read(relpath)["supernetwork_id"].isna().all()  # refused: nothing written
-    assert record_supernetwork_id(plan, [ws0, ws1], old, report) == {relpath: 4}
-    recorded = Manifest.load(old)
-    pd.testing.assert_frame_equal(recorded.read(relpath), Manifest.load(data).read(relpath))
-    evidence = recorded.tables[relpath]["provenance"]["supernetwork_id_evidence"]
-    assert [e["supernetwork_id"] for e in evidence] == report["supernetwork_ids"]["recomputed"]
-    assert evidence[0]["units"] == report["units"] and evidence[0]["configs_recomputed"] == 2
-    assert unrecorded(plan, plan.units, old) == []
+    _ids_recorded_afterwards(plan, second, data, relpath, glue, tmp_path)
 
     written = (data / relpath).read_bytes()
     assert merge(plan, second, data)["unchanged"][relpath] == 4  # merging again changes nothing
@@ -439,6 +415,62 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     report = merge(changed, ShardStore(changed, tmp_path / "work4"), data)
     assert "plan does not have" in report["stale"][relpath] and (data / relpath).read_bytes() == written
     assert set(merged_units(changed, data)) == {lat.unit_id}  # a stale table's units are not taken as done
+
+
+def _without_ids(source: Path, folder: Path, relpath: str, keep: Any = None) -> Path:
+    """A copy of data folder ``source`` whose table ``relpath`` records no super-network id, as made before ids
+    were recorded (except the rows where ``keep(table)`` is true, which record ``"0" * 16``)."""
+    shutil.copytree(source, folder)
+    manifest = Manifest.load(folder)
+    entry = manifest.tables[relpath]
+    table = manifest.read(relpath)
+    table.loc[:, "supernetwork_id"] = pd.NA
+    if keep is not None:
+        table.loc[keep(table), "supernetwork_id"] = "0" * 16
+    manifest.write_table(relpath, table, {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]})
+    return folder
+
+
+def _ids_recorded_afterwards(plan, store, data, relpath, glue, tmp_path):
+    """``verify --record-id``: rows without a super-network id get the one that reproduces one configuration of
+    their unit bit for bit, with the check in the unit's manifest batch, which later merges keep; anything short
+    of proof writes nothing."""
+    ws0, ws1 = plan.units[:2]
+    old = _without_ids(data, tmp_path / "old", relpath)
+    assert unrecorded(plan, plan.units, data) == [] and unrecorded(plan, plan.units, old) == [ws0, ws1]
+    report = verify(plan, [ws0, ws1], old, str(glue), n=1, per_unit=True)  # one configuration of each unit
+    network = Manifest.load(data).read(relpath)["supernetwork_id"].iloc[0]
+    assert report["units"] == {u.unit_id: {"configs": 1, "supernetwork_ids": [network]} for u in (ws0, ws1)}
+    off = {**report["columns"]["valid_error"], "equal": 1, "max_abs_difference": 1e-6}
+    for refused, why in ((dict(report, units={ws0.unit_id: report["units"][ws0.unit_id]}), "1 unit.s. were not computed"),
+                         (dict(report, columns={**report["columns"], "valid_error": off}), "not reproduced bit for bit"),
+                         (dict(report, units={**report["units"], ws1.unit_id: {"configs": 1, "supernetwork_ids": []}}),
+                          "on 0 super-networks"),
+                         (dict(report, tables={relpath: "0" * 64}), "changed since it was verified")):
+        with pytest.raises(NotRecorded, match=why):
+            record_supernetwork_id(plan, [ws0, ws1], old, refused)
+    assert Manifest.load(old).read(relpath)["supernetwork_id"].isna().all()  # refused: nothing written
+    assert record_supernetwork_id(plan, [ws0, ws1], old, report) == {relpath: 4}
+    recorded = Manifest.load(old)
+    pd.testing.assert_frame_equal(recorded.read(relpath), Manifest.load(data).read(relpath))
+    evidence = {u: e for b in recorded.tables[relpath]["provenance"]["batches"] for u, e in b[ID_EVIDENCE].items()}
+    assert sorted(evidence) == sorted([ws0.unit_id, ws1.unit_id])
+    assert {(e["supernetwork_id"], e["configs_reproduced"], e["rows_given_the_id"]) for e in evidence.values()} == {
+        (network, 1, 2)}
+    assert unrecorded(plan, plan.units, old) == []
+    assert merge(plan, store, old)["unchanged"][relpath] == 4  # a merge keeps the evidence
+    assert Manifest.load(old).tables[relpath] == recorded.tables[relpath]
+
+    drawn = draw(plan, [ws0], old, 1, per_unit=True)[1]["config_id"].iloc[0]  # another row of ws0 records another id
+    clash = _without_ids(data, tmp_path / "clash", relpath,
+                         lambda t: (t["unit_id"] == ws0.unit_id) & (t["config_id"] != drawn))
+    with pytest.raises(NotRecorded, match=f"rows of unit {ws0.unit_id} .* record super-network 0000"):
+        record_supernetwork_id(plan, [ws0], clash, verify(plan, [ws0], clash, str(glue), n=1, per_unit=True))
+    mixed = _without_ids(data, tmp_path / "mixed", relpath, lambda t: t["unit_id"] == ws1.unit_id)  # ws1: another
+    with pytest.raises(NotRecorded, match="2 different super-networks"):
+        record_supernetwork_id(plan, [ws0], mixed, verify(plan, [ws0], mixed, str(glue), n=1, per_unit=True))
+    for folder, without in ((clash, 3), (mixed, 2)):
+        assert Manifest.load(folder).read(relpath)["supernetwork_id"].isna().sum() == without  # nothing written
 
 
 def test_memory_columns_are_measured_again_and_rejoined_keeping_latency(glue, tmp_path, monkeypatch, capsys):
