@@ -127,7 +127,8 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
     report["configs"] = int(len(committed[["unit_id", "config_id"]].drop_duplicates()))
     report["companions"] = sum(len(u.configs) for u in cut) - report["configs"]
     drawn = committed.groupby("unit_id")["config_id"].nunique()
-    networks = recomputed.groupby("unit_id")["supernetwork_id"].agg(lambda ids: sorted({str(i) for i in ids.dropna()}))
+    networks = (recomputed.groupby("unit_id")["supernetwork_id"].agg(lambda ids: sorted({str(i) for i in ids.dropna()}))
+                if "supernetwork_id" in recomputed else {})  # standalone rows have no super-network
     report["units"] = {u.unit_id: {"configs": int(drawn.get(u.unit_id, 0)),
                                    "supernetwork_ids": networks.get(u.unit_id, [])} for u in cut}
     manifest = Manifest.load(data_root)
