@@ -124,7 +124,9 @@ def test_available_lists_what_the_tables_answer(tables, tmp_path):
     assert ws["studies"] == "ws-small-grid, ws-small-holdout" and ws["surrogate"] and ws["space"] == "small"
     manifest = Manifest.load(root)  # the rows it answers from: a configuration both tables hold counts once
     held = sum(manifest.tables[f"minilm-l6-h384/{s}/rte.parquet"]["rows"] for s in ("ws-small-grid", "ws-small-holdout"))
-    assert ws["table_rows"] == len(Benchmark("rte", backend="table", data=root).table()) < held
+    served = Benchmark("rte", backend="table", data=root).table()
+    assert ws["table_rows"] == len(served) < held
+    assert ws["dtype"] == served["dtype"].iloc[0] and ws["hardware"] == "; ".join(sorted(set(served["hardware"])))
     standalone = listing.loc[("rte", "standalone", "none")]
     assert standalone["supernetwork_space"] is None and standalone["surrogate"]
     (empty := tmp_path / "no-surrogates").mkdir()

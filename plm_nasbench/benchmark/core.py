@@ -174,8 +174,9 @@ class Benchmark:
         """Every benchmark the tables under ``data`` answer (default: the package's): one row per set of
         ``Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)`` arguments, with the table rows
         it answers from (``table_rows``: of one dtype and one super-network per seed, as it loads them), the
-        studies they come from and whether a surrogate fitted on these tables (the versions
-        ``data`` holds) extends it to the whole space."""
+        studies they come from, their ``dtype``, the ``hardware`` that ran them (its timing columns are that
+        hardware's: several mean timings of several machines) and whether a surrogate fitted on these tables (the
+        versions ``data`` holds) extends it to the whole space."""
         from ..surrogates.build import fitted_elsewhere, surrogate_folder
 
         manifest = Manifest.load(_folder("data", data, DATA_ENV, default_data_dir()))
@@ -200,9 +201,10 @@ class Benchmark:
                          and fitted_elsewhere(folder, manifest, read) is None)
             records.append({"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
                             "supernetwork_space": trained_on, "table_rows": len(rows),
-                            "studies": ", ".join(pd.unique(rows["_study"])), "surrogate": surrogate})
+                            "studies": ", ".join(pd.unique(rows["_study"])), "dtype": rows["dtype"].iloc[0],
+                            "hardware": "; ".join(sorted(set(rows["hardware"]))), "surrogate": surrogate})
         columns = ["task", "model", "space", "scheme", "strategy", "supernetwork_space", "table_rows", "studies",
-                   "surrogate"]
+                   "dtype", "hardware", "surrogate"]
         frame = pd.DataFrame(records, columns=columns)
         frame["supernetwork_space"] = pd.Series([r["supernetwork_space"] for r in records], dtype=object)
         return frame
