@@ -20,7 +20,7 @@ from .plan import Plan, WorkUnit, load_plan
 from .remeasure import remeasure_memory
 from .store import ShardStore
 from .units import DeviceError, MachineMismatchError, check_device, latency_machine, latency_reference
-from .verify import NotRecorded, record_supernetwork_id, reproduced, unrecorded, verify
+from .verify import record_supernetwork_id, reproduced, unrecorded, verify
 
 WORK_ENV = "PLM_NASBENCH_WORK"
 
@@ -163,7 +163,7 @@ def _record_id(args: argparse.Namespace, plan: Plan, units: list[WorkUnit], data
     print(json.dumps(report, indent=2))
     try:
         written = record_supernetwork_id(plan, lacking, data_root, report)
-    except NotRecorded as err:
+    except ValueError as err:  # NotRecorded, or a table damaged since it was verified (ChecksumError)
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(json.dumps({"rows given their super-network id": written}, indent=2))

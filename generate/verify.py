@@ -120,6 +120,9 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
            device: str = "cpu", seed: int = 0, per_unit: bool = False) -> dict[str, Any]:
     """Compute ``n`` committed configurations (``per_unit``: of each unit) of ``units`` again (see :func:`draw`)
     and :func:`compare`; the report names the units computed again (``units``)."""
+    manifest = Manifest.load(data_root)  # the versions compared (taken first: a later change is one since)
+    tables = {p: manifest.tables[p]["sha256"] for p in sorted({table_path(plan, u.study, u.task) for u in units})
+              if p in manifest.tables}
     cut, committed = draw(plan, units, data_root, n, seed, per_unit)
     recomputed = pd.concat([run_unit(plan, unit, data_dir, device) for unit in cut], ignore_index=True)
     report = compare(committed, recomputed)
@@ -131,8 +134,7 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
                 if "supernetwork_id" in recomputed else {})  # standalone rows have no super-network
     report["units"] = {u.unit_id: {"configs": int(drawn.get(u.unit_id, 0)),
                                    "supernetwork_ids": networks.get(u.unit_id, [])} for u in cut}
-    manifest = Manifest.load(data_root)
-    report["tables"] = {p: manifest.tables[p]["sha256"] for p in sorted({table_path(plan, u.study, u.task) for u in cut})}
+    report["tables"] = tables
     return report
 
 
@@ -200,9 +202,15 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
                     mended[unit_id] = int(missing.sum())
             if not mended:
                 continue
-            mixed = mixed_supernetworks(table)
-            if mixed:
-                raise NotRecorded(f"{relpath}: with the ids recorded, {mixed}")
+            if mixed_supernetworks(table):
+                raise NotRecorded(f"{relpath}: with these ids, its rows of one strategy, seed and super-network space "
+                                  "would come from several super-networks, or partly from none recorded: every unit of "
+                                  "it whose rows lack an id must be computed again together, and rows that record "
+                                  "another network cannot join them")
+            batched = {u for b in manifest.tables[relpath]["provenance"]["batches"] for u in b["unit_seconds"]}
+            if set(mended) - batched:
+                raise NotRecorded(f"{relpath}: unit(s) {', '.join(sorted(set(mended) - batched))} are in no batch of "
+                                  "its manifest entry, so the check would have nowhere to be kept")
             changes.append((relpath, table, mended))
         for relpath, table, mended in changes:  # every table checked before any is written
             entry = manifest.tables[relpath]
