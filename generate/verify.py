@@ -66,7 +66,9 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
          ) -> tuple[list[WorkUnit], pd.DataFrame]:
     """Up to ``n`` configurations (``per_unit``: of each unit) drawn at random (``seed``) from the committed rows
     of ``units``: those units cut down to the drawn configurations, and the committed rows of the drawn
-    configurations."""
+    configurations. ``per_unit`` draws from a unit's rows off the tables' commonest (valid_error, test_error)
+    where it has any: that is the constant predictor's plateau where there is one, which a network predicting
+    one class scores whatever its weights, so reproducing such a row proves little about the network."""
     if n < 1:
         raise ValueError(f"--configs must be a positive number of configurations, got {n}")
     checkable = [u for u in units if u.scheme in ("weight_sharing", "standalone")]
@@ -81,7 +83,14 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
                   for config, cid in zip(unit.configs, _config_ids(plan, unit)) if (unit.unit_id, cid) in held]
     if not candidates:
         raise ValueError("the tables hold no rows of the selected units yet: run and merge them first")
-    groups = [[c for c in candidates if c[0] is unit] for unit in checkable] if per_unit else [candidates]
+    rows = pd.concat(tables, ignore_index=True)
+    groups = [candidates]
+    if per_unit:
+        common = rows.groupby(["valid_error", "test_error"]).size().idxmax()
+        plain = {(u, c) for u, c, v, t in zip(rows["unit_id"], rows["config_id"], rows["valid_error"],
+                                             rows["test_error"]) if (v, t) == common}
+        groups = [[c for c in candidates if c[0] is unit] for unit in checkable]
+        groups = [[c for c in group if (c[0].unit_id, c[2]) not in plain] or group for group in groups]
     rng = np.random.default_rng(seed)
     picked = [group[i] for group in groups if group
               for i in np.sort(rng.choice(len(group), min(n, len(group)), replace=False))]
@@ -91,7 +100,6 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
     cut = [dataclasses.replace(u, configs=_with_companions(u, by_unit[u.unit_id])) for u in checkable
            if u.unit_id in by_unit]
     wanted = {(unit.unit_id, cid) for unit, _, cid in picked}
-    rows = pd.concat(tables, ignore_index=True)
     keep = [pair in wanted for pair in zip(rows["unit_id"], rows["config_id"])]
     return cut, rows[keep].reset_index(drop=True)
 

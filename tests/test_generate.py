@@ -461,6 +461,16 @@ def _ids_recorded_afterwards(plan, store, data, relpath, glue, tmp_path):
     assert merge(plan, store, old)["unchanged"][relpath] == 4  # a merge keeps the evidence
     assert Manifest.load(old).tables[relpath] == recorded.tables[relpath]
 
+    plateau = _without_ids(data, tmp_path / "plateau", relpath)  # every row but one scores the commonest errors:
+    manifest = Manifest.load(plateau)                               # a unit's evidence is drawn off them
+    table, entry = manifest.read(relpath), manifest.tables[relpath]
+    table[["valid_error", "test_error"]] = [0.5, 0.5]
+    table.loc[3, ["valid_error", "test_error"]] = [0.25, 0.5]
+    manifest.write_table(relpath, table, {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]})
+    for seed in range(4):
+        informative = draw(plan, [ws0, ws1], plateau, 1, seed, per_unit=True)[1]
+        assert table.loc[3, "config_id"] in set(informative["config_id"]) and len(informative) == 2
+
     drawn = draw(plan, [ws0], old, 1, per_unit=True)[1]["config_id"].iloc[0]  # another row of ws0 records another id
     clash = _without_ids(data, tmp_path / "clash", relpath,
                          lambda t: (t["unit_id"] == ws0.unit_id) & (t["config_id"] != drawn))
