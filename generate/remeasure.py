@@ -121,9 +121,8 @@ def remeasure_memory(plan: Plan, store: ShardStore, data_root: str | Path, studi
                 continue
             change = (memory - table[memory.columns]).abs().max().max()
             batches = [dict(b, memory_peaks=[method], memory_remeasured=record) for b in entry["provenance"]["batches"]]
-            keys = {k: v for k, v in entry.items() if k not in ("sha256", "rows", "provenance")}  # model, scheme, ...
             manifest.write_table(relpath, table.assign(**memory),
-                                 {**keys, **entry["provenance"], **batch_totals(batches), "batches": batches})
+                                 {**manifest.provenance(relpath), **batch_totals(batches), "batches": batches})
         report["remeasured"][relpath] = {"rows": len(table), "largest_change_mb": float(change),
                                          "seconds": record["seconds"]}
     report["merge"] = merge(plan, store, data_root, only={(s, None) for s in latency_studies})

@@ -27,11 +27,11 @@ import pandas as pd
 from plm_nasbench.locking import exclusive_lock
 from plm_nasbench.provenance import git_commit, now
 from plm_nasbench.tables import Manifest
-from plm_nasbench.tables.manifest import KEY_FIELDS
 
 from .merge import ID_EVIDENCE, MERGE_LOCK, mixed_supernetworks, table_path
 from .plan import Plan, WorkUnit
 from .units import hardware, run_unit
+
 
 class NotRecorded(ValueError):
     """``verify --record-id`` found no proof to give rows their super-network id (nothing was written)."""
@@ -40,6 +40,11 @@ class NotRecorded(ValueError):
 #: The columns a rerun must reproduce (timing columns measure the machine and are not compared).
 COMPARED = ("valid_metric", "valid_error", "test_metric", "test_error", "num_params", "params_fraction", "flops")
 _KEYS = ["unit_id", "config_id", "seed", "epoch"]
+
+
+def _tables(plan: Plan, units: list[WorkUnit]) -> list[str]:
+    """The tables (paths under the data folder) that hold the rows of ``units``."""
+    return sorted({table_path(plan, u.study, u.task) for u in units})
 
 
 def _config_ids(plan: Plan, unit: WorkUnit) -> list[str]:
@@ -76,8 +81,7 @@ def draw(plan: Plan, units: list[WorkUnit], data_root: str | Path, n: int, seed:
         raise ValueError("no weight-sharing or standalone unit selected (latency is not verified: timings belong "
                          "to the machine that measured them)")
     manifest = Manifest.load(data_root)
-    tables = [manifest.read(p) for p in sorted({table_path(plan, u.study, u.task) for u in checkable})
-              if p in manifest.tables]
+    tables = [manifest.read(p) for p in _tables(plan, checkable) if p in manifest.tables]
     held = {pair for table in tables for pair in zip(table["unit_id"], table["config_id"])}
     candidates = [(unit, config, cid) for unit in checkable
                   for config, cid in zip(unit.configs, _config_ids(plan, unit)) if (unit.unit_id, cid) in held]
@@ -129,8 +133,7 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
     """Compute ``n`` committed configurations (``per_unit``: of each unit) of ``units`` again (see :func:`draw`)
     and :func:`compare`; the report names the units computed again (``units``)."""
     manifest = Manifest.load(data_root)  # the versions compared (taken first: a later change is one since)
-    tables = {p: manifest.tables[p]["sha256"] for p in sorted({table_path(plan, u.study, u.task) for u in units})
-              if p in manifest.tables}
+    tables = {p: manifest.tables[p]["sha256"] for p in _tables(plan, units) if p in manifest.tables}
     cut, committed = draw(plan, units, data_root, n, seed, per_unit)
     recomputed = pd.concat([run_unit(plan, unit, data_dir, device) for unit in cut], ignore_index=True)
     report = compare(committed, recomputed)
@@ -161,7 +164,7 @@ def unrecorded(plan: Plan, units: list[WorkUnit], data_root: str | Path) -> list
     manifest = Manifest.load(data_root)
     shared = [u for u in units if u.scheme == "weight_sharing"]
     lacking: set[str] = set()
-    for relpath in sorted({table_path(plan, u.study, u.task) for u in shared}):
+    for relpath in _tables(plan, shared):
         if relpath in manifest.tables:
             table = manifest.read(relpath)
             lacking |= set(table.loc[table["supernetwork_id"].isna(), "unit_id"])
@@ -193,7 +196,7 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
     changes = []
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         manifest = Manifest.load(data_root)
-        for relpath in sorted({table_path(plan, u.study, u.task) for u in units}):
+        for relpath in _tables(plan, units):
             if manifest.tables.get(relpath, {}).get("sha256") != report["tables"].get(relpath):
                 raise NotRecorded(f"{relpath} changed since it was verified: verify again")
             table = manifest.read(relpath)
@@ -221,8 +224,7 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
                                   "its manifest entry, so the check would have nowhere to be kept")
             changes.append((relpath, table, mended))
         for relpath, table, mended in changes:  # every table checked before any is written
-            entry = manifest.tables[relpath]
-            provenance = {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]}
+            provenance = manifest.provenance(relpath)
             provenance["batches"] = [_with_evidence(batch, mended, ids, report, check) for batch in provenance["batches"]]
             manifest.write_table(relpath, table, provenance)
     return {relpath: sum(mended.values()) for relpath, _, mended in changes}

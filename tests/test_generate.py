@@ -30,7 +30,6 @@ from plm_nasbench.spaces import get_search_space
 from plm_nasbench.tasks import load_task
 from plm_nasbench.tasks.metrics import constant_prediction_error
 from plm_nasbench.tables import ChecksumError, Manifest
-from plm_nasbench.tables.manifest import KEY_FIELDS
 
 TIMING = ["eval_time", "train_time", "cumulative_time", "supernetwork_train_time", "unit_id", "latency_b1_median",
           "latency_b1_iqr", "memory_b1_peak_mb", "latency_threads"]
@@ -422,12 +421,11 @@ def _without_ids(source: Path, folder: Path, relpath: str, keep: Any = None) -> 
     were recorded (except the rows where ``keep(table)`` is true, which record ``"0" * 16``)."""
     shutil.copytree(source, folder)
     manifest = Manifest.load(folder)
-    entry = manifest.tables[relpath]
     table = manifest.read(relpath)
     table.loc[:, "supernetwork_id"] = pd.NA
     if keep is not None:
         table.loc[keep(table), "supernetwork_id"] = "0" * 16
-    manifest.write_table(relpath, table, {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]})
+    manifest.write_table(relpath, table, manifest.provenance(relpath))
     return folder
 
 
@@ -463,10 +461,10 @@ def _ids_recorded_afterwards(plan, store, data, relpath, glue, tmp_path):
 
     plateau = _without_ids(data, tmp_path / "plateau", relpath)  # every row but one scores the commonest errors:
     manifest = Manifest.load(plateau)                               # a unit's evidence is drawn off them
-    table, entry = manifest.read(relpath), manifest.tables[relpath]
+    table = manifest.read(relpath)
     table[["valid_error", "test_error"]] = [0.5, 0.5]
     table.loc[3, ["valid_error", "test_error"]] = [0.25, 0.5]
-    manifest.write_table(relpath, table, {**{k: entry[k] for k in KEY_FIELDS if k in entry}, **entry["provenance"]})
+    manifest.write_table(relpath, table, manifest.provenance(relpath))
     for seed in range(4):
         informative = draw(plan, [ws0, ws1], plateau, 1, seed, per_unit=True)[1]
         assert table.loc[3, "config_id"] in set(informative["config_id"]) and len(informative) == 2

@@ -70,6 +70,13 @@ class Manifest:
                  "provenance": {k: v for k, v in provenance.items() if k not in keys}}
         self.tables[relpath] = json.loads(json.dumps(entry, default=str))  # as save() writes it and load() reads it
 
+    def provenance(self, relpath: str) -> dict[str, Any]:
+        """What :meth:`write_table` takes to enter table ``relpath`` again as it is entered now: its key fields and
+        its provenance, as one mapping (a copy to change, e.g. its ``batches``)."""
+        entry = self.tables[relpath]
+        keys = {k: v for k, v in entry.items() if k not in ("sha256", "rows", "provenance")}  # model, task, study...
+        return {**keys, **entry["provenance"]}
+
     def write_table(self, relpath: str, frame: pd.DataFrame, provenance: dict[str, Any]) -> bool:
         """Write ``frame`` as table ``relpath`` and enter it (see :meth:`record`), the two as one step: the table
         is written beside its place (``<relpath>.pending``), the manifest saved, then the table moved into place.
