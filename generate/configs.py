@@ -22,7 +22,7 @@ def check_selection(selection: Mapping[str, Any], where: str) -> None:
     kind = selection.get("kind")
     if kind not in SELECTIONS:
         raise ValueError(f"{where}: configs.kind is {kind!r}; allowed: {', '.join(SELECTIONS)}")
-    allowed = {"grid": {"kind", "steps"}, "all": {"kind"}, "sample": {"kind", "n", "seed", "distinct"},
+    allowed = {"grid": {"kind", "steps", "offsets"}, "all": {"kind"}, "sample": {"kind", "n", "seed", "distinct"},
                "largest": {"kind"}}[kind]
     extra = set(selection) - allowed
     if extra:
@@ -40,10 +40,13 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
 
     ``grid``: every combination of an integer space's fields, field f stepping by ``steps[f]`` (default 1)
     from its lower bound, with the upper bound always included; ordered so that configurations that
-    differ only in ``num_layers`` are adjacent. ``all``: the grid with step 1. ``sample``: ``n`` distinct
-    configurations from the space's sampler seeded with ``seed``; with ``distinct = "networks"``, of distinct
-    networks (:meth:`~plm_nasbench.spaces.base.SearchSpace.network_id`: the ``small`` sampler draws a
-    configuration keeping no layer one time in seven, all of them one network). ``largest``: the unpruned network.
+    differ only in ``num_layers`` are adjacent. ``offsets[f]`` (default 0, below ``steps[f]``) starts field f
+    that far above its lower bound, and a positive one leaves the upper bound out: the grid then fills the
+    columns between those of the same grid without offsets, sharing none of its configurations. ``all``: the
+    grid with step 1. ``sample``: ``n`` distinct configurations from the space's sampler seeded with ``seed``;
+    with ``distinct = "networks"``, of distinct networks (:meth:`~plm_nasbench.spaces.base.SearchSpace.network_id`:
+    the ``small`` sampler draws a configuration keeping no layer one time in seven, all of them one network).
+    ``largest``: the unpruned network.
     """
     kind = selection["kind"]
     if kind == "largest":
@@ -70,12 +73,21 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
     unknown = set(steps) - set(space.bounds)
     if unknown:
         raise ValueError(f"configs.steps names unknown field(s) {sorted(unknown)}; fields: {', '.join(space.bounds)}")
+    offsets = dict(selection.get("offsets", {}))
+    unknown = set(offsets) - set(space.bounds)
+    if unknown:
+        raise ValueError(f"configs.offsets names unknown field(s) {sorted(unknown)}; fields: {', '.join(space.bounds)}")
     axes = {}
     for name, (low, high) in space.bounds.items():
         step = steps.get(name, 1)
         if not isinstance(step, int) or step < 1:
             raise ValueError(f"configs.steps.{name} must be a positive integer, got {step!r}")
-        axes[name] = sorted(set(range(low, high + 1, step)) | {high})
+        offset = offsets.get(name, 0)
+        if not isinstance(offset, int) or not 0 <= offset < step:
+            raise ValueError(f"configs.offsets.{name} must be an integer from 0 to {step - 1} (below "
+                             f"configs.steps.{name} = {step}), got {offset!r}")
+        values = set(range(low + offset, high + 1, step))
+        axes[name] = sorted(values | {high} if offset == 0 else values)
     names = list(axes)
     order = [n for n in names if n != "num_layers"] + [n for n in names if n == "num_layers"]
     configs = [dict(zip(order, values)) for values in itertools.product(*(axes[n] for n in order))]

@@ -564,12 +564,43 @@ def test_a_table_too_small_to_learn_from_or_incomplete_gets_no_surrogate(tables,
     report = build(data, tmp_path / "surrogates", n_members=1)
     skipped = {entry["scheme"]: entry["skipped_table"] for entry in report["surrogates"]}
     assert "too few to fit" in skipped["standalone"]
-    assert skipped["weight_sharing"] == "the grid is incomplete (2 of 13 units)"  # it would extrapolate to 2-6 layers
+    assert skipped["weight_sharing"] == f"a grid is incomplete: {grid_path} (2 of 13 units)"  # else extrapolated
     for scheme in ("standalone/none", "weight_sharing/full"):
         assert not (tmp_path / "surrogates/minilm-l6-h384" / scheme / "mrpc").exists()
     assert "no surrogate yet: 4 configurations" in (tmp_path / "surrogates/REPORT.md").read_text()
     with pytest.raises(ValueError, match="nothing to learn"):
         SmallSpaceSurrogate.fit(get_search_space("small", "minilm-l6-h384", task="mrpc"), few)
+
+
+def test_a_grid_and_the_grid_between_its_columns_are_learned_from_together(tables, tmp_path):
+    """The weight-sharing surrogate learns from a task's tables of every grid study (here a grid by 256 units and
+    the one between its columns, by 128 too); one built before the second table came says it is stale."""
+    from plm_nasbench.surrogates.build import build, fitted_elsewhere
+
+    root, _, _, _, _ = tables
+    grid = Manifest.load(root).read(GRID_TABLE)
+    between = grid["num_units"] % 256 == 128
+    data = tmp_path / "data"
+    own = Manifest.load(data)
+
+    def record(study: str, frame: pd.DataFrame) -> None:
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        own.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+        own.save()
+
+    record("ws-small-grid", grid[~between])
+    first = build(data, tmp_path / "first", n_members=1, calibration_folds=0)["surrogates"][0]
+    folder = tmp_path / "first/minilm-l6-h384/weight_sharing/full/rte"
+    assert first["train_configs"] == 7 * 13 * 7 and fitted_elsewhere(folder, Manifest.load(data)) is None
+    record("ws-small-grid-offset", grid[between])
+    assert "ws-small-grid-offset/rte.parquet came after it" in fitted_elsewhere(folder, Manifest.load(data))
+    entry = build(data, tmp_path / "both", n_members=1, calibration_folds=0)["surrogates"][0]
+    assert set(entry["train_tables"]) == {GRID_TABLE, "minilm-l6-h384/ws-small-grid-offset/rte.parquet"}
+    assert entry["train_configs"] == 7 * 13 * 13 and entry["train_rows"] == len(grid)
+    surrogate = SmallSpaceSurrogate.load(tmp_path / "both/minilm-l6-h384/weight_sharing/full/rte",
+                                         get_search_space("small", "minilm-l6-h384", task="rte"))
+    assert surrogate.metadata["units_knots"] == list(range(0, 1537, 128))
+    assert fitted_elsewhere(tmp_path / "both/minilm-l6-h384/weight_sharing/full/rte", Manifest.load(data)) is None
 
 
 def test_the_builder_learns_from_the_studies_it_is_told_and_never_replaces_the_package_surrogates(tables, tmp_path,

@@ -96,6 +96,14 @@ def test_grid_and_selections():
     assert len(grid) == 7 * 13 * 25 == 2275
     assert len({space.config_id(c) for c in grid}) == 2275
     assert [c["num_layers"] for c in grid[:7]] == list(range(7))  # depths of one width are adjacent
+    between = select_configs(space, {"kind": "grid", "steps": {"num_units": 64}, "offsets": {"num_units": 32}})
+    assert len(between) == 7 * 13 * 24 and {c["num_units"] for c in between} == set(range(32, 1537, 64))
+    assert sorted(map(space.config_id, grid + between)) == sorted(
+        map(space.config_id, select_configs(space, {"kind": "grid", "steps": {"num_units": 32}})))
+    with pytest.raises(ValueError, match="configs.offsets.num_units must be an integer from 0 to 63 .* got 64"):
+        select_configs(space, {"kind": "grid", "steps": {"num_units": 64}, "offsets": {"num_units": 64}})
+    with pytest.raises(ValueError, match=r"configs.offsets names unknown field\(s\) \['units'\]"):
+        select_configs(space, {"kind": "grid", "offsets": {"units": 1}})
     layer = get_search_space("layer", "minilm-l6-h384", task="rte")
     assert len(select_configs(layer, {"kind": "all"})) == 64
     sample = select_configs(space, {"kind": "sample", "n": 50, "seed": 3})

@@ -2,13 +2,14 @@
 
     python -m plm_nasbench.surrogates [--data data --out DIR] [--model minilm-l6-h384] [--grid-study ws-small-grid]
 
-For every task with a ``small`` grid table (study ``ws-small-grid``) the weight-sharing surrogate is fitted
-on the grid and scored on the full-resolution hold-out configurations (study ``ws-small-holdout``), which it
-never sees; for every task with standalone learning curves (``standalone-small``, ``standalone-small-fp32``)
-a standalone surrogate (epoch as a feature) learns from the curves the query API's table serves (one dtype:
-see :func:`plm_nasbench.tables.served_rows`), scored on a fifth of their configurations held out, then refitted
-on all. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``,
-``--standalone-study`` with a comma-separated list, ``--latency-study``). Scores:
+For every task with a ``small`` grid table (study ``ws-small-grid``, with ``ws-small-grid-offset``, the columns
+between its columns, where the task has it) the weight-sharing surrogate is fitted on the grid and scored on the
+full-resolution hold-out configurations (study ``ws-small-holdout``), which it never sees; for every task with
+standalone learning curves (``standalone-small``, ``standalone-small-fp32``) a standalone surrogate (epoch as a
+feature) learns from the curves the query API's table serves (one dtype: see
+:func:`plm_nasbench.tables.served_rows`), scored on a fifth of their configurations held out, then refitted on
+all. Both learn their latency objectives from the grid's latency table (``latency-small-grid``) where it exists. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``,
+``--standalone-study`` with comma-separated lists, ``--latency-study``). Scores:
 R^2, Spearman, Kendall tau and MAE per learned objective. Writes ``<out>/<model>/<scheme>/<strategy>/<task>/``,
 ``<out>/report.json`` and ``<out>/REPORT.md``.
 """
@@ -35,11 +36,12 @@ from ..spaces import SmallSpace, get_search_space
 from ..tables import Manifest, served_rows
 from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
-#: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid,
-#: its full-resolution hold-out, the standalone learning curves (comma-separated: several studies, e.g. one per
+#: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid
+#: (comma-separated: the grid, and the grid of the columns between its columns where a task has one; a task's
+#: tables of these studies are learned from together), its full-resolution hold-out, the standalone learning curves (comma-separated: several studies, e.g. one per
 #: dtype), and the latency of the grid's configurations (which the grid table carries too; standalone surrogates
 #: learn latency from it).
-STUDIES = {"grid": "ws-small-grid", "holdout": "ws-small-holdout", "standalone": "standalone-small,standalone-small-fp32",
+STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout", "standalone": "standalone-small,standalone-small-fp32",
            "latency": "latency-small-grid"}
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
@@ -81,13 +83,14 @@ def surrogate_folder(root: str | Path, model: str, scheme: str, strategy: str, t
 def fitted_elsewhere(folder: str | Path, manifest: Manifest,
                      read: Callable[[str], pd.DataFrame] | None = None) -> str | None:
     """Why the surrogate saved in ``folder`` does not serve the tables of ``manifest`` (None when it does): an
-    older plm_nasbench wrote it, or the latency table it learned from (standalone surrogates) is missing from that
-    data folder or has changed since, or the rows it learned from may differ: a table it learned from or chose
-    its rows among (``train_tables``, named with their SHA-256 in ``surrogate.json``) is missing or has changed,
-    or (standalone) a table was added that its rows are chosen among (``train_key``). A standalone surrogate
-    records a fingerprint of its rows (``train_rows_sha256``), so then it reads the tables again and serves
-    when its rows are unchanged (e.g. another dtype's table grew, but not enough to be the one the table serves).
-    ``read`` (default ``manifest.read``) reads one table."""
+    older plm_nasbench wrote it, or the latency table it learned from is missing from that data folder or has
+    changed since, or the rows it learned from may differ: a table it learned from or chose its rows among
+    (``train_tables``, named with their SHA-256 in ``surrogate.json``) is missing or has changed, or a table was
+    added that it would learn from (weight sharing: a table of its grid studies, ``grid_key``) or that its rows
+    are chosen among (standalone: ``train_key``). A standalone surrogate records a fingerprint of its rows
+    (``train_rows_sha256``), so then it reads the tables again and serves when its rows are unchanged (e.g.
+    another dtype's table grew, but not enough to be the one the table serves). ``read`` (default
+    ``manifest.read``) reads one table."""
     record = json.loads((Path(folder) / "surrogate.json").read_text())
     lacking = outdated(record)
     if lacking:
@@ -96,6 +99,13 @@ def fitted_elsewhere(folder: str | Path, manifest: Manifest,
         if reason := _differs({record["latency_table"]: record.get("latency_sha256")}, manifest):
             return reason
     reason = _differs(dict(record["train_tables"]), manifest)
+    if reason is None and record.get("grid_key"):
+        grid = record["grid_key"]
+        added = sorted({p for study in grid["studies"] for p in manifest.find(study=study, model=grid["model"],
+                                                                             task=grid["task"])}
+                       - set(record["train_tables"]))
+        if added:
+            reason = f"{', '.join(added)} came after it, and it learns from that grid too: rebuild it"
     if reason is None and record.get("train_key"):
         added = sorted(set(manifest.find(**record["train_key"])) - set(record["train_tables"]))
         if added:
@@ -212,9 +222,9 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
 
 def grid_latency(manifest: Manifest, model: str, study: str = STUDIES["latency"]) -> tuple[str, pd.DataFrame] | None:
     """The latency table of the grid's configurations (``study``): its path and its rows with the
-    ``small`` space's fields as columns; None when there is none. Standalone surrogates learn their latency
-    objectives from it: the configurations of a standalone table are not all timed, and latency does not
-    depend on the training."""
+    ``small`` space's fields as columns; None when there is none. The surrogates learn their latency objectives
+    from it: the configurations of a standalone table, and those of the grid between the grid's columns, are not
+    timed, and latency does not depend on the training."""
     found = manifest.find(study=study, model=model)
     if not found:
         return None
@@ -237,11 +247,12 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
           studies: Mapping[str, str] | None = None, calibration_folds: int = CALIBRATION_FOLDS) -> dict[str, Any]:
     """Fit, score and save a surrogate per (scheme, strategy, task) that has a ``small`` training table.
 
-    Weight sharing: fitted on the grid (study ``studies["grid"]``), scored on the full-resolution hold-out
-    (``studies["holdout"]``). Standalone: the curves of the studies ``studies["standalone"]`` (comma-separated)
-    that the query API serves (:func:`standalone_rows`), scored after fitting on 80% of their configurations (at
-    the last epoch, on the other 20%), then refitted on all; its latency objectives are learned from the grid's
-    latency table (``studies["latency"]``, :func:`grid_latency`). ``studies`` overrides roles of :data:`STUDIES`.
+    Weight sharing: fitted on a task's tables of the grid studies (``studies["grid"]``, comma-separated), scored
+    on the full-resolution hold-out (``studies["holdout"]``). Standalone: the curves of the studies
+    ``studies["standalone"]`` (comma-separated) that the query API serves (:func:`standalone_rows`), scored after
+    fitting on 80% of their configurations (at the last epoch, on the other 20%), then refitted on all. Both learn
+    their latency objectives from the grid's latency table (``studies["latency"]``, :func:`grid_latency`) where
+    there is one, else (weight sharing) from the grid's rows. ``studies`` overrides roles of :data:`STUDIES`.
     ``calibration_folds``: the folds of the cross-validation that calibrates each surrogate's uncertainty (0: none).
     Returns the report; raises ValueError when ``data_root`` holds neither a grid nor a standalone table of
     ``model``.
@@ -258,10 +269,14 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         raise ValueError(f"{data_root} holds no table of the {', '.join(named)} for model {model!r}; its studies "
                          f"of that model: {', '.join(held) or 'none'}")
     curves = studies["standalone"].split(",")
-    grids = manifest.find(study=studies["grid"], model=model)
+    grids: dict[str, list[str]] = {}  # task -> its tables of the grid studies
+    for study in studies["grid"].split(","):
+        for relpath in manifest.find(study=study, model=model):
+            grids.setdefault(manifest.tables[relpath]["task"], []).append(relpath)
     standalone_tasks = sorted({manifest.tables[p]["task"] for study in curves for p in manifest.find(study=study, model=model)})
     if not grids and not standalone_tasks:
-        raise ValueError(f"{data_root} holds no table of study {studies['grid']!r} (weight sharing) or "
+        raise ValueError(f"{data_root} holds no table of study {' or '.join(map(repr, studies['grid'].split(',')))} "
+                         "(weight sharing) or "
                          f"{' or '.join(map(repr, curves))} (standalone) for model {model!r}; its studies of that "
                          f"model: {', '.join(held) or 'none'}. Name the studies to learn from with --grid-study and "
                          "--standalone-study")
@@ -269,18 +284,21 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                               "studies": studies, "surrogates": []}
     timed = grid_latency(manifest, model, studies["latency"])
     latency = timed[1] if timed else None
-    for relpath in grids:
-        train = manifest.read(relpath)
-        task = train["task"].iloc[0]
+    for task, relpaths in sorted(grids.items()):
+        train = pd.concat([manifest.read(p) for p in relpaths], ignore_index=True)
         space = get_search_space("small", model, task=task)
-        provenance = manifest.tables[relpath].get("provenance", {})
+        incomplete = [f"{p} ({prov.get('units_done')} of {prov.get('units')} units)" for p in relpaths
+                      if (prov := manifest.tables[p].get("provenance", {})).get("complete") is False]
         for strategy, rows in train.groupby("strategy"):
-            entry = _entry(task, "weight_sharing", strategy, rows, {relpath: manifest.tables[relpath]["sha256"]})
-            if provenance.get("complete") is False:  # a part of the grid (units run in order): others extrapolated
-                _skip(entry, f"the grid is incomplete ({provenance.get('units_done')} of {provenance.get('units')} "
-                      "units)", surrogate_folder(out_root, model, "weight_sharing", strategy, task), report)
+            entry = _entry(task, "weight_sharing", strategy, rows, {p: manifest.tables[p]["sha256"] for p in relpaths})
+            if incomplete:  # a part of a grid (units run in order): the rest would be extrapolated
+                _skip(entry, f"a grid is incomplete: {', '.join(incomplete)}",
+                      surrogate_folder(out_root, model, "weight_sharing", strategy, task), report)
                 continue
-            surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, calibration_folds=calibration_folds)
+            surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
+                                                calibration_folds=calibration_folds)
+            surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": studies["grid"].split(",")}
+            _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
             holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
             if holdouts:
                 holdout = manifest.read(holdouts[0])
@@ -309,9 +327,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
                                             calibration_folds=calibration_folds)
         surrogate.metadata.update(train_key=key, train_studies=curves, train_rows_sha256=rows_fingerprint(rows))
-        if timed:
-            entry["latency_from"] = studies["latency"]
-            surrogate.metadata.update(latency_table=timed[0], latency_sha256=manifest.tables[timed[0]]["sha256"])
+        _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
         _save(surrogate, entry, out_root, model, report)
     write_atomic(Path(out_root) / "report.json", lambda p: p.write_text(json.dumps(report, indent=2)))
     write_atomic(Path(out_root) / "REPORT.md", lambda p: p.write_text(report_markdown(report)))
@@ -322,6 +338,15 @@ def _entry(task: str, scheme: str, strategy: str, rows: pd.DataFrame, tables: di
     """The start of a surrogate's report entry: what it learns from (``tables``: relpath -> SHA-256)."""
     return {"task": task, "scheme": scheme, "strategy": strategy, "train_tables": tables,
             "train_rows": int(len(rows)), "train_configs": int(rows["config_id"].nunique()), "objectives": {}}
+
+
+def _learned_latency(surrogate: SmallSpaceSurrogate, entry: dict[str, Any], timed: tuple[str, pd.DataFrame] | None,
+                     manifest: Manifest, study: str) -> None:
+    """Record in ``surrogate`` and its report ``entry`` the latency table (``timed``: relpath and rows, of study
+    ``study``) its latency objectives were learned from, if any."""
+    if timed:
+        entry["latency_from"] = study
+        surrogate.metadata.update(latency_table=timed[0], latency_sha256=manifest.tables[timed[0]]["sha256"])
 
 
 def _skip(entry: dict[str, Any], why: str, folder: Path, report: dict[str, Any]) -> None:
@@ -360,8 +385,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "answers that are the plateau value and for the others) so that about 95% of those answers' truths lie "
         "within 1.96 standard deviations of the answer; *within 1.96 sd* shows how far that carries to the hold-out "
         "(the errors, measured like the grid's, follow it; latency, memory and runtime, measured for the hold-out in "
-        "other runs, do not). Weight sharing: fitted on the `small` grid table "
-        f"(`{studies['grid']}`) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`), which it "
+        "other runs, do not). Weight sharing: fitted on a task's `small` grid tables "
+        f"(`{studies['grid']}`: the grid, and the columns between its columns where the task has them) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
         f"configurations of the curves the table serves (studies `{studies['standalone']}`, one dtype per task) after "
         "fitting on the rest, then refitted on all; its latency and "
@@ -374,7 +399,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         "The last column is a model-free baseline, not a surrogate: the hold-out configuration's value "
         "interpolated linearly in `num_units` between the two grid configurations with its layers and heads (the "
-        "grid's steps are 64 units). It uses the grid's measured values nearest to each hold-out configuration; "
+        "grid's steps are 64 units, 32 where a task has the columns between: 4,459 *training configs*). It uses the grid's measured values nearest to each hold-out configuration; "
         "where it falls short of the target too, the hold-out's order at 1-unit resolution is largely not fixed "
         "by the grid (evaluation noise, and ties on the constant-predictor plateau, see the README).",
         "",
@@ -474,7 +499,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="folds of the cross-validation that calibrates the uncertainty (0: none, the ensembles' "
                              f"raw spread; else at least 2; default {CALIBRATION_FOLDS})")
     for role, study in STUDIES.items():
-        plural = " (comma-separated)" if role == "standalone" else ""
+        plural = " (comma-separated)" if role in ("standalone", "grid") else ""
         parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables{plural} (default {study})")
     args = parser.parse_args(argv)
     data, out = Path(args.data) if args.data else default_data_dir(), Path(args.out) if args.out else surrogates_dir()
