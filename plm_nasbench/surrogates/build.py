@@ -8,7 +8,8 @@ full-resolution hold-out configurations (study ``ws-small-holdout``), which it n
 standalone learning curves (``standalone-small``, ``standalone-small-fp32``) a standalone surrogate (epoch as a
 feature) learns from the curves the query API's table serves (one dtype: see
 :func:`plm_nasbench.tables.served_rows`), scored on a fifth of their configurations held out, then refitted on
-all. Both learn their latency objectives from the grid's latency table (``latency-small-grid``) where it exists. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``,
+all. Both learn their latency objectives from the grid's latency table (``latency-small-grid``) where it
+exists. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``,
 ``--standalone-study`` with comma-separated lists, ``--latency-study``). Scores:
 R^2, Spearman, Kendall tau and MAE per learned objective. Writes ``<out>/<model>/<scheme>/<strategy>/<task>/``,
 ``<out>/report.json`` and ``<out>/REPORT.md``.
@@ -38,10 +39,11 @@ from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, 
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid
 #: (comma-separated: the grid, and the grid of the columns between its columns where a task has one; a task's
-#: tables of these studies are learned from together), its full-resolution hold-out, the standalone learning curves (comma-separated: several studies, e.g. one per
-#: dtype), and the latency of the grid's configurations (which the grid table carries too; standalone surrogates
-#: learn latency from it).
-STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout", "standalone": "standalone-small,standalone-small-fp32",
+#: tables of these studies are learned from together), its full-resolution hold-out, the standalone learning
+#: curves (comma-separated: several studies, e.g. one per dtype), and the latency of the grid's configurations
+#: (which the grid table carries too; every surrogate learns latency from it).
+STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout",
+           "standalone": "standalone-small,standalone-small-fp32",
            "latency": "latency-small-grid"}
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
