@@ -69,14 +69,11 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
     if not isinstance(space, IntegerSpace):
         raise ValueError(f"configs.kind {kind!r} needs an integer space (small, layer, medium); "
                          f"space {space.name!r} is not one: use kind 'sample'")
-    steps = dict(selection.get("steps", {}))
-    unknown = set(steps) - set(space.bounds)
-    if unknown:
-        raise ValueError(f"configs.steps names unknown field(s) {sorted(unknown)}; fields: {', '.join(space.bounds)}")
-    offsets = dict(selection.get("offsets", {}))
-    unknown = set(offsets) - set(space.bounds)
-    if unknown:
-        raise ValueError(f"configs.offsets names unknown field(s) {sorted(unknown)}; fields: {', '.join(space.bounds)}")
+    steps, offsets = (dict(selection.get(key, {})) for key in ("steps", "offsets"))
+    for key, given in (("steps", steps), ("offsets", offsets)):
+        unknown = set(given) - set(space.bounds)
+        if unknown:
+            raise ValueError(f"configs.{key} names unknown field(s) {sorted(unknown)}; fields: {', '.join(space.bounds)}")
     axes = {}
     for name, (low, high) in space.bounds.items():
         step = steps.get(name, 1)

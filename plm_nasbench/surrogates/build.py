@@ -270,14 +270,14 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     if named:  # a study asked for by name that is not there is a typo, not a role to skip
         raise ValueError(f"{data_root} holds no table of the {', '.join(named)} for model {model!r}; its studies "
                          f"of that model: {', '.join(held) or 'none'}")
-    curves = studies["standalone"].split(",")
+    curves, grid_studies = studies["standalone"].split(","), studies["grid"].split(",")
     grids: dict[str, list[str]] = {}  # task -> its tables of the grid studies
-    for study in studies["grid"].split(","):
+    for study in grid_studies:
         for relpath in manifest.find(study=study, model=model):
             grids.setdefault(manifest.tables[relpath]["task"], []).append(relpath)
     standalone_tasks = sorted({manifest.tables[p]["task"] for study in curves for p in manifest.find(study=study, model=model)})
     if not grids and not standalone_tasks:
-        raise ValueError(f"{data_root} holds no table of study {' or '.join(map(repr, studies['grid'].split(',')))} "
+        raise ValueError(f"{data_root} holds no table of study {' or '.join(map(repr, grid_studies))} "
                          "(weight sharing) or "
                          f"{' or '.join(map(repr, curves))} (standalone) for model {model!r}; its studies of that "
                          f"model: {', '.join(held) or 'none'}. Name the studies to learn from with --grid-study and "
@@ -299,7 +299,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                 continue
             surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
                                                 calibration_folds=calibration_folds)
-            surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": studies["grid"].split(",")}
+            surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": grid_studies}
             _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
             holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
             if holdouts:

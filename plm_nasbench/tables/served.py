@@ -67,8 +67,9 @@ def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: s
     """The table rows a Benchmark with these arguments answers from (None: none), with a ``_study`` column: the
     rows of its (model, task, space, scheme, strategy, super-network space) in ``manifest``'s tables, of the dtype
     with the most rows (a tie: the first by name, ``bfloat16`` before ``float32``), of one super-network per seed,
-    one row per (config_id, seed, epoch), the configurations of the empty network answering alike (:func:`_one_answer_for_the_empty_network`). ``read`` (default
-    ``manifest.read``) reads one table; it is not modified."""
+    one row per (config_id, seed, epoch), the configurations of the empty network answering alike
+    (:func:`_one_answer_for_the_empty_network`). ``read`` (default ``manifest.read``) reads one table; it is not
+    modified."""
     paths = manifest.find(model=model, task=task, search_space=space, scheme=scheme, strategy=strategy)
     if not paths:
         return None
