@@ -17,7 +17,7 @@ from plm_nasbench.objectives import OBJECTIVES
 from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.spaces import SmallSpace, get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
-from plm_nasbench.surrogates.build import grid_interpolation
+from plm_nasbench.surrogates.build import grid_interpolation, plateau_sides, quality
 from plm_nasbench.tables import ChecksumError, Manifest, write_parquet
 
 def test_table_lookups_seeds_and_errors(tables):
@@ -295,6 +295,9 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     assert set(entries) == {("weight_sharing", "rte"), ("standalone", "rte")}
     quality = entries["weight_sharing", "rte"]["objectives"]["valid_error"]
     assert quality["kendall_tau"] > 0.8 and quality["n"] == 120
+    low, high = quality["kendall_tau_interval"]
+    assert low < quality["kendall_tau"] < high <= 1.0  # how precisely 120 rows fix it
+    assert "kendall_tau_interval" not in quality["unseen"]  # the headline only
     assert quality["reference"]["kendall_tau"] > 0.8 and quality["reference"]["n"] == 120  # smooth synthetic errors
     assert entries["weight_sharing", "rte"]["flops_max_relative_error"] < 1e-9
     standalone = entries["standalone", "rte"]
@@ -312,6 +315,20 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     assert far.all()
     with pytest.raises(ValueError, match="num_layers must be an integer"):
         bench.query_many(pd.DataFrame([{"num_layers": 9, "num_heads": 1, "num_units": 1}]))
+
+
+def test_a_tau_gets_a_bootstrap_interval_and_a_plateau_the_answers_on_its_wrong_side():
+    truth = np.array([0.5] * 8 + [0.3, 0.4, 0.6, 0.7])
+    exact = quality(truth, truth, interval=True)
+    assert exact["kendall_tau"] == 1.0 and exact["kendall_tau_interval"] == pytest.approx([1.0, 1.0])
+    answer = truth.copy()
+    answer[0], answer[9] = 0.49, 0.55  # a plateau row answered below it; a row below it answered above
+    sides = plateau_sides(truth, answer, 0.5)
+    assert sides["side_errors"] == 2
+    assert sides["kendall_tau_sides_right"] == pytest.approx(1.0)  # the rest of the order is right
+    off = quality(truth, answer, interval=True)
+    assert off["kendall_tau"] < 0.8 and off["kendall_tau_interval"][0] < off["kendall_tau"]
+    assert plateau_sides(truth, truth, 0.5) == {"side_errors": 0, "kendall_tau_sides_right": 1.0}
 
 
 def test_the_uncertainty_is_calibrated_by_cross_validation_over_the_training_configurations(tables):

@@ -47,16 +47,42 @@ STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-ho
            "latency": "latency-small-grid"}
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
+#: Resamples of the hold-out rows behind the interval of each headline Kendall tau (:func:`quality`).
+BOOTSTRAP_RESAMPLES = 1000
 
 
-def quality(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """R^2, Spearman, Kendall tau and mean absolute error of predictions against the truth."""
+def quality(truth: np.ndarray, predicted: np.ndarray, interval: bool = False) -> dict[str, Any]:
+    """R^2, Spearman, Kendall tau and mean absolute error of predictions against the truth. With ``interval``,
+    also ``kendall_tau_interval``: the 2.5th and 97.5th percentiles of Kendall tau over
+    :data:`BOOTSTRAP_RESAMPLES` resamples of the rows (drawn with replacement, seed 0), how precisely these rows
+    fix it."""
     from scipy.stats import kendalltau, spearmanr
     from sklearn.metrics import mean_absolute_error, r2_score
 
-    return {"r2": float(r2_score(truth, predicted)), "spearman": float(spearmanr(truth, predicted).statistic),
-            "kendall_tau": float(kendalltau(truth, predicted).statistic),
-            "mae": float(mean_absolute_error(truth, predicted)), "n": int(len(truth))}
+    found: dict[str, Any] = {
+        "r2": float(r2_score(truth, predicted)), "spearman": float(spearmanr(truth, predicted).statistic),
+        "kendall_tau": float(kendalltau(truth, predicted).statistic),
+        "mae": float(mean_absolute_error(truth, predicted)), "n": int(len(truth))}
+    if interval:
+        rng = np.random.default_rng(0)
+        taus = [kendalltau(truth[rows], predicted[rows]).statistic
+                for rows in (rng.integers(0, len(truth), len(truth)) for _ in range(BOOTSTRAP_RESAMPLES))]
+        found["kendall_tau_interval"] = [float(v) for v in np.nanpercentile(taus, [2.5, 97.5])]
+    return found
+
+
+def plateau_sides(truth: np.ndarray, answer: np.ndarray, plateau: float) -> dict[str, Any]:
+    """How the answers fall about an objective's ``plateau`` value: ``side_errors``, the rows whose answer lies on
+    another side of it (below, at, above) than their truth, and ``kendall_tau_sides_right``, Kendall tau with
+    those answers moved to their truth's side (onto the plateau value where the truth is on it, else just beside
+    it). Where most truths are on the plateau, each row off it is compared with all of those, so a few answers
+    on the wrong side of it move the headline tau far; this says how far."""
+    from scipy.stats import kendalltau
+
+    side = np.sign(truth - plateau)
+    wrong = side != np.sign(answer - plateau)
+    moved = np.where(wrong, plateau + side * 1e-9, answer)
+    return {"side_errors": int(wrong.sum()), "kendall_tau_sides_right": float(kendalltau(truth, moved).statistic)}
 
 
 def grid_interpolation(grid: pd.DataFrame, fields: np.ndarray, column: str) -> np.ndarray:
@@ -160,10 +186,11 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
     """Quality of every learned objective on ``holdout`` rows (at their largest epoch), the number of rows
     flagged out of data, and the largest relative error of the analytic FLOPs. With the ``grid`` the
     surrogate was fitted on, also the quality of :func:`grid_interpolation` on the same rows
-    (``reference``). Per objective, besides all rows: the rows of configurations the fit never saw
-    (``unseen``: neither in ``grid`` nor with 0 layers, which is one network the grid holds), the rows off the
-    objective's plateau (``off_plateau``, where it has one, with ``plateau_agreement``: the share of rows whose
-    answer is the plateau value exactly when the truth is), and ``calibration``: the share of truths within
+    (``reference``). Per objective, besides all rows (their Kendall tau with its bootstrap interval): the rows
+    of configurations the fit never saw (``unseen``: neither in ``grid`` nor with 0 layers, which is one network
+    the grid holds), the rows off the objective's plateau (``off_plateau``, where it has one, with
+    ``plateau_agreement``: the share of rows whose answer is the plateau value exactly when the truth is, and
+    ``plateau_sides``: :func:`plateau_sides`), and ``calibration``: the share of truths within
     1.96 reported (calibrated) standard deviations of the answer, on all rows and on those whose answer is not
     the plateau value, and the Spearman correlation of the absolute error with that standard deviation on the
     latter (None with fewer than 10, or where either is constant)."""
@@ -194,7 +221,7 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
         for subset, rows in subsets.items():
             if rows.sum() < 10:
                 continue
-            found = quality(truth[rows], answer[rows])
+            found = quality(truth[rows], answer[rows], interval=subset == "all")
             if reference is not None and np.isfinite(reference[rows]).all():
                 found["reference"] = quality(truth[rows], reference[rows])
             if subset == "all":
@@ -215,6 +242,7 @@ def score(surrogate: SmallSpaceSurrogate, holdout: pd.DataFrame, grid: pd.DataFr
         if plateau is not None:  # how often the answer is the plateau value exactly when the truth is
             entry["plateau_agreement"] = float(np.mean((answer[keep] == plateau) == (truth[keep] == plateau)))
             entry["off_plateau_rows"] = int(subsets["off_plateau"].sum())
+            entry["plateau_sides"] = plateau_sides(truth[keep], answer[keep], plateau)
         objectives[name] = entry
     flops = holdout["flops"].to_numpy(dtype=np.float64)
     return {"holdout_rows": int(len(holdout)), "holdout_out_of_data": int(predicted["out_of_data"].sum()),
@@ -396,7 +424,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         "surrogate's are (latency depends on the architecture and the machine, not on the training), and scored "
         "against the held-out rows' own measurements, made apart from the grid's (one sample of configurations "
         "for every task, hence the same rows for each). "
-        f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. "
+        f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. In brackets after "
+        f"each Kendall tau: the 2.5th and 97.5th percentiles of tau over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples "
+        "of the hold-out rows, how precisely those rows fix it (most of a plateau task's rows tie on the plateau, "
+        "so a few rows off it decide much of the tau, see the second table). "
         "Rebuild with `python -m plm_nasbench.surrogates`.",
         "",
         "The last column is a model-free baseline, not a surrogate: the hold-out configuration's value "
@@ -426,8 +457,9 @@ def report_markdown(report: dict[str, Any]) -> str:
             mark = (" (below target)" if name == "valid_error" and entry["scheme"] == "weight_sharing"
                     and q["kendall_tau"] < TARGET_KENDALL else "")
             reference = f"{q['reference']['kendall_tau']:.3f}" if "reference" in q else ""
+            low, high = q["kendall_tau_interval"]
             lines.append(f"| {entry['task']} | {scheme} | {name} | {q['r2']:.3f} | {q['spearman']:.3f} "
-                         f"| {q['kendall_tau']:.3f}{mark} | {q['mae']:.4g} | {q['calibration']['within_2sd']:.2f} "
+                         f"| {q['kendall_tau']:.3f} [{low:.2f}, {high:.2f}]{mark} | {q['mae']:.4g} | {q['calibration']['within_2sd']:.2f} "
                          f"| {q['n']} | {entry['train_configs']:,} "
                          f"| {reference} | {_anchoring(entry.get('anchoring', {}).get(name))} |")
         if "skipped_table" in entry:
@@ -445,10 +477,15 @@ def report_markdown(report: dict[str, Any]) -> str:
               "uncertainty (the share of truths within 1.96 standard deviations of the answer, on all rows and on the rows "
               "whose answer is not the plateau value, and, on the latter, the Spearman correlation of the absolute error "
               "with the standard deviation). Most hold-out truths lie on the plateau, so the "
-              "headline tau mostly scores the plateau decision; the off-plateau tau scores the ranking.", "",
+              "headline tau mostly scores the plateau decision; the off-plateau tau scores the ranking. *Wrong "
+              "side*: the rows whose answer lies on another side of the plateau value (below, at, above) than their "
+              "truth, and in brackets the tau with those answers moved to their truth's side (onto the plateau value, "
+              "or just beside it): each row off the plateau is compared with every row on it, so these few rows "
+              "weigh far more in the headline tau than the others.", "",
               "| task | scheme (strategy) | tau, unseen | tau, off the plateau (rows) | plateau agreement "
-              "| within 1.96 sd: all | answers off the plateau (rows) | Spearman(abs error, sd), answers off the plateau |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| wrong side (tau if right) | within 1.96 sd: all | answers off the plateau (rows) "
+              "| Spearman(abs error, sd), answers off the plateau |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for entry in sorted(report["surrogates"], key=lambda e: (e["task"], e["scheme"], e["strategy"])):
         q = entry["objectives"].get("valid_error")
         if q is None:
@@ -462,11 +499,13 @@ def report_markdown(report: dict[str, Any]) -> str:
         off = (f"{tau('off_plateau')} ({q['off_plateau_rows']})" if "off_plateau" in q
                else f"n/a ({q['off_plateau_rows']}: too few)" if "off_plateau_rows" in q else "no plateau")
         agreement = f"{q['plateau_agreement']:.3f}" if "plateau_agreement" in q else "n/a"
+        sides = (f"{q['plateau_sides']['side_errors']} ({q['plateau_sides']['kendall_tau_sides_right']:.3f})"
+                 if "plateau_sides" in q else "n/a")
         scheme = entry["scheme"] + (f" ({entry['strategy']})" if entry["scheme"] == "weight_sharing" else "")
         calibration = q["calibration"]
         off_answers = (f"{calibration['within_2sd_off_plateau_answers']:.2f} ({calibration['off_plateau_answers']})"
                        if calibration["within_2sd_off_plateau_answers"] is not None else "none")
-        lines.append(f"| {entry['task']} | {scheme} | {tau('unseen')} | {off} | {agreement} "
+        lines.append(f"| {entry['task']} | {scheme} | {tau('unseen')} | {off} | {agreement} | {sides} "
                      f"| {calibration['within_2sd']:.2f} | {off_answers} | {_number(calibration['spearman_error_sd'])} |")
     errors = [f"{e['task']} {e['scheme']} {e['flops_max_relative_error']:.1e}"
               for e in report["surrogates"] if "flops_max_relative_error" in e]
