@@ -620,6 +620,28 @@ def test_a_grid_and_the_grid_between_its_columns_are_learned_from_together(table
     assert fitted_elsewhere(tmp_path / "both/minilm-l6-h384/weight_sharing/full/rte", Manifest.load(data)) is None
 
 
+def test_the_surrogates_are_scored_on_every_hold_out_study_together(tables, tmp_path):
+    """A second hold-out sample adds its rows to the score; a configuration in both counts once."""
+    from plm_nasbench.surrogates.build import build
+
+    root, _, report, _, _ = tables
+    source = Manifest.load(root)
+    holdout = source.read("minilm-l6-h384/ws-small-holdout/rte.parquet")
+    data = tmp_path / "data"
+    own = Manifest.load(data)
+    first, more = holdout.iloc[:70], holdout.iloc[60:]  # ten rows in both
+    for study, frame in (("ws-small-grid", source.read(GRID_TABLE)), ("ws-small-holdout", first),
+                         ("ws-small-holdout-more", more)):
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        own.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+    own.save()
+    entry = build(data, tmp_path / "out", n_members=1, calibration_folds=0)["surrogates"][0]
+    assert entry["holdout_rows"] == len(holdout) == 120
+    assert entry["holdout"].startswith("minilm-l6-h384/ws-small-holdout/rte.parquet, "
+                                       "minilm-l6-h384/ws-small-holdout-more/rte.parquet")
+    assert entry["objectives"]["valid_error"]["n"] == 120
+
+
 def test_the_builder_learns_from_the_studies_it_is_told_and_never_replaces_the_package_surrogates(tables, tmp_path,
                                                                                                  capsys):
     from plm_nasbench.surrogates.build import main

@@ -4,12 +4,13 @@
 
 For every task with a ``small`` grid table (study ``ws-small-grid``, with ``ws-small-grid-offset``, the columns
 between its columns, where the task has it) the weight-sharing surrogate is fitted on the grid and scored on the
-full-resolution hold-out configurations (study ``ws-small-holdout``), which it never sees; for every task with
+full-resolution hold-out configurations (study ``ws-small-holdout``, with ``ws-small-holdout-more`` where the
+task has it), which it never sees; for every task with
 standalone learning curves (``standalone-small``, ``standalone-small-fp32``) a standalone surrogate (epoch as a
 feature) learns from the curves the query API's table serves (one dtype: see
 :func:`plm_nasbench.tables.served_rows`), scored on a fifth of their configurations held out, then refitted on
 all. Both learn their latency objectives from the grid's latency table (``latency-small-grid``) where it
-exists. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study``,
+exists. Tables of other plans can name these studies otherwise (``--grid-study``, ``--holdout-study`` and
 ``--standalone-study`` with comma-separated lists, ``--latency-study``). Scores:
 R^2, Spearman, Kendall tau and MAE per learned objective. Writes ``<out>/<model>/<scheme>/<strategy>/<task>/``,
 ``<out>/report.json`` and ``<out>/REPORT.md``.
@@ -42,7 +43,7 @@ from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, 
 #: tables of these studies are learned from together), its full-resolution hold-out, the standalone learning
 #: curves (comma-separated: several studies, e.g. one per dtype), and the latency of the grid's configurations
 #: (which the grid table carries too; every surrogate learns latency from it).
-STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout",
+STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout,ws-small-holdout-more",
            "standalone": "standalone-small,standalone-small-fp32",
            "latency": "latency-small-grid"}
 STANDALONE_HOLDOUT_SHARE = 0.2
@@ -298,7 +299,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     if named:  # a study asked for by name that is not there is a typo, not a role to skip
         raise ValueError(f"{data_root} holds no table of the {', '.join(named)} for model {model!r}; its studies "
                          f"of that model: {', '.join(held) or 'none'}")
-    curves, grid_studies = studies["standalone"].split(","), studies["grid"].split(",")
+    curves, grid_studies, holdout_studies = (studies[role].split(",") for role in ("standalone", "grid", "holdout"))
     grids: dict[str, list[str]] = {}  # task -> its tables of the grid studies
     for study in grid_studies:
         for relpath in manifest.find(study=study, model=model):
@@ -329,11 +330,12 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                                                 calibration_folds=calibration_folds)
             surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": grid_studies}
             _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
-            holdouts = manifest.find(study=studies["holdout"], model=model, task=task)
-            if holdouts:
-                holdout = manifest.read(holdouts[0])
-                entry |= {"holdout": f"{holdouts[0]} (full-resolution configurations)",
-                          **score(surrogate, holdout[holdout["strategy"] == strategy], rows)}
+            holdouts = [p for study in holdout_studies for p in manifest.find(study=study, model=model, task=task)]
+            if holdouts:  # a configuration in two of them counts once (one super-network: one value)
+                holdout = pd.concat([manifest.read(p) for p in holdouts], ignore_index=True)
+                holdout = holdout[holdout["strategy"] == strategy].drop_duplicates(["config_id", "seed", "epoch"])
+                entry |= {"holdout": f"{', '.join(holdouts)} (full-resolution configurations)",
+                          **score(surrogate, holdout, rows)}
             _save(surrogate, entry, out_root, model, report)
     for task in standalone_tasks:
         found = standalone_rows(manifest, model, task, curves)
@@ -416,7 +418,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "within 1.96 standard deviations of the answer; *within 1.96 sd* shows how far that carries to the hold-out "
         "(the errors, measured like the grid's, follow it; latency, memory and runtime, measured for the hold-out in "
         "other runs, do not). Weight sharing: fitted on a task's `small` grid tables "
-        f"(`{studies['grid']}`: the grid, and the columns between its columns where the task has them) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`), which it "
+        f"(`{studies['grid']}`: the grid, and the columns between its columns where the task has them) and scored on the full-resolution hold-out configurations (`{studies['holdout']}`: a uniform sample of "
+        "the space, and a second one where the task has it; a configuration in both counts once), which it "
         f"never saw. Standalone: scored at the last epoch on {STANDALONE_HOLDOUT_SHARE:.0%} of the "
         f"configurations of the curves the table serves (studies `{studies['standalone']}`, one dtype per task) after "
         "fitting on the rest, then refitted on all; its latency and "
@@ -540,7 +543,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="folds of the cross-validation that calibrates the uncertainty (0: none, the ensembles' "
                              f"raw spread; else at least 2; default {CALIBRATION_FOLDS})")
     for role, study in STUDIES.items():
-        plural = " (comma-separated)" if role in ("standalone", "grid") else ""
+        plural = " (comma-separated)" if role in ("standalone", "grid", "holdout") else ""
         parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables{plural} (default {study})")
     args = parser.parse_args(argv)
     data, out = Path(args.data) if args.data else default_data_dir(), Path(args.out) if args.out else surrogates_dir()
