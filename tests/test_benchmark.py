@@ -293,12 +293,12 @@ def test_surrogate_quality_uncertainty_and_exact_analytic_objectives(tables):
     root, surrogates, report, _, holdout = tables
     entries = {(e["scheme"], e["task"]): e for e in report["surrogates"]}
     assert set(entries) == {("weight_sharing", "rte"), ("standalone", "rte")}
-    quality = entries["weight_sharing", "rte"]["objectives"]["valid_error"]
-    assert quality["kendall_tau"] > 0.8 and quality["n"] == 120
-    low, high = quality["kendall_tau_interval"]
-    assert low < quality["kendall_tau"] < high <= 1.0  # how precisely 120 rows fix it
-    assert "kendall_tau_interval" not in quality["unseen"]  # the headline only
-    assert quality["reference"]["kendall_tau"] > 0.8 and quality["reference"]["n"] == 120  # smooth synthetic errors
+    scored = entries["weight_sharing", "rte"]["objectives"]["valid_error"]
+    assert scored["kendall_tau"] > 0.8 and scored["n"] == 120
+    low, high = scored["kendall_tau_interval"]
+    assert low < scored["kendall_tau"] < high <= 1.0  # how precisely 120 rows fix it
+    assert "kendall_tau_interval" not in scored["unseen"]  # the headline only
+    assert scored["reference"]["kendall_tau"] > 0.8 and scored["reference"]["n"] == 120  # smooth synthetic errors
     assert entries["weight_sharing", "rte"]["flops_max_relative_error"] < 1e-9
     standalone = entries["standalone", "rte"]
     assert standalone["train_configs"] == 60 and standalone["objectives"]["valid_error"]["n"] == 12  # a fifth, last epoch
@@ -630,8 +630,11 @@ def test_the_surrogates_are_scored_on_every_hold_out_study_together(tables, tmp_
     data = tmp_path / "data"
     own = Manifest.load(data)
     first, more = holdout.iloc[:70], holdout.iloc[60:]  # ten rows in both
-    for study, frame in (("ws-small-grid", source.read(GRID_TABLE)), ("ws-small-holdout", first),
-                         ("ws-small-holdout-more", more)):
+    grid = source.read(GRID_TABLE)
+    grid["supernetwork_id"], first["supernetwork_id"], more["supernetwork_id"] = "a", "a", "a"
+    elsewhere = more.iloc[:5].assign(supernetwork_id="b", config_id=lambda f: f["config_id"] + "-elsewhere")
+    for study, frame in (("ws-small-grid", grid), ("ws-small-holdout", first),
+                         ("ws-small-holdout-more", pd.concat([more, elsewhere]))):
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         own.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
     own.save()
@@ -640,6 +643,8 @@ def test_the_surrogates_are_scored_on_every_hold_out_study_together(tables, tmp_
     assert entry["holdout"].startswith("minilm-l6-h384/ws-small-holdout/rte.parquet, "
                                        "minilm-l6-h384/ws-small-holdout-more/rte.parquet")
     assert entry["objectives"]["valid_error"]["n"] == 120
+    assert entry["holdout_other_networks"] == 5  # rows of another super-network score that network, not the fit
+    assert "rte: 5 hold-out rows measured on another super-network" in (tmp_path / "out/REPORT.md").read_text()
 
 
 def test_the_builder_learns_from_the_studies_it_is_told_and_never_replaces_the_package_surrogates(tables, tmp_path,

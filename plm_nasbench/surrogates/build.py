@@ -56,7 +56,7 @@ def quality(truth: np.ndarray, predicted: np.ndarray, interval: bool = False) ->
     """R^2, Spearman, Kendall tau and mean absolute error of predictions against the truth. With ``interval``,
     also ``kendall_tau_interval``: the 2.5th and 97.5th percentiles of Kendall tau over
     :data:`BOOTSTRAP_RESAMPLES` resamples of the rows (drawn with replacement, seed 0), how precisely these rows
-    fix it."""
+    fix it; a resample with constant truths or predictions has no tau and is left out (NaN: all of them are)."""
     from scipy.stats import kendalltau, spearmanr
     from sklearn.metrics import mean_absolute_error, r2_score
 
@@ -68,7 +68,8 @@ def quality(truth: np.ndarray, predicted: np.ndarray, interval: bool = False) ->
         rng = np.random.default_rng(0)
         taus = [kendalltau(truth[rows], predicted[rows]).statistic
                 for rows in (rng.integers(0, len(truth), len(truth)) for _ in range(BOOTSTRAP_RESAMPLES))]
-        found["kendall_tau_interval"] = [float(v) for v in np.nanpercentile(taus, [2.5, 97.5])]
+        found["kendall_tau_interval"] = ([float(v) for v in np.nanpercentile(taus, [2.5, 97.5])]
+                                         if np.isfinite(taus).any() else [float("nan")] * 2)
     return found
 
 
@@ -264,6 +265,19 @@ def grid_latency(manifest: Manifest, model: str, study: str = STUDIES["latency"]
     return found[0], pd.concat([table, fields], axis=1)
 
 
+def _holdout_rows(tables: list[pd.DataFrame], grid: pd.DataFrame, strategy: str) -> tuple[pd.DataFrame, int]:
+    """The rows of hold-out ``tables`` of ``strategy`` that score a surrogate fitted on ``grid``: those of the
+    super-networks the grid's rows come from (where both record one: a hold-out measured on another network of the
+    same task would score that network, not the surrogate), each configuration once (one network, one value);
+    and the number of rows left out for another network."""
+    holdout = pd.concat(tables, ignore_index=True)
+    holdout = holdout[holdout["strategy"] == strategy]
+    fitted = set(grid["supernetwork_id"].dropna()) if "supernetwork_id" in grid else set()
+    other = (holdout["supernetwork_id"].notna() & ~holdout["supernetwork_id"].isin(fitted)
+             if fitted and "supernetwork_id" in holdout else pd.Series(False, index=holdout.index))
+    return holdout[~other].drop_duplicates(["config_id", "seed", "epoch"]), int(other.sum())
+
+
 def _split_configs(table: pd.DataFrame, share: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of a random ``1 - share`` of the configurations, and the rows of the rest."""
     ids = np.sort(table["config_id"].unique())
@@ -279,7 +293,8 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     """Fit, score and save a surrogate per (scheme, strategy, task) that has a ``small`` training table.
 
     Weight sharing: fitted on a task's tables of the grid studies (``studies["grid"]``, comma-separated), scored
-    on the full-resolution hold-out (``studies["holdout"]``). Standalone: the curves of the studies
+    on the full-resolution hold-out rows of the hold-out studies (``studies["holdout"]``, comma-separated; each
+    configuration once, and only rows of the grid's super-networks: :func:`_holdout_rows`). Standalone: the curves of the studies
     ``studies["standalone"]`` (comma-separated) that the query API serves (:func:`standalone_rows`), scored after
     fitting on 80% of their configurations (at the last epoch, on the other 20%), then refitted on all. Both learn
     their latency objectives from the grid's latency table (``studies["latency"]``, :func:`grid_latency`) where
@@ -331,11 +346,10 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
             surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": grid_studies}
             _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
             holdouts = [p for study in holdout_studies for p in manifest.find(study=study, model=model, task=task)]
-            if holdouts:  # a configuration in two of them counts once (one super-network: one value)
-                holdout = pd.concat([manifest.read(p) for p in holdouts], ignore_index=True)
-                holdout = holdout[holdout["strategy"] == strategy].drop_duplicates(["config_id", "seed", "epoch"])
+            if holdouts:
+                holdout, other_networks = _holdout_rows([manifest.read(p) for p in holdouts], rows, strategy)
                 entry |= {"holdout": f"{', '.join(holdouts)} (full-resolution configurations)",
-                          **score(surrogate, holdout, rows)}
+                          **score(surrogate, holdout, rows), "holdout_other_networks": other_networks}
             _save(surrogate, entry, out_root, model, report)
     for task in standalone_tasks:
         found = standalone_rows(manifest, model, task, curves)
@@ -427,8 +441,8 @@ def report_markdown(report: dict[str, Any]) -> str:
         "surrogate's are (latency depends on the architecture and the machine, not on the training), and scored "
         "against the held-out rows' own measurements, made apart from the grid's (one sample of configurations "
         "for every task, hence the same rows for each). "
-        f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. In brackets after "
-        f"each Kendall tau: the 2.5th and 97.5th percentiles of tau over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples "
+        f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. In square brackets "
+        f"after each Kendall tau of this table: the 2.5th and 97.5th percentiles of tau over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples "
         "of the hold-out rows, how precisely those rows fix it (most of a plateau task's rows tie on the plateau, "
         "so a few rows off it decide much of the tau, see the second table). "
         "Rebuild with `python -m plm_nasbench.surrogates`.",
@@ -460,9 +474,10 @@ def report_markdown(report: dict[str, Any]) -> str:
             mark = (" (below target)" if name == "valid_error" and entry["scheme"] == "weight_sharing"
                     and q["kendall_tau"] < TARGET_KENDALL else "")
             reference = f"{q['reference']['kendall_tau']:.3f}" if "reference" in q else ""
-            low, high = q["kendall_tau_interval"]
+            interval = (" [{:.2f}, {:.2f}]".format(*q["kendall_tau_interval"]) if "kendall_tau_interval" in q
+                        else "")  # a report built before the intervals
             lines.append(f"| {entry['task']} | {scheme} | {name} | {q['r2']:.3f} | {q['spearman']:.3f} "
-                         f"| {q['kendall_tau']:.3f} [{low:.2f}, {high:.2f}]{mark} | {q['mae']:.4g} | {q['calibration']['within_2sd']:.2f} "
+                         f"| {q['kendall_tau']:.3f}{interval}{mark} | {q['mae']:.4g} | {q['calibration']['within_2sd']:.2f} "
                          f"| {q['n']} | {entry['train_configs']:,} "
                          f"| {reference} | {_anchoring(entry.get('anchoring', {}).get(name))} |")
         if "skipped_table" in entry:
@@ -472,6 +487,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             why = (f"hold-out of {entry['holdout_rows']} rows: too few to score (10 needed)" if entry.get("holdout_rows")
                    else "no hold-out yet")
             lines.append(f"| {entry['task']} | {scheme} | ({why}) | | | | | | | {entry['train_configs']:,} | | |")
+    lines += [f"\n{e['task']}: {e['holdout_other_networks']:,} hold-out rows measured on another super-network than "
+              "the grid's are left out of its scores." for e in report["surrogates"] if e.get("holdout_other_networks")]
     lines += ["", "Beyond the headline (valid_error, same hold-out rows): Kendall tau on the configurations the fit never "
               "saw (*unseen*: hold-out configurations that are not grid ones and have at least 1 layer; the 0-layer "
               "network is one the grid holds) and on the rows whose truth is off the plateau (the constant "
@@ -503,7 +520,7 @@ def report_markdown(report: dict[str, Any]) -> str:
                else f"n/a ({q['off_plateau_rows']}: too few)" if "off_plateau_rows" in q else "no plateau")
         agreement = f"{q['plateau_agreement']:.3f}" if "plateau_agreement" in q else "n/a"
         sides = (f"{q['plateau_sides']['side_errors']} ({q['plateau_sides']['kendall_tau_sides_right']:.3f})"
-                 if "plateau_sides" in q else "n/a")
+                 if "plateau_sides" in q else "n/a")  # n/a too in a report built before it was counted
         scheme = entry["scheme"] + (f" ({entry['strategy']})" if entry["scheme"] == "weight_sharing" else "")
         calibration = q["calibration"]
         off_answers = (f"{calibration['within_2sd_off_plateau_answers']:.2f} ({calibration['off_plateau_answers']})"
