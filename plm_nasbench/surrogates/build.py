@@ -294,9 +294,10 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
 
     Weight sharing: fitted on a task's tables of the grid studies (``studies["grid"]``, comma-separated), scored
     on the full-resolution hold-out rows of the hold-out studies (``studies["holdout"]``, comma-separated; each
-    configuration once, and only rows of the grid's super-networks: :func:`_holdout_rows`). Standalone: the curves of the studies
-    ``studies["standalone"]`` (comma-separated) that the query API serves (:func:`standalone_rows`), scored after
-    fitting on 80% of their configurations (at the last epoch, on the other 20%), then refitted on all. Both learn
+    configuration once, and only rows of the grid's super-networks: :func:`_holdout_rows`). Standalone: the
+    curves of the studies ``studies["standalone"]`` (comma-separated) that the query API serves
+    (:func:`standalone_rows`), scored after fitting on 80% of their configurations (at the last epoch, on the
+    other 20%), then refitted on all. Both learn
     their latency objectives from the grid's latency table (``studies["latency"]``, :func:`grid_latency`) where
     there is one, else (weight sharing) from the grid's rows. ``studies`` overrides roles of :data:`STUDIES`.
     ``calibration_folds``: the folds of the cross-validation that calibrates each surrogate's uncertainty (0: none).
@@ -441,8 +442,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         "surrogate's are (latency depends on the architecture and the machine, not on the training), and scored "
         "against the held-out rows' own measurements, made apart from the grid's (one sample of configurations "
         "for every task, hence the same rows for each). "
-        f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. In square brackets "
-        f"after each Kendall tau of this table: the 2.5th and 97.5th percentiles of tau over {BOOTSTRAP_RESAMPLES:,} bootstrap resamples "
+        f"Target: Kendall tau >= {TARGET_KENDALL} for valid_error on the weight-sharing hold-out. In square "
+        "brackets after each Kendall tau of this table: the 2.5th and 97.5th percentiles of tau over "
+        f"{BOOTSTRAP_RESAMPLES:,} bootstrap resamples "
         "of the hold-out rows, how precisely those rows fix it (most of a plateau task's rows tie on the plateau, "
         "so a few rows off it decide much of the tau, see the second table). "
         "Rebuild with `python -m plm_nasbench.surrogates`.",
