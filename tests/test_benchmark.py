@@ -629,9 +629,9 @@ def test_the_surrogates_are_scored_on_every_hold_out_study_together(tables, tmp_
     holdout = source.read("minilm-l6-h384/ws-small-holdout/rte.parquet")
     data = tmp_path / "data"
     own = Manifest.load(data)
+    grid = source.read(GRID_TABLE).assign(supernetwork_id="a")
+    holdout = holdout.assign(supernetwork_id="a")
     first, more = holdout.iloc[:70], holdout.iloc[60:]  # ten rows in both
-    grid = source.read(GRID_TABLE)
-    grid["supernetwork_id"], first["supernetwork_id"], more["supernetwork_id"] = "a", "a", "a"
     elsewhere = more.iloc[:5].assign(supernetwork_id="b", config_id=lambda f: f["config_id"] + "-elsewhere")
     for study, frame in (("ws-small-grid", grid), ("ws-small-holdout", first),
                          ("ws-small-holdout-more", pd.concat([more, elsewhere]))):

@@ -40,12 +40,14 @@ from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, 
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid
 #: (comma-separated: the grid, and the grid of the columns between its columns where a task has one; a task's
-#: tables of these studies are learned from together), its full-resolution hold-out, the standalone learning
-#: curves (comma-separated: several studies, e.g. one per dtype), and the latency of the grid's configurations
-#: (which the grid table carries too; every surrogate learns latency from it).
+#: tables of these studies are learned from together), its full-resolution hold-out (comma-separated: samples
+#: scored together), the standalone learning curves (comma-separated: several studies, e.g. one per dtype), and the
+#: latency of the grid's configurations (which the grid table carries too; every surrogate learns latency from it).
 STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout,ws-small-holdout-more",
            "standalone": "standalone-small,standalone-small-fp32",
            "latency": "latency-small-grid"}
+#: The roles of :data:`STUDIES` that name comma-separated lists of studies.
+LISTED_ROLES = ("standalone", "grid", "holdout")
 STANDALONE_HOLDOUT_SHARE = 0.2
 TARGET_KENDALL = 0.9
 #: Resamples of the hold-out rows behind the interval of each headline Kendall tau (:func:`quality`).
@@ -315,7 +317,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
     if named:  # a study asked for by name that is not there is a typo, not a role to skip
         raise ValueError(f"{data_root} holds no table of the {', '.join(named)} for model {model!r}; its studies "
                          f"of that model: {', '.join(held) or 'none'}")
-    curves, grid_studies, holdout_studies = (studies[role].split(",") for role in ("standalone", "grid", "holdout"))
+    curves, grid_studies, holdout_studies = (studies[role].split(",") for role in LISTED_ROLES)
     grids: dict[str, list[str]] = {}  # task -> its tables of the grid studies
     for study in grid_studies:
         for relpath in manifest.find(study=study, model=model):
@@ -562,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="folds of the cross-validation that calibrates the uncertainty (0: none, the ensembles' "
                              f"raw spread; else at least 2; default {CALIBRATION_FOLDS})")
     for role, study in STUDIES.items():
-        plural = " (comma-separated)" if role in ("standalone", "grid", "holdout") else ""
+        plural = " (comma-separated)" if role in LISTED_ROLES else ""
         parser.add_argument(f"--{role}-study", default=study, help=f"study of the {role} tables{plural} (default {study})")
     args = parser.parse_args(argv)
     data, out = Path(args.data) if args.data else default_data_dir(), Path(args.out) if args.out else surrogates_dir()
