@@ -34,6 +34,10 @@ def _magnitude(n: int) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
+    folder = args.data if args.data is not None else data_dir()
+    if not os.path.isdir(folder):  # before anything is printed
+        source = "--data" if args.data is not None else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the package"
+        raise FileNotFoundError(f"data folder {str(folder)!r} does not exist (it came from {source})")
     print(f"plm_nasbench {__version__}\n")
     print("Models (parameters with a 2-label classification head):")
     for name, spec in MODELS.items():
@@ -56,10 +60,6 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {task}: {kind}")
     from .tables import Manifest
 
-    folder = args.data if args.data is not None else data_dir()
-    if not os.path.isdir(folder):
-        source = "--data" if args.data is not None else f"${DATA_ENV}" if os.environ.get(DATA_ENV) else "the package"
-        raise FileNotFoundError(f"data folder {str(folder)!r} does not exist (it came from {source})")
     manifest = Manifest.load(folder)
     print(f"\nTables in {manifest.root} (model, task, space, scheme, strategy: rows; latency tables have no task):")
     if not manifest.tables:
@@ -76,10 +76,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _names(value: str, flag: str) -> list[str]:
-    """A comma-separated option as names (spaces around them dropped); repeats are an error."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    if not names:
+    """A comma-separated option as names (spaces around them dropped); an empty name or a repeat is an error."""
+    names = [name.strip() for name in value.split(",")]
+    if not any(names):
         raise ValueError(f"{flag} names nothing; give comma-separated names")
+    if "" in names:
+        raise ValueError(f"{flag} {value!r} has an empty name (a comma at an end, or two in a row)")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"{flag} names {', '.join(repeated)} more than once")

@@ -40,6 +40,21 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in [
 OBJECTIVE_NAMES = tuple(OBJECTIVES)
 
 
+def objective_names(objectives: Sequence[str]) -> tuple[str, ...]:
+    """``objectives`` as a tuple of known objective names: TypeError for a single string (a sequence of names is
+    wanted), ValueError for an empty sequence, an unknown name (listing the known ones) or a name given twice."""
+    if isinstance(objectives, str):
+        raise TypeError(f"objectives must be a sequence of objective names, e.g. ('valid_error', 'params_fraction'), "
+                        f"got the string {objectives!r}")
+    names = tuple(objectives)
+    unknown = [name for name in names if name not in OBJECTIVES]
+    if unknown:
+        raise ValueError(f"unknown objective(s) {', '.join(map(repr, unknown))}; known: {', '.join(OBJECTIVES)}")
+    if not names or len(set(names)) < len(names):
+        raise ValueError(f"objectives must name at least one objective, each once; got {names}")
+    return names
+
+
 def query_result(values: Sequence[float], epoch: int, seed: int | None, n_seeds: int, source: str) -> dict[str, Any]:
     """One query's answer: every objective (``values`` in the order of ``OBJECTIVES``) and where it came from."""
     out: dict[str, Any] = {name: float(v) for name, v in zip(OBJECTIVES, values)}

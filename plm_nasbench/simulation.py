@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .benchmark import Benchmark
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, objective_names
 from .protocol import BEST_HYPERVOLUME, QuantileNormaliser, hypervolume_trajectory
 
 METHODS = ("rs", "ls", "morea", "nsga2", "ehvi", "moasha")
@@ -64,6 +65,7 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     from syne_tune.optimizer.scheduler import SchedulerDecision
 
     _check_methods([method])
+    check_answered(bench, objectives)
     metrics = list(objectives)
     clock = bench.supernetwork_cost
     if max_time is not None and not max_time > clock:
@@ -106,6 +108,19 @@ def run_method(bench: Benchmark, method: str, seed: int, max_evaluations: int = 
     return pd.DataFrame(rows)
 
 
+def check_answered(bench: Benchmark, objectives: Sequence[str]) -> None:
+    """ValueError, before a run starts, when ``bench`` lacks a value for one of ``objectives`` (or for ``runtime``,
+    the simulated clock) somewhere it answers (e.g. a table without a surrogate, some of whose rows have no latency
+    measured): a run would otherwise stop at the first such configuration it draws."""
+    answered = bench.answered_objectives
+    lacking = [name for name in (*objectives, "runtime") if name not in answered]
+    if lacking:
+        raise ValueError(f"{bench!r} has no value for {', '.join(lacking)} in every configuration it answers; "
+                         f"objectives it always answers: {', '.join(answered)}"
+                         + ("; backend 'auto' fills a table's gaps where a surrogate exists (small space)"
+                            if bench.backend == "table" else ""))
+
+
 def check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[str, Any], metrics: Sequence[str],
                  asked: Mapping[str, Any] | None = None) -> None:
     """ValueError naming the objective when ``result`` (the answer for ``config``) has no value for one of
@@ -122,13 +137,11 @@ def check_values(bench: Benchmark, config: Mapping[str, Any], result: Mapping[st
 
 
 def check_objectives(objectives: Sequence[str]) -> None:
-    """ValueError unless ``objectives`` are two different known objectives (the protocol's hypervolume is 2-D)."""
-    if isinstance(objectives, str) or len(objectives) != 2 or objectives[0] == objectives[1]:
+    """An error unless ``objectives`` are two different known objectives (the protocol's hypervolume is 2-D):
+    :func:`~plm_nasbench.objectives.objective_names`'s, or a ValueError for another number of them."""
+    if len(objective_names(objectives)) != 2:
         raise ValueError(f"objectives must be two different objectives (the protocol's hypervolume is 2-D), got "
-                         f"{objectives!r}")
-    unknown = [o for o in objectives if o not in OBJECTIVES]
-    if unknown:
-        raise ValueError(f"unknown objective(s) {', '.join(unknown)}; known: {', '.join(OBJECTIVES)}")
+                         f"{tuple(objectives)!r}")
 
 
 def _check_methods(methods: Sequence[str]) -> None:
@@ -181,9 +194,9 @@ _WORKER_BENCHES: dict[str, Benchmark] = {}
 
 
 def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    """Each worker process computes on one thread, so that the workers share the cores without oversubscribing
+    them (torch, which EHVI imports, reads these when it loads; importing it here would cost every worker seconds)."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 
 def _run_in_worker(args: tuple) -> pd.DataFrame:
@@ -206,12 +219,15 @@ def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_eval
     (weight sharing, or MO-ASHA stopping trials early) has spent less simulated time."""
     _check_methods(list(benchmarks))
     check_objectives(objectives)
+    for bench in benchmarks.values():
+        check_answered(bench, objectives)
     if not benchmarks or not len(seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"simulate needs at least one method and one seed, and distinct seeds; got methods "
                          f"{list(benchmarks)} and seeds {list(seeds)}")
     if isinstance(max_evaluations, bool) or not isinstance(max_evaluations, (int, np.integer)) or max_evaluations < 1:
         raise ValueError(f"max_evaluations must be a positive integer, got {max_evaluations!r}")
-    if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
+    if max_time is not None and (isinstance(max_time, (bool, np.bool_))
+                                 or not isinstance(max_time, (int, float, np.integer, np.floating)) or not max_time > 0):
         raise ValueError(f"max_time must be a positive number of simulated seconds (or None), got {max_time!r}")
     jobs = [(bench, m, s, max_evaluations, tuple(objectives), max_time) for m, bench in benchmarks.items()
             for s in seeds]

@@ -795,6 +795,8 @@ def test_standalone_latency_comes_from_the_grid_latency_table(tables, tmp_path):
     auto = Benchmark("rte", scheme="standalone", data=data, surrogates=tmp_path / "surrogates")
     answer = auto.query(holdout[0])
     assert answer["source"] == "table+surrogate" and answer["latency"] > 0
+    assert answer["latency_std"] > 0 and answer["out_of_data"] in (True, False)  # what it says of its prediction
+    assert "valid_error_std" not in answer  # the table measured that
     assert answer["valid_error"] == Benchmark("rte", scheme="standalone", backend="table", data=data).query(
         holdout[0])["valid_error"]
     expected = 0.001 + 0.01 * space.params_fraction(holdout[0])  # the synthetic latency of the grid
@@ -802,6 +804,8 @@ def test_standalone_latency_comes_from_the_grid_latency_table(tables, tmp_path):
     frame = auto.query_many([holdout[0], holdout[1], {"num_layers": 3, "num_heads": 4, "num_units": 100}])
     assert frame["source"].tolist() == ["table+surrogate", "table+surrogate", "surrogate"]
     assert frame["latency"].notna().all() and frame.loc[0, "latency"] == pytest.approx(answer["latency"])
+    assert frame["latency_std"].gt(0).all() and frame.loc[0, "latency_std"] == pytest.approx(answer["latency_std"])
+    assert frame["valid_error_std"].isna().tolist() == [True, True, False]  # the table's values have none
     assert np.isnan(Benchmark("rte", scheme="standalone", backend="table", data=data).query(holdout[0])["latency"])
     fitted = SmallSpaceSurrogate.load(tmp_path / "surrogates/minilm-l6-h384/standalone/none/rte", space)
     assert set(measured["num_units"]) <= set(fitted.units_knots)  # asked where the latency table was measured
@@ -850,9 +854,12 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert main(["info", "--data", str(root)]) == 0
     assert f"Tables in {root}" in capsys.readouterr().out
     assert main(["info", "--data", str(root / "nothere")]) == 2
-    assert "nothere' does not exist (it came from --data)" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "nothere' does not exist (it came from --data)" in captured.err and not captured.out  # nothing before it
     assert main(["pareto", "--task", "rte", *folders[:2], "--objectives", ","]) == 2
     assert "--objectives names nothing" in capsys.readouterr().err
+    assert main(["pareto", "--task", "rte", *folders[:2], "--objectives", "valid_error,"]) == 2
+    assert "--objectives 'valid_error,' has an empty name" in capsys.readouterr().err
     assert main(["pareto", "--task", "rte", *folders[:2], "--objectives", "valid_error, test_error"]) == 0
     header = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("config")][0]
     assert header.split() == ["config", "valid_error", "test_error"]  # spaces dropped, test_error once
@@ -1009,6 +1016,36 @@ def test_configurations_of_the_empty_network_answer_alike(tables, tmp_path):
     predicted = Benchmark("rte", backend="surrogate", surrogates=surrogates).query_many(
         unseen + [{"num_layers": 4, "num_heads": 0, "num_units": 0}])
     assert predicted.drop(columns="out_of_data").nunique(dropna=False).max() == 1
+
+
+def test_a_supernetwork_costs_the_same_in_every_benchmark_on_it(tables, tmp_path):
+    """A network trained again records each training's time in the tables made on it: every benchmark on it (any
+    table, backend or row order) charges the least of them, not whichever row comes first."""
+    import shutil
+
+    from plm_nasbench.surrogates.build import build
+    from plm_nasbench.tables import supernetwork_costs, supernetwork_seconds
+
+    root, _, _, grid, holdout = tables
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    manifest = Manifest.load(data)
+    times = {"ws-small-grid": {0: 300.0, 1: 310.0}, "ws-small-holdout": {0: 200.0}}  # seed 0's trained again, faster
+    for study, by_seed in times.items():
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        frame = manifest.read(relpath)
+        frame = frame.assign(supernetwork_id=frame["seed"].map({0: "net0", 1: "net1"}),
+                             supernetwork_train_time=frame["seed"].map(by_seed))
+        manifest.record(relpath, frame, write_parquet(frame, data / relpath), {"study": study})
+    manifest.save()
+    assert supernetwork_costs(manifest, "minilm-l6-h384", "rte") == {"net0": 200.0, "net1": 310.0}
+    grid_rows = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    assert supernetwork_seconds(grid_rows) == supernetwork_seconds(grid_rows[::-1]) == 305.0  # its own rows
+    report = build(data, tmp_path / "surrogates", n_members=1, calibration_folds=0)  # learns from the grid alone
+    assert report["surrogates"]
+    table = Benchmark("rte", backend="table", data=data)
+    alone = Benchmark("rte", backend="surrogate", surrogates=tmp_path / "surrogates")
+    assert table.supernetwork_cost == alone.supernetwork_cost == 255.0  # (200 + 310) / 2
 
 
 def test_surrogates_answer_the_fidelities_and_costs_of_their_tables(tables):

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
+from plm_nasbench import ConfigNotInTableError
 from plm_nasbench.paths import PACKAGE_DATA, PACKAGE_SURROGATES
 from plm_nasbench.surrogates.build import fitted_elsewhere
 from plm_nasbench.tables import Manifest
@@ -46,3 +50,21 @@ def test_every_space_takes_back_its_table_rows_and_fronts():
             configs = pd.DataFrame(bench.configs()[:3])
             assert (bench.query_many(configs.astype(float).assign(note="x"))["valid_error"].tolist()
                     == bench.query_many(configs)["valid_error"].tolist()), space
+        if space in ("medium", "large"):  # keyed by config_id: a missing configuration is counted and placed too
+            configs = bench.configs()
+            outside = bench.space.sample(np.random.default_rng(0))
+            with pytest.raises(ConfigNotInTableError, match=r"1 of 3 configurations are not in the table \(first: #1"
+                                                            r".*nearest_config\(config\)"):
+                bench.query_many([configs[0], outside, configs[1]])
+
+
+def test_a_shipped_supernetwork_costs_the_same_in_every_space_and_backend():
+    """RTE's network was trained three times (its cache lost); its tables record different times, and every
+    benchmark on it charges the least."""
+    from plm_nasbench import Benchmark
+
+    folders = {"data": PACKAGE_DATA, "surrogates": PACKAGE_SURROGATES}
+    costs = {Benchmark("rte", space=space, backend="table", data=PACKAGE_DATA).supernetwork_cost
+             for space in ("small", "layer", "medium", "large")}
+    costs.add(Benchmark("rte", backend="surrogate", **folders).supernetwork_cost)
+    assert len(costs) == 1 and 0 < costs.pop() < 2088  # the first training's time, which its grid records

@@ -41,6 +41,12 @@ def test_blackbox_answers_like_the_benchmark(tables):
         *curves.answered_objectives, ELAPSED_TIME}
     with pytest.raises(ValueError, match="objective 'memory_b32' has no value"):
         curves.to_blackbox(("valid_error", "memory_b32")).objective_function(curves.configs()[0], {"epoch": 2})
+    # a string is one name, not a sequence of letters; names are checked where the blackbox is made
+    for make in (bench.to_blackbox, bench.simulated_backend, lambda objectives: tabular_blackbox(bench, objectives)):
+        with pytest.raises(TypeError, match="got the string 'valid_error'"):
+            make(objectives="valid_error")
+        with pytest.raises(ValueError, match="unknown objective.*'accuracy'; known: valid_error"):
+            make(objectives=("valid_error", "accuracy"))
 
 
 def test_export_round_trip(tables, tmp_path):
@@ -197,9 +203,9 @@ def test_simulation_runs_and_regret(tables):
         simulate({"moasha": bench}, seeds=[0], max_evaluations=3)
     with pytest.raises(ValueError, match="unknown method"):
         simulate({"bo": bench}, seeds=[0])
-    with pytest.raises(ValueError, match="objective 'memory_b32' has no value .* objectives with values there: "
-                                         "valid_error, test_error"):  # the synthetic tables time no memory
-        simulate({"rs": bench}, seeds=[0], max_evaluations=3, objectives=("valid_error", "memory_b32"))
+    with pytest.raises(ValueError, match="has no value for memory_b32 in every configuration it answers; objectives "
+                                         "it always answers: valid_error, test_error"):  # the synthetic tables time
+        simulate({"rs": bench}, seeds=[0], max_evaluations=3, objectives=("valid_error", "memory_b32"))  # no memory
 
 
 def test_moasha_stops_trials_early_on_the_standalone_scheme(tables):
@@ -227,6 +233,14 @@ def test_a_time_budget_gives_every_run_the_same_simulated_time(tables):
     ws = Benchmark("rte", data=root, surrogates=surrogates)
     with pytest.raises(ValueError, match="max_time 50.0 s leaves nothing to search: .* starts at 10[01] s"):
         simulate({"rs": ws}, seeds=[0], max_time=50.0)
+    assert not final_results(simulate({"rs": bench}, seeds=[0], max_evaluations=2,
+                                      max_time=np.float32(40))).empty  # numpy numbers are numbers
+    with pytest.raises(ValueError, match="max_time must be a positive number"):
+        simulate({"rs": bench}, seeds=[0], max_time=np.bool_(True))
+    # an objective the benchmark lacks somewhere is refused before any run, not at the first configuration without it
+    with pytest.raises(ValueError, match="has no value for memory_b32 in every configuration it answers.*"
+                                         "backend 'auto' fills"):
+        simulate({"rs": bench, "ls": bench}, seeds=[0], objectives=("valid_error", "memory_b32"))
     for kwargs, message in (({"seeds": []}, "at least one method and one seed"),
                             ({"seeds": [0, 0]}, "distinct seeds"),
                             ({"seeds": [0], "max_evaluations": 0}, "max_evaluations must be a positive integer"),
@@ -336,5 +350,7 @@ def test_an_optimizer_of_your_own_is_scored_beside_the_simulated_ones(tables):
     assert scored["regret"].between(0, 4).all()
     assert scored.groupby(["method", "seed"])["regret"].apply(lambda r: r.is_monotonic_decreasing).all()
     assert set(average_ranks({"rte": final_regret(scored)})) == {"mine", "rs"}
-    with pytest.raises(ValueError, match="two different objectives"):
+    with pytest.raises(ValueError, match="each once; got \\('valid_error', 'valid_error'\\)"):
         simulate({"rs": bench}, range(1), 5, ("valid_error", "valid_error"))
+    with pytest.raises(ValueError, match="two different objectives"):
+        simulate({"rs": bench}, range(1), 5, ("valid_error",))

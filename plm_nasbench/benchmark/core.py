@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from ..architecture import MODELS, TASK_HEADS
-from ..objectives import OBJECTIVES, Objective
+from ..objectives import OBJECTIVES, Objective, objective_names
 from ..paths import data_dir as default_data_dir
 from ..paths import DATA_ENV, SURROGATES_ENV, surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
-from ..tables import SCHEMES, Manifest, served_rows, supernetwork_seconds
+from ..tables import SCHEMES, Manifest, served_rows, supernetwork_costs, supernetwork_seconds
 from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs, integer_columns
 
 BACKENDS = ("auto", "table", "surrogate", "live")
@@ -49,6 +49,16 @@ def _folder(name: str, given: str | Path | None, env: str, default: Path, check:
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
+
+
+def _set_rows(frame: pd.DataFrame, column: str, rows: np.ndarray, values: np.ndarray) -> None:
+    """Write ``values`` into ``column`` of ``frame`` at positions ``rows``, in place, first adding the column where
+    it is missing (NaN, or False for ``out_of_data``)."""
+    if column not in frame:
+        frame[column] = np.zeros(len(frame), dtype=bool) if column == "out_of_data" else np.full(len(frame), np.nan)
+    written = frame[column].to_numpy(copy=True)
+    written[rows] = values
+    frame[column] = written
 
 
 class Benchmark:
@@ -212,11 +222,12 @@ class Benchmark:
     # -- metadata --------------------------------------------------------------------------------
     @property
     def objectives(self) -> dict[str, dict[str, Any]]:
-        """Name -> direction, unit, kind, description, bounds over the table and the hypervolume reference point."""
+        """Name -> direction, unit, kind, description, bounds over the table (None without a table, or where it
+        holds no value) and the hypervolume reference point."""
         out = {}
         for name, objective in OBJECTIVES.items():
             entry: dict[str, Any] = {"minimise": objective.minimise, "unit": objective.unit, "kind": objective.kind,
-                                     "description": objective.description, "column": objective.column}
+                                     "description": objective.description, "column": objective.column, "bounds": None}
             if self._index is not None:
                 column = self._index.frame[objective.column].to_numpy(dtype=np.float64)
                 finite = column[np.isfinite(column)]
@@ -264,14 +275,17 @@ class Benchmark:
             return self._index.epochs.tolist()
         return self._surrogate.fidelities if self._surrogate else []
 
-    @property
+    @functools.cached_property
     def supernetwork_cost(self) -> float:
         """Weight sharing: seconds the super-network took to fine-tune, paid once before any sub-network is
-        evaluated (the mean over the table's seeds, or the one recorded with the surrogate); 0 for standalone."""
+        evaluated (the mean over the table's seeds, or the one recorded with the surrogate); 0 for standalone. A
+        network costs the same in every benchmark on it: the least training time its rows record in any table of
+        the data folder (:func:`~plm_nasbench.tables.supernetwork_costs`; read on first use)."""
         if self.scheme != "weight_sharing":
             return 0.0
         if self._index is not None:
-            seconds = supernetwork_seconds(self._index.frame)
+            costs = supernetwork_costs(self._manifest, self.model, self.task)
+            seconds = supernetwork_seconds(self._index.frame, costs)
         else:
             seconds = self._surrogate.supernetwork_train_time if self._surrogate is not None else None
         return seconds if seconds is not None else 0.0
@@ -294,8 +308,9 @@ class Benchmark:
             return (f"the surrogate in {self._left_out} was left out (see the warning when this benchmark was made: "
                     "rebuild the surrogates with `python -m plm_nasbench.surrogates`); backend='live' evaluates it "
                     "for real")
-        return ("no surrogate covers this benchmark (`Benchmark.available()` lists those that have one); "
-                "backend='live' evaluates it for real")
+        return ("no surrogate covers this benchmark (`Benchmark.available()` lists those that have one): "
+                "`nearest_config(config)` gives the table's nearest configuration, backend='live' evaluates it for "
+                "real")
 
     def _check_epoch_and_seed(self, epoch: Any, seed: Any) -> None:
         """A ValueError for an ``epoch`` or ``seed`` that is neither None nor an integer; a
@@ -332,10 +347,13 @@ class Benchmark:
                 fillable = self._fillable()
                 if any(result[name] != result[name] for name in fillable):  # NaN: the table lacks it
                     values = {name: np.array([result[name]], dtype=np.float64) for name in fillable}
-                    if self._fill_from_surrogate([config], result["epoch"], values)[0]:
+                    filled, said = self._fill_from_surrogate([config], result["epoch"], values)
+                    if filled[0]:
                         result.update({name: float(v[0]) for name, v in values.items()}, source="table+surrogate")
+                        result.update({name: v[0].item() for name, v in said.items()})
                 return result
-        predicted = self._surrogate_predict(self._fields([config]), epoch, seed)
+        valid = self.space.validate(config)  # first: the error for one configuration names no position
+        predicted = self._surrogate_predict(self._fields([valid]), epoch, seed)
         return {name: values[:1].tolist()[0] for name, values in predicted.items()}  # Python scalars
 
     def query_many(self, configs: Iterable[Mapping[str, Any]] | pd.DataFrame, epoch: int | None = None,
@@ -373,9 +391,9 @@ class Benchmark:
         if len(rows):
             records = configs.iloc[rows] if isinstance(configs, pd.DataFrame) else [configs[i] for i in rows]
             values = {name: frame[name].to_numpy(dtype=np.float64)[rows] for name in fillable}
-            filled = self._fill_from_surrogate(records, epoch, values)
-            for name, column in values.items():
-                frame.loc[rows, name] = column
+            filled, said = self._fill_from_surrogate(records, epoch, values)
+            for name, column in {**values, **said}.items():
+                _set_rows(frame, name, rows, column)
             frame.loc[rows[filled], "source"] = "table+surrogate"
         if not found.all():
             missing = np.flatnonzero(~found)
@@ -392,9 +410,7 @@ class Benchmark:
                 values[missing] = predicted[column]
                 frame[column] = values
             for column in [c for c in predicted if c.endswith("_std") or c == "out_of_data"]:
-                values = np.zeros(len(frame), dtype=bool) if column == "out_of_data" else np.full(len(frame), np.nan)
-                values[missing] = predicted[column]
-                frame[column] = values
+                _set_rows(frame, column, missing, predicted[column])
         frame["num_params"] = frame["num_params"].astype("Int64")
         return frame
 
@@ -402,20 +418,25 @@ class Benchmark:
         """The objectives that ``auto`` predicts where a table row lacks them: those its surrogate learned."""
         return list(self._surrogate.learned) if self.backend == "auto" and self._surrogate is not None else []
 
-    def _fill_from_surrogate(self, configs: Any, epoch: int | None, values: dict[str, np.ndarray]) -> np.ndarray:
+    def _fill_from_surrogate(self, configs: Any, epoch: int | None,
+                             values: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Replace the NaN entries of ``values`` (objective -> one value per configuration of ``configs``) by the
-        surrogate's predictions at ``epoch`` (the surrogate's nearest epoch), in place; returns which
-        configurations got any."""
+        surrogate's predictions at ``epoch`` (the surrogate's nearest epoch), in place. Returns which
+        configurations got any, and what the surrogate says of the values it gave: ``<objective>_std`` (NaN where
+        it gave none) and ``out_of_data`` (False for configurations that got none)."""
         surrogate = self._surrogate
         if surrogate.max_epoch is not None and epoch is not None:
             epoch = min(max(int(epoch), 1), surrogate.max_epoch)
         predicted = surrogate.predict(self._fields(configs), epoch)
         filled = np.zeros(len(predicted["num_params"]), dtype=bool)
+        spread = {}
         for name, column in values.items():
             fill = np.isnan(column) & np.isfinite(predicted[name])
             values[name] = np.where(fill, predicted[name], column)
+            spread[f"{name}_std"] = np.where(fill, predicted[f"{name}_std"], np.nan)
             filled |= fill
-        return filled
+        return filled, {**{k: v for k, v in spread.items() if not np.isnan(v).all()},
+                        "out_of_data": filled & predicted["out_of_data"]}
 
     def _fields(self, configs: Any) -> np.ndarray:
         """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""
@@ -506,15 +527,8 @@ class Benchmark:
 
         Configurations the table has no value for in one of ``objectives`` (e.g. no latency measured) are left out
         before dominance is decided, with a warning that counts them."""
-        if isinstance(objectives, str):
-            raise TypeError(f"objectives must be a sequence of objective names, e.g. ('valid_error', "
-                            f"'params_fraction'), got the string {objectives!r}")
-        objectives = tuple(objectives)
+        objectives = objective_names(objectives)
         self._check_epoch_and_seed(epoch, None)
-        for name in objectives:
-            _check("objective", name, list(OBJECTIVES))
-        if len(set(objectives)) < len(objectives) or not objectives:
-            raise ValueError(f"objectives must name at least one objective, each once; got {tuple(objectives)}")
         if self._index is None:
             raise self._no_table()
         configs = self._index.configs()
@@ -542,7 +556,7 @@ class Benchmark:
         lacks (spaces without a surrogate) are answered by the table's nearest configuration."""
         from ..integrations.syne_tune import BenchmarkBlackbox
 
-        return BenchmarkBlackbox(self, tuple(self.answered_objectives if objectives is None else objectives), nearest)
+        return BenchmarkBlackbox(self, self.answered_objectives if objectives is None else objectives, nearest)
 
     def simulated_backend(self, objectives: Sequence[str] | None = None, **kwargs: Any) -> Any:
         """A Syne Tune backend on this benchmark (:class:`~plm_nasbench.integrations.syne_tune.SimulatedBackend`,

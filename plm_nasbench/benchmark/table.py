@@ -178,7 +178,8 @@ class TableIndex:
 
     def codes(self, configs: Sequence[Mapping[str, Any]] | pd.DataFrame) -> np.ndarray:
         """Keys of many configurations (a DataFrame, read by :func:`frame_configs`, or a sequence of dicts). Values
-        must be integers as in :meth:`code`."""
+        must be integers as in :meth:`code`. A configuration the table lacks gets a key :meth:`lookup_many` finds
+        nothing under (in spaces keyed by ``config_id``, -1), so that the caller reports every missing one."""
         if isinstance(configs, pd.DataFrame):
             configs = frame_configs(self.space, configs)
         if isinstance(configs, pd.DataFrame):
@@ -191,6 +192,8 @@ class TableIndex:
         for i, config in enumerate(configs):
             try:
                 codes[i] = self.code(config)
+            except ConfigNotInTableError:
+                codes[i] = -1  # keys are not negative
             except ValueError as err:
                 raise type(err)(f"{err} (configuration #{i})") from None
         return codes

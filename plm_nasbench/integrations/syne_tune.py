@@ -27,7 +27,7 @@ from syne_tune.blackbox_repository.simulated_tabular_backend import UserBlackbox
 from syne_tune.config_space import choice, randint
 
 from ..benchmark import Benchmark, ConfigNotInTableError
-from ..objectives import OBJECTIVE_NAMES
+from ..objectives import OBJECTIVE_NAMES, objective_names
 from ..simulation import check_values
 
 ELAPSED_TIME = "elapsed_time"
@@ -38,10 +38,7 @@ class BenchmarkBlackbox(Blackbox):
     """A Syne Tune ``Blackbox`` backed by a :class:`~plm_nasbench.Benchmark`."""
 
     def __init__(self, bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, nearest: bool = True) -> None:
-        unknown = [o for o in objectives if o not in OBJECTIVE_NAMES]
-        if unknown:
-            raise ValueError(f"unknown objective(s) {unknown}; known: {', '.join(OBJECTIVE_NAMES)}")
-        self.bench, self.objectives, self.nearest = bench, tuple(objectives), nearest
+        self.bench, self.objectives, self.nearest = bench, objective_names(objectives), nearest
         self._fidelities = np.array(bench.fidelities)
         fidelity_space = {FIDELITY: randint(int(self._fidelities.min()), int(self._fidelities.max()))}
         super().__init__(bench.space.syne_tune_space(), fidelity_space, [*self.objectives, ELAPSED_TIME])
@@ -140,6 +137,8 @@ def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None
     table = table[table["seed"].isin(seeds)]
     if objectives is None:
         objectives = tuple(name for name in OBJECTIVE_NAMES if table[bench.objective(name).column].notna().all())
+    else:
+        objectives = objective_names(objectives)
     empty = {name: int(table[bench.objective(name).column].isna().sum()) for name in objectives}
     lacking = ", ".join(f"{name} in {count} rows" for name, count in empty.items() if count)
     if lacking:

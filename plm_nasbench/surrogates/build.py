@@ -35,7 +35,7 @@ from ..paths import PACKAGE_DATA, PACKAGE_SURROGATES, SURROGATES_ENV, surrogates
 from ..paths import data_dir as default_data_dir
 from ..provenance import environment, now
 from ..spaces import SmallSpace, get_search_space
-from ..tables import Manifest, served_rows
+from ..tables import Manifest, served_rows, supernetwork_costs
 from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid
@@ -345,7 +345,8 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                       surrogate_folder(out_root, model, "weight_sharing", strategy, task), report)
                 continue
             surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
-                                                calibration_folds=calibration_folds)
+                                                calibration_folds=calibration_folds,
+                                                supernetwork_costs=supernetwork_costs(manifest, model, task))
             surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": grid_studies}
             _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
             holdouts = [p for study in holdout_studies for p in manifest.find(study=study, model=model, task=task)]

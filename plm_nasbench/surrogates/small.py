@@ -64,7 +64,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +161,8 @@ class SmallSpaceSurrogate:
     def fit(cls, space: SmallSpace, table: pd.DataFrame, objectives: tuple[str, ...] = LEARNED,
             n_members: int = 3, seed: int = 0, member_factory: Any = None,
             latency: pd.DataFrame | None = None, calibration_folds: int = CALIBRATION_FOLDS,
-            epochs: Sequence[int] | None = None, anchored: Sequence[str] | None = None) -> SmallSpaceSurrogate:
+            epochs: Sequence[int] | None = None, anchored: Sequence[str] | None = None,
+            supernetwork_costs: Mapping[str, float] | None = None) -> SmallSpaceSurrogate:
         """Fit one ensemble per learned objective on the rows of ``table`` (one ``small`` table), and calibrate
         their uncertainty by a cross-validation with ``calibration_folds`` folds over its configurations (0: none,
         the ensembles' raw standard deviations; see the module docstring). ``epochs``: the fidelities it answers
@@ -174,7 +175,11 @@ class SmallSpaceSurrogate:
 
         ``anchored``: the objectives that answer their rows' own values at the configurations those rows hold
         (see the module docstring); None: each objective learned from a grid whose side wins the cross-validation
-        between columns, none for tables of several epochs."""
+        between columns, none for tables of several epochs.
+
+        ``supernetwork_costs``: what each super-network cost to train, by id
+        (:func:`~plm_nasbench.tables.supernetwork_costs`), for the training time the surrogate records (without
+        them, the least its rows record)."""
         if not isinstance(space, SmallSpace):
             raise TypeError(f"SmallSpaceSurrogate needs the small space, got {type(space).__name__}")
         epochs = sorted(int(e) for e in (table["epoch"].unique() if epochs is None else epochs))
@@ -219,7 +224,7 @@ class SmallSpaceSurrogate:
         knots = np.unique(np.concatenate([[0, space.bounds["num_units"][1]],
                                           *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
         metadata = {"rows": int(len(table)), "configs": int(len(configs)), "skipped": skipped,
-                    "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table),
+                    "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table, supernetwork_costs),
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs),

@@ -133,10 +133,18 @@ def describe() -> Mapping[str, str]:
     return {n: c.description for n, c in COLUMNS.items()}
 
 
-def supernetwork_seconds(rows: pd.DataFrame) -> float | None:
-    """Seconds the super-network(s) behind weight-sharing ``rows`` took to fine-tune: the mean over their seeds of
-    each seed's ``supernetwork_train_time`` (None where no row has one, as in standalone tables)."""
+def supernetwork_seconds(rows: pd.DataFrame, costs: Mapping[str, float] | None = None) -> float | None:
+    """Seconds the super-network(s) behind weight-sharing ``rows`` took to fine-tune, the mean over their seeds
+    (None where no row records it, as in standalone tables). A seed's network costs what ``costs`` (see
+    :func:`~plm_nasbench.tables.served.supernetwork_costs`) gives for its ``supernetwork_id``, else the least
+    ``supernetwork_train_time`` its rows record: a network trained again (say, after its cache was lost) records
+    each training's time, and whichever row comes first must not decide."""
     if "supernetwork_train_time" not in rows:
         return None
-    per_seed = rows.dropna(subset=["supernetwork_train_time"]).groupby("seed")["supernetwork_train_time"].first()
-    return float(per_seed.mean()) if len(per_seed) else None
+    timed = rows.dropna(subset=["supernetwork_train_time"])
+    if timed.empty:
+        return None
+    ids = (timed["supernetwork_id"] if "supernetwork_id" in timed else pd.Series(pd.NA, index=timed.index))
+    known = ids.map(dict(costs or {})).astype("float64")
+    seconds = known.fillna(timed["supernetwork_train_time"].astype("float64"))
+    return float(seconds.groupby(timed["seed"]).min().mean())

@@ -61,6 +61,21 @@ def _one_supernetwork_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep]
 
 
+def supernetwork_costs(manifest: Manifest, model: str, task: str) -> dict[str, float]:
+    """Seconds each super-network of (``model``, ``task``) took to fine-tune, by ``supernetwork_id``: the least
+    ``supernetwork_train_time`` its rows record in any weight-sharing table of ``manifest``. Tables made on one
+    network after it was trained again (its cache lost) record each training's time; the timings come from a
+    shared machine, so the least is the closest to the network's cost, and every benchmark on that network (any
+    space, backend or table) charges the same. Reads those tables (checksums verified), two columns kept."""
+    columns = ["supernetwork_id", "supernetwork_train_time"]
+    tables = (manifest.read(path) for path in manifest.find(model=model, task=task, scheme="weight_sharing"))
+    times = [table[columns] for table in tables if set(columns) <= set(table.columns)]
+    if not times:
+        return {}
+    frame = pd.concat(times, ignore_index=True).dropna()
+    return {str(i): float(t) for i, t in frame.groupby("supernetwork_id")["supernetwork_train_time"].min().items()}
+
+
 def served_rows(manifest: Manifest, model: str, task: str, space: str, scheme: str, strategy: str,
                 supernetwork_space: str | None,
                 read: Callable[[str], pd.DataFrame] | None = None) -> pd.DataFrame | None:
