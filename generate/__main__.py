@@ -1,4 +1,5 @@
-"""``python -m generate plan|run|status|merge|verify|remeasure-memory PLAN.toml`` and ``python -m generate cache``: see :mod:`generate`."""
+"""``python -m generate plan|run|status|merge|verify|remeasure-memory PLAN.toml`` and ``python -m generate cache``
+(the commands are listed in the package docstring, which ``--help`` prints)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from plm_nasbench.paths import PACKAGE_DATA, cache_dir
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.provenance import git_commit
 
+from . import __doc__ as PACKAGE_DOC
 from .cache import cache_report
 from .executors import execute_unit, run_local, run_ray
 from .merge import merge, merged_units
@@ -37,7 +39,8 @@ def _positive_hours(text: str) -> float:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m generate", description=__doc__)
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m generate", description=PACKAGE_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("plan", "list the plan's work units"), ("run", "run the pending units (resumes)"),
                        ("status", "count done, pending and corrupt units per study"),
@@ -47,25 +50,33 @@ def _parser() -> argparse.ArgumentParser:
                                             "today's method (their latency is kept), then re-join them")):
         cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         cmd.add_argument("plan", help="plan file (TOML)")
-        cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
-                         help=f"folder of shards, locks and the saved progress of units in flight (default "
-                              f"${WORK_ENV} or ./work)")
+        if name not in ("plan", "verify"):
+            cmd.add_argument("--work-dir", default=os.environ.get(WORK_ENV, "work"),
+                             help=f"folder of shards, locks and the saved progress of units in flight (default "
+                                  f"${WORK_ENV} or ./work)")
         cmd.add_argument("--study", action="append", help="only this study (repeatable)")
-        cmd.add_argument("--task", action="append", help="only this task (repeatable)")
+        if name != "remeasure-memory":  # latency tables have no task
+            cmd.add_argument("--task", action="append", help="only this task (repeatable)")
         if name in ("run", "verify"):
             cmd.add_argument("--data-dir", help="task data in the GLUE layout (default $PLM_NASBENCH_DATASETS, "
                                                 "else the Hugging Face Hub)")
         if name in ("run", "verify", "remeasure-memory"):
-            cmd.add_argument("--device", default="cpu", help="torch device for the local executor (cpu, cuda)")
+            cmd.add_argument("--device", default="cpu", help="torch device (cpu, cuda)" + (
+                "; with --executor ray each unit's follows --gpus-per-unit" if name == "run" else ""))
         if name == "run":
             cmd.add_argument("--executor", choices=["local", "ray"], default="local")
-            cmd.add_argument("--unit-index", type=int, help="run only the unit with this index (SLURM arrays)")
-            cmd.add_argument("--ray-address", help="address of a running Ray cluster (default: start one here)")
+            cmd.add_argument("--unit-index", type=int,
+                             help="run only the unit with this index among all the plan's units, as `plan` numbers "
+                                  "them, in this process (a SLURM array task); not with --study, --task or Ray")
+            cmd.add_argument("--ray-address", help="--executor ray: address of a running Ray cluster (default: "
+                                                   "start one here)")
             cmd.add_argument("--stop-after", type=_positive_hours, metavar="HOURS",
                              help="local executor: start no unit after this many hours (the one in flight "
                                   "finishes), to end cleanly before a session or job time limit")
-            cmd.add_argument("--cpus-per-unit", type=float, default=1.0)
-            cmd.add_argument("--gpus-per-unit", type=float, default=0.0)
+            cmd.add_argument("--cpus-per-unit", type=float, default=None,
+                             help="--executor ray: CPUs each unit's Ray task asks for (default 1)")
+            cmd.add_argument("--gpus-per-unit", type=float, default=None,
+                             help="--executor ray: GPUs each unit's Ray task asks for (default 0: it runs on the CPU)")
         if name == "verify":
             cmd.add_argument("--configs", type=int, default=5, help="configurations to compute again (default 5)")
             cmd.add_argument("--seed", type=int, default=0, help="seed of the draw of configurations")
@@ -77,9 +88,12 @@ def _parser() -> argparse.ArgumentParser:
                                   "reproduced bit for bit on one super-network, write its id into those rows (with the "
                                   "evidence in the manifest)")
         if name != "plan":
+            role = {"run": "units whose rows its tables hold count as done",
+                    "status": "units whose rows its tables hold count as merged",
+                    "merge": "where the tables are written", "verify": "the rows computed again",
+                    "remeasure-memory": "whose latency tables are measured again"}[name]
             cmd.add_argument("--data", default=None, help="tables folder (default: $PLM_NASBENCH_DATA, else the "
-                                                          "package's data/); units whose rows its tables hold count "
-                                                          "as done")
+                                                          f"package's data/): {role}")
         if name == "merge":
             cmd.add_argument("--partial", action="store_true", help="also write tables whose units are not all done")
     text = "list the super-networks cached on this machine and the table rows each made"
@@ -92,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
 
 #: The package's own plans, the only ones whose tables ``merge`` writes into the package's ``data/``.
 PLANS = Path(__file__).resolve().parent / "plans"
+
+
+def _foreign_plan(plan: Plan, data_root: str | Path, command: str) -> str | None:
+    """Why ``command``, which writes tables, must not write ``data_root`` for ``plan`` (None when it may): the
+    package's ``data/`` takes the tables of the package's own plans only."""
+    if Path(data_root).resolve() == PACKAGE_DATA.resolve() and Path(plan.source).resolve().parent != PLANS:
+        return (f"{command} writes the package's data/ only for its own plans ({PLANS}); give the tables of "
+                f"{plan.source} a folder of their own with --data DIR (or $PLM_NASBENCH_DATA)")
+    return None
 
 
 def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[WorkUnit],
@@ -118,6 +141,18 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         return 2
     if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
         print("error: --stop-after is for the local executor running several units", file=sys.stderr)
+        return 2
+    ray_only = [flag for flag, value in (("--ray-address", args.ray_address), ("--cpus-per-unit", args.cpus_per_unit),
+                                         ("--gpus-per-unit", args.gpus_per_unit)) if value is not None]
+    if ray_only and (args.executor != "ray" or args.unit_index is not None):
+        print(f"error: {', '.join(ray_only)} {'is' if len(ray_only) == 1 else 'are'} read by --executor ray only; "
+              "this run would ignore it (a unit run here uses --device)", file=sys.stderr)
+        return 2
+    args.cpus_per_unit = 1.0 if args.cpus_per_unit is None else args.cpus_per_unit
+    args.gpus_per_unit = 0.0 if args.gpus_per_unit is None else args.gpus_per_unit
+    if not (args.cpus_per_unit > 0 and args.gpus_per_unit >= 0):
+        print(f"error: --cpus-per-unit must be above 0 and --gpus-per-unit at least 0, got {args.cpus_per_unit} "
+              f"and {args.gpus_per_unit}", file=sys.stderr)
         return 2
     if args.executor == "ray" and args.device != "cpu":
         print("error: with --executor ray each unit's device follows --gpus-per-unit (0: cpu, more: cuda); "
@@ -248,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    args.task = getattr(args, "task", None)  # remeasure-memory takes none
+    for name in ("work_dir", "data_dir"):  # absolute: Ray's workers resolve a relative path in their own folder
+        if getattr(args, name, None):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
     for flag, given, known in (("--study", args.study, {u.study for u in plan.units}),
                                ("--task", args.task, {u.task for u in plan.units if u.task})):
         what = "studies" if flag == "--study" else "tasks"
@@ -268,13 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:  # ChecksumError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
-    store = ShardStore(plan, args.work_dir, merged)
     if args.command == "plan":
         for index, unit in enumerate(plan.units):
             if unit in units:
                 print(f"{index:6d} {unit.describe()}")
         print(f"{len(units)} of {len(plan.units)} units")
-    elif args.command == "status":
+        return 0
+    store = ShardStore(plan, args.work_dir, merged) if args.command != "verify" else None
+    if args.command == "status":
         print(store.status(units))
     elif args.command == "run":
         try:
@@ -283,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     elif args.command == "verify":
-        problem = _unready(plan, units, args)
+        problem = (args.record_id and _foreign_plan(plan, data_root, "verify --record-id")) or _unready(plan, units, args)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -300,18 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         print("reproduced" if ok else f"NOT reproduced (tolerance {args.tolerance})")
         return 0 if ok else 1
     else:
-        if Path(data_root).resolve() == PACKAGE_DATA.resolve() and Path(plan.source).resolve().parent != PLANS:
-            print(f"error: {args.command} writes the package's data/ only for its own plans ({PLANS}); give the "
-                  f"tables of {plan.source} a folder of their own with --data DIR (or $PLM_NASBENCH_DATA)",
-                  file=sys.stderr)
+        if problem := _foreign_plan(plan, data_root, args.command):
+            print(f"error: {problem}", file=sys.stderr)
             return 2
         if args.command == "remeasure-memory":
             timed = {u.study for u in plan.units if u.scheme == "latency"}
             others = sorted(set(args.study or ()) - timed)
-            if others or args.task:
-                print(f"error: remeasure-memory measures latency tables, which have no task; --study takes the plan's "
-                      f"latency studies ({', '.join(sorted(timed)) or 'none'}), not {', '.join(others) or '--task'}",
-                      file=sys.stderr)
+            if others:
+                print(f"error: remeasure-memory measures latency tables; --study takes the plan's latency studies "
+                      f"({', '.join(sorted(timed)) or 'none'}), not {', '.join(others)}", file=sys.stderr)
                 return 2
             try:
                 report = remeasure_memory(plan, store, data_root, set(args.study or ()), args.device)

@@ -69,6 +69,10 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
     if not isinstance(space, IntegerSpace):
         raise ValueError(f"configs.kind {kind!r} needs an integer space (small, layer, medium); "
                          f"space {space.name!r} is not one: use kind 'sample'")
+    for key in ("steps", "offsets"):
+        if not isinstance(selection.get(key, {}), Mapping):
+            raise ValueError(f"configs.{key} must be a table of fields, e.g. {{num_units = 64}}, got "
+                             f"{selection[key]!r}")
     steps, offsets = (dict(selection.get(key, {})) for key in ("steps", "offsets"))
     for key, given in (("steps", steps), ("offsets", offsets)):
         unknown = set(given) - set(space.bounds)
@@ -77,10 +81,10 @@ def select_configs(space: SearchSpace, selection: Mapping[str, Any]) -> list[dic
     axes = {}
     for name, (low, high) in space.bounds.items():
         step = steps.get(name, 1)
-        if not isinstance(step, int) or step < 1:
+        if isinstance(step, bool) or not isinstance(step, int) or step < 1:
             raise ValueError(f"configs.steps.{name} must be a positive integer, got {step!r}")
         offset = offsets.get(name, 0)
-        if not isinstance(offset, int) or not 0 <= offset < step:
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < step:
             raise ValueError(f"configs.offsets.{name} must be an integer from 0 to {step - 1} (below "
                              f"configs.steps.{name} = {step}), got {offset!r}")
         values = set(range(low + offset, high + 1, step))

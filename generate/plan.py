@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,25 @@ def _names(value: Any, known: tuple[str, ...] | list[str], what: str, where: str
     return list(values)
 
 
+def _name(value: Any, known: tuple[str, ...] | list[str], what: str, where: str) -> str:
+    """``value`` if it is one of the ``known`` names (a setting that takes one name, not a list)."""
+    if not isinstance(value, str):
+        fail(where, f"{what} must be one name (a string), one of {', '.join(known)}; got {value!r}")
+    return _names(value, known, what, where)[0]
+
+
+#: What a plan's or study's name may hold: it becomes a folder of the work and data folders.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _folder_name(value: Any, what: str, where: str) -> str:
+    """``value`` if it can name a folder: letters, digits, '.', '_' and '-', not starting with '.', '_' or '-'."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        fail(where, f"{what} must be a name of letters, digits, '.', '_' and '-' that starts with a letter or digit "
+                    f"(it names a folder), got {value!r}")
+    return value
+
+
 def unit_id(payload: dict[str, Any]) -> str:
     """A short stable id of what a unit computes."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -189,16 +209,13 @@ def load_plan(path: str | Path) -> Plan:
 def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     """Validate a plan given as a dict (the parsed TOML) and expand it into work units."""
     _check_keys(raw, _PLAN_KEYS, source)
-    for key in ("name", "model"):
-        if not isinstance(raw.get(key), str):
-            fail(source, f"'{key}' must be given as a string")
-    _names(raw["model"], list(MODELS), "model", source)
-    dtype = raw.get("dtype", "float32")
-    _names(dtype, DTYPES, "dtype", source)
+    _folder_name(raw.get("name"), "the plan's 'name'", source)
+    _name(raw.get("model"), list(MODELS), "model", source)
+    dtype = _name(raw.get("dtype", "float32"), DTYPES, "dtype", source)
     caps = _table(raw.get("caps", {}), f"{source} [caps]", "[caps.default] max_train = 1000")
     for task, entry in caps.items():
         if task != "default":
-            _names(task, list(TASKS), "caps task", f"{source} [caps]")
+            _name(task, ["default", *TASKS], "caps task", f"{source} [caps]")
         _table(entry, f"{source} [caps.{task}]", "{max_train = 1000}")
         _check_keys(entry, _CAP_KEYS, f"{source} [caps.{task}]")
         for key, value in entry.items():
@@ -215,7 +232,7 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     _check_keys(strategy, _STRATEGY_KEYS, f"{source} [strategy]")
     _check_numbers(strategy, f"{source} [strategy]")
     training, strategy = _as_floats(training), _as_floats(strategy)
-    _names(strategy.get("space", "small"), list(SEARCH_SPACES), "strategy space", f"{source} [strategy]")
+    _name(strategy.get("space", "small"), list(SEARCH_SPACES), "strategy space", f"{source} [strategy]")
     batch_sizes = raw.get("latency_batch_sizes", [1, 32])
     if (not isinstance(batch_sizes, list) or not batch_sizes or len(set(map(repr, batch_sizes))) < len(batch_sizes)
             or not all(type(b) is int and b in (1, 32) for b in batch_sizes)):
@@ -240,7 +257,7 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
         _table(study, f"{source} study #{index + 1}", "[[study]] name = \"grid\" ...")
         where = f"{source} study #{index + 1} ({study.get('name', 'unnamed')})"
         _check_keys(study, _STUDY_KEYS, where)
-        if not isinstance(study.get("name"), str) or study["name"] in seen:
+        if _folder_name(study.get("name"), "the study's 'name'", where) in seen:
             fail(where, "every study needs a unique 'name'")
         seen.add(study["name"])
         plan.units.extend(_expand(plan, study, where))
@@ -254,17 +271,15 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
 
 
 def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
-    scheme = study.get("scheme")
-    _names(scheme, STUDY_SCHEMES, "scheme", where)
-    space_name = _names(study.get("space"), list(SEARCH_SPACES), "space", where)[0]
+    scheme = _name(study.get("scheme"), STUDY_SCHEMES, "scheme", where)
+    space_name = _name(study.get("space"), list(SEARCH_SPACES), "space", where)
     selection = study.get("configs")
     if not isinstance(selection, dict):
         fail(where, "'configs' must be a table such as {kind = \"sample\", n = 100, seed = 0}")
     check_selection(selection, where)
     chunk = study.get("chunk", 1 if scheme == "standalone" else 100)
     check_number(chunk, "chunk", where, smallest=1)
-    dtype = study.get("dtype", plan.dtype)
-    _names(dtype, DTYPES, "dtype", where)
+    dtype = _name(study.get("dtype", plan.dtype), DTYPES, "dtype", where)
     _check_numbers(study, where)
     epochs = study.get("epochs", plan.training.get("epochs", TRAINING_DEFAULTS["epochs"]))
     if scheme == "latency":
@@ -294,9 +309,7 @@ def _expand(plan: Plan, study: dict[str, Any], where: str) -> list[WorkUnit]:
     if scheme == "weight_sharing":  # the plan's [strategy], with the study's own super-network space if it names one
         settings = dict(plan.strategy)
         if "supernetwork_space" in study:
-            if not isinstance(study["supernetwork_space"], str):
-                fail(where, f"supernetwork_space must be one space name, got {study['supernetwork_space']!r}")
-            settings["space"] = _names(study["supernetwork_space"], list(SEARCH_SPACES), "supernetwork_space", where)[0]
+            settings["space"] = _name(study["supernetwork_space"], list(SEARCH_SPACES), "supernetwork_space", where)
     trained_on = settings.get("space", "small") if settings is not None else None
     arch_task = next((t for t in tasks if t is not None), "rte")
     space = get_search_space(space_name, get_architecture(plan.model, arch_task))

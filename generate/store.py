@@ -60,18 +60,16 @@ class ShardStore:
         return exclusive_lock(self.root / "locks" / f"{unit.unit_id}.lock", blocking=False)
 
     def state(self, unit: WorkUnit) -> str:
-        """'done', 'merged' (no shard, but in a table), 'pending' or 'corrupt' (a marked shard whose bytes do not
-        match its checksum)."""
+        """'done', 'merged' (in a table, with no intact shard here: a damaged one is not worth computing the unit
+        again), 'pending' or 'corrupt' (a marked shard whose bytes do not match its checksum)."""
         marker, shard = self.marker_path(unit), self.shard_path(unit)
         if not marker.is_file():
             return "merged" if unit.unit_id in self.merged else "pending"
-        if not shard.is_file():
-            return "corrupt"
         try:
-            recorded = json.loads(marker.read_text())["sha256"]
-        except (json.JSONDecodeError, KeyError):
-            return "corrupt"
-        return "done" if sha256_file(shard) == recorded else "corrupt"
+            intact = shard.is_file() and sha256_file(shard) == json.loads(marker.read_text())["sha256"]
+        except (json.JSONDecodeError, KeyError, TypeError):  # not a marker (TypeError: not a JSON object)
+            intact = False
+        return "done" if intact else "merged" if unit.unit_id in self.merged else "corrupt"
 
     def seconds(self, unit: WorkUnit) -> float:
         """Wall-clock seconds a finished unit took (from its marker)."""

@@ -174,7 +174,20 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
                                  (("study", 1), dict(smoke_plan()["study"][0], name="twin"),
                                   "studies ws and twin compute the same unit"),
                                  (("study", 1, "supernetwork_space"), "small", "standalone studies have no super"),
-                                 (("model",), "gpt", "unknown model 'gpt'")]:
+                                 (("model",), "gpt", "unknown model 'gpt'"),
+                                 # a setting of one name takes no list (one such ran a standalone study as latency)
+                                 (("study", 1, "scheme"), ["standalone"], r"scheme must be one name \(a string\)"),
+                                 (("study", 0, "space"), ["small", "layer"], "space must be one name"),
+                                 (("dtype",), ["bfloat16"], "dtype must be one name"),
+                                 (("study", 0, "supernetwork_space"), ["small"], "supernetwork_space must be one name"),
+                                 # names become folders of the work and data folders
+                                 (("name",), "../escaped", "the plan's 'name' must be a name of letters"),
+                                 (("study", 0, "name"), "a/b", "the study's 'name' must be a name of letters"),
+                                 (("study", 0, "name"), "", "the study's 'name' must be"),
+                                 (("study", 0, "configs"), {"kind": "grid", "steps": 64},
+                                  r"configs.steps must be a table of fields, e.g. \{num_units = 64\}, got 64"),
+                                 (("study", 0, "configs"), {"kind": "grid", "steps": {"num_units": True}},
+                                  "configs.steps.num_units must be a positive integer, got True")]:
         raw = copy.deepcopy(smoke_plan())
         target = raw
         for key in path[:-1]:
@@ -253,6 +266,12 @@ def test_local_run_resumes_merges_and_redoes_corrupt_shards(glue, tmp_path, monk
     assert set(report["unchanged"]) == {"minilm-l6-h384/sa/rte.parquet", "minilm-l6-h384/lat/latency.parquet"}
     merged_store = ShardStore(plan, tmp_path / "work", merged_units(plan, tmp_path / "data"))
     assert merged_store.status(plan.units).splitlines()[-1].split()[:5] == ["total", "0", "4", "0", "0"]  # done and merged
+    marker = store.marker_path(first)  # a damaged marker of a merged unit: its rows are in a table, no cause to redo it
+    intact = marker.read_text()
+    for damaged in ('{"sha256": "x"}', "[1]", "{"):
+        marker.write_text(damaged)
+        assert merged_store.state(first) == "merged" and store.state(first) == "corrupt"
+    marker.write_text(intact)
     manifest = Manifest.load(tmp_path / "data")
     ws = manifest.read("minilm-l6-h384/ws/rte.parquet")
     assert len(ws) == 4 and ws["latency_b1_median"].notna().all() and (ws["epoch"] == 2).all()
@@ -650,7 +669,8 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert generate_main([*run, "--executor", "ray", "--gpus-per-unit", "0.5"]) == 2
     assert "latency units time a whole GPU" in capsys.readouterr().err
     for command in ("run", "status", "merge", "verify"):  # a name the plan does not have selects nothing: refused
-        assert generate_main([command, str(plan), "--study", "b", "--work-dir", str(tmp_path / "work")]) == 2
+        work = ["--work-dir", str(tmp_path / "work")] if command != "verify" else []  # verify keeps no shards
+        assert generate_main([command, str(plan), "--study", "b", *work]) == 2
         assert "--study b: not in plan 'x', whose studies are a" in capsys.readouterr().err
     assert generate_main(["run", str(plan), "--task", "rte", "--work-dir", str(tmp_path / "work")]) == 2
     assert "--task rte: not in plan 'x', whose tasks are (none)" in capsys.readouterr().err
@@ -659,6 +679,10 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert "--unit-index addresses the plan's units directly" in capsys.readouterr().err
     assert generate_main([*run, "--unit-index", "0", "--executor", "ray"]) == 2
     assert "--unit-index runs one unit in this process" in capsys.readouterr().err
+    assert generate_main([*run, "--unit-index", "0", "--gpus-per-unit", "1"]) == 2  # a GPU it would not get
+    assert "--gpus-per-unit is read by --executor ray only" in capsys.readouterr().err
+    assert generate_main([*run, "--executor", "ray", "--cpus-per-unit", "-3"]) == 2
+    assert "--cpus-per-unit must be above 0" in capsys.readouterr().err
     other = tmp_path / "other.toml"  # before any unit: the latency machine, the task data
     other.write_text(plan.read_text().replace('name = "x"\n', 'name = "x"\nlatency_hardware = "a CPU this is not"\n')
                      + '[[study]]\nname = "s"\nscheme = "standalone"\ntasks = ["rte"]\nspace = "small"\n'
@@ -678,6 +702,8 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
     assert generate_main(["merge", str(other), "--work-dir", str(tmp_path / "work")]) == 2  # not into data/
     assert "merge writes the package's data/ only for its own plans" in capsys.readouterr().err
+    assert generate_main(["verify", str(other), "--study", "a", "--record-id"]) == 2  # it writes ids into the tables
+    assert "verify --record-id writes the package's data/ only for its own plans" in capsys.readouterr().err
     units = parse_plan(smoke_plan()).units  # ws/rte, sa/rte, lat
     assert merge_selection(units, None, ["rte"]) == {("ws", "rte"), ("sa", "rte")}  # not the latency re-join
     assert merge_selection([u for u in units if u.study == "lat"], ["lat"], None) == {("lat", None)}

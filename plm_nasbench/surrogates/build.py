@@ -3,7 +3,8 @@
     python -m plm_nasbench.surrogates [--data data --out DIR] [--model minilm-l6-h384] [--grid-study ws-small-grid]
 
 For every task with a ``small`` grid table (study ``ws-small-grid``, with ``ws-small-grid-offset``, the columns
-between its columns, where the task has it) the weight-sharing surrogate is fitted on the grid and scored on the
+between its columns, and ``ws-small-grid-offset-16``, the columns between those, where the task has them) the
+weight-sharing surrogate is fitted on the grid and scored on the
 full-resolution hold-out configurations (study ``ws-small-holdout``, with ``ws-small-holdout-more`` where the
 task has it), which it never sees; for every task with
 standalone learning curves (``standalone-small``, ``standalone-small-fp32``) a standalone surrogate (epoch as a
@@ -39,11 +40,12 @@ from ..tables import Manifest, served_rows, supernetwork_costs
 from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid
-#: (comma-separated: the grid, and the grid of the columns between its columns where a task has one; a task's
+#: (comma-separated: the grid, and the grids of the columns between its columns where a task has them; a task's
 #: tables of these studies are learned from together), its full-resolution hold-out (comma-separated: samples
 #: scored together), the standalone learning curves (comma-separated: several studies, e.g. one per dtype), and the
 #: latency of the grid's configurations (which the grid table carries too; every surrogate learns latency from it).
-STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset", "holdout": "ws-small-holdout,ws-small-holdout-more",
+STUDIES = {"grid": "ws-small-grid,ws-small-grid-offset,ws-small-grid-offset-16",
+           "holdout": "ws-small-holdout,ws-small-holdout-more",
            "standalone": "standalone-small,standalone-small-fp32",
            "latency": "latency-small-grid"}
 #: The roles of :data:`STUDIES` that name comma-separated lists of studies.
@@ -454,7 +456,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         "",
         "The last column is a model-free baseline, not a surrogate: the hold-out configuration's value "
         "interpolated linearly in `num_units` between the two grid configurations with its layers and heads (the "
-        "grid's steps are 64 units, 32 where a task has the columns between: 4,459 *training configs*). It uses the grid's measured values nearest to each hold-out configuration; "
+        "grid's steps are 64 units, 32 or 16 where a task has the columns between: see *training configs*). It uses the grid's measured values nearest to each hold-out configuration; "
         "where it falls short of the target too, the hold-out's order at 1-unit resolution is largely not fixed "
         "by the grid (evaluation noise, and ties on the constant-predictor plateau, see the README).",
         "",
