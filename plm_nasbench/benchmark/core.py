@@ -119,6 +119,7 @@ class Benchmark:
         self._live: Any = None
         self._encoded: np.ndarray | None = None
         self._table_configs: list[dict[str, Any]] = []
+        self._gaps: dict[tuple[int, int | None], dict[int, dict[str, Any]]] = {}  # see _table_gaps
         self._manifest = Manifest.load(self._data_root) if backend in ("auto", "table") else None
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
@@ -344,13 +345,10 @@ class Benchmark:
                 if self.backend == "table" or self._surrogate is None or seed is not None:
                     raise ConfigNotInTableError(f"{err}; {self._off_table_hint(seed)}") from None
             else:
-                fillable = self._fillable()
-                if any(result[name] != result[name] for name in fillable):  # NaN: the table lacks it
-                    values = {name: np.array([result[name]], dtype=np.float64) for name in fillable}
-                    filled, said = self._fill_from_surrogate([config], result["epoch"], values)
-                    if filled[0]:
-                        result.update({name: float(v[0]) for name, v in values.items()}, source="table+surrogate")
-                        result.update({name: v[0].item() for name, v in said.items()})
+                if any(result[name] != result[name] for name in self._fillable()):  # NaN: the table lacks it
+                    gap = self._table_gaps(result["epoch"], seed).get(self._index.code(config))
+                    if gap:
+                        result.update(gap, source="table+surrogate")
                 return result
         valid = self.space.validate(config)  # first: the error for one configuration names no position
         predicted = self._surrogate_predict(self._fields([valid]), epoch, seed)
@@ -437,6 +435,26 @@ class Benchmark:
             filled |= fill
         return filled, {**{k: v for k, v in spread.items() if not np.isnan(v).all()},
                         "out_of_data": filled & predicted["out_of_data"]}
+
+    def _table_gaps(self, epoch: int, seed: int | None) -> dict[int, dict[str, Any]]:
+        """What ``auto`` puts in the gaps of the table's answers at (``epoch``, ``seed``): per key of a table
+        configuration whose answer lacks an objective the surrogate learned, the surrogate's values of those
+        objectives with their ``_std``, and its ``out_of_data`` flag (:meth:`_fill_from_surrogate`). Predicted for
+        every such configuration at once when first asked, so that a single query stays a lookup."""
+        if (epoch, seed) not in self._gaps:
+            configs = self._index.configs()
+            codes = self._index.codes(configs)
+            answers, counts = self._index.lookup_many(codes, epoch, seed)
+            fillable = self._fillable()
+            columns = [list(OBJECTIVES).index(name) for name in fillable]
+            rows = np.flatnonzero((counts > 0) & np.isnan(answers[:, columns]).any(axis=1))
+            values = {name: answers[rows, column] for name, column in zip(fillable, columns)}
+            filled, said = self._fill_from_surrogate([configs[i] for i in rows], epoch, values) if len(rows) else ([], {})
+            self._gaps[epoch, seed] = {
+                int(codes[rows[j]]): {**{name: float(v[j]) for name, v in values.items() if not np.isnan(v[j])},
+                                      **{name: v[j].item() for name, v in said.items() if v[j] == v[j]}}
+                for j in np.flatnonzero(filled)}
+        return self._gaps[epoch, seed]
 
     def _fields(self, configs: Any) -> np.ndarray:
         """Validated ``small`` fields (rows of num_layers, num_heads, num_units) of configurations or a DataFrame."""
