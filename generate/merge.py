@@ -57,8 +57,8 @@ def _planned(plan: Plan) -> dict[str, set[str]]:
 
 def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
     """``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified), each with the
-    wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing. A table that
-    fails its checksum is named in a warning and its units (as its manifest entry lists them) count as merged,
+    wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing, with a warning. A
+    table that fails its checksum is named in a warning and its units (as its manifest entry lists them) count as merged,
     so that they are not run again while it can be restored. Waits for a merge into the same folder to finish
     (and completes one that was interrupted), so it never reads a table newer than its manifest entry. A folder
     without a manifest holds nothing (and is left as it is)."""
@@ -82,6 +82,11 @@ def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
             if held <= planned:
                 for batch in batches:
                     seconds.update((u, s) for u, s in batch["unit_seconds"].items() if u in held)
+            else:  # said now, before units are run for a table that merge will then refuse to write
+                warnings.warn(f"{manifest.root / relpath} is stale: {len(held - planned)} of its units are not in "
+                              f"plan {plan.name!r} (was the plan changed?), so none of its units count as merged and "
+                              "`merge` will leave the table as it is; restore the plan, or give this one a data "
+                              "folder of its own (--data)", stacklevel=2)
         return seconds
 
 
