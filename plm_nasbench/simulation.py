@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,7 +114,7 @@ def check_answered(bench: Benchmark, objectives: Sequence[str]) -> None:
     the simulated clock) somewhere it answers (e.g. a table without a surrogate, some of whose rows have no latency
     measured): a run would otherwise stop at the first such configuration it draws."""
     answered = bench.answered_objectives
-    lacking = [name for name in (*objectives, "runtime") if name not in answered]
+    lacking = [name for name in (*objective_names(objectives), "runtime") if name not in answered]
     if lacking:
         raise ValueError(f"{bench!r} has no value for {', '.join(lacking)} in every configuration it answers; "
                          f"objectives it always answers: {', '.join(answered)}"
@@ -195,8 +196,11 @@ _WORKER_BENCHES: dict[str, Benchmark] = {}
 
 def _init_worker() -> None:
     """Each worker process computes on one thread, so that the workers share the cores without oversubscribing
-    them (torch, which EHVI imports, reads these when it loads; importing it here would cost every worker seconds)."""
+    them: torch, which EHVI imports, reads these variables when it loads (importing it here would cost every
+    worker seconds), and is told directly where the caller's main module, which spawn imports first, loaded it."""
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def _run_in_worker(args: tuple) -> pd.DataFrame:

@@ -119,7 +119,7 @@ class Benchmark:
         self._live: Any = None
         self._encoded: np.ndarray | None = None
         self._table_configs: list[dict[str, Any]] = []
-        self._gaps: dict[tuple[int, int | None], dict[int, dict[str, Any]]] = {}  # see _table_gaps
+        self._gaps: dict[tuple[int, int | None], tuple] = {}  # see _table_gaps
         self._manifest = Manifest.load(self._data_root) if backend in ("auto", "table") else None
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
@@ -346,7 +346,7 @@ class Benchmark:
                     raise ConfigNotInTableError(f"{err}; {self._off_table_hint(seed)}") from None
             else:
                 if any(result[name] != result[name] for name in self._fillable()):  # NaN: the table lacks it
-                    gap = self._table_gaps(result["epoch"], seed).get(self._index.code(config))
+                    gap = self._table_gaps(result["epoch"], seed)[2].get(self._index.code(config))
                     if gap:
                         result.update(gap, source="table+surrogate")
                 return result
@@ -384,15 +384,15 @@ class Benchmark:
         frame["seed"] = pd.Series([seed] * len(frame), dtype=object)
         frame["n_seeds"] = counts
         frame["source"] = np.where(found, "table", "")
-        fillable = self._fillable()
-        rows = np.flatnonzero(found & frame[fillable].isna().any(axis=1).to_numpy())
+        rows = np.flatnonzero(found & frame[self._fillable()].isna().any(axis=1).to_numpy())
         if len(rows):
-            records = configs.iloc[rows] if isinstance(configs, pd.DataFrame) else [configs[i] for i in rows]
-            values = {name: frame[name].to_numpy(dtype=np.float64)[rows] for name in fillable}
-            filled, said = self._fill_from_surrogate(records, epoch, values)
-            for name, column in {**values, **said}.items():
-                _set_rows(frame, name, rows, column)
-            frame.loc[rows[filled], "source"] = "table+surrogate"
+            gap_codes, gap_columns, _ = self._table_gaps(self._index.epoch(epoch), seed)
+            at = np.minimum(np.searchsorted(gap_codes, codes[rows]), max(len(gap_codes) - 1, 0))
+            hit = gap_codes[at] == codes[rows] if len(gap_codes) else np.zeros(len(rows), dtype=bool)
+            rows, at = rows[hit], at[hit]
+            for name, column in gap_columns.items():
+                _set_rows(frame, name, rows, column[at])
+            frame.loc[rows, "source"] = "table+surrogate"
         if not found.all():
             missing = np.flatnonzero(~found)
             records = configs.iloc[missing] if isinstance(configs, pd.DataFrame) else [configs[i] for i in missing]
@@ -436,24 +436,31 @@ class Benchmark:
         return filled, {**{k: v for k, v in spread.items() if not np.isnan(v).all()},
                         "out_of_data": filled & predicted["out_of_data"]}
 
-    def _table_gaps(self, epoch: int, seed: int | None) -> dict[int, dict[str, Any]]:
-        """What ``auto`` puts in the gaps of the table's answers at (``epoch``, ``seed``): per key of a table
-        configuration whose answer lacks an objective the surrogate learned, the surrogate's values of those
-        objectives with their ``_std``, and its ``out_of_data`` flag (:meth:`_fill_from_surrogate`). Predicted for
-        every such configuration at once when first asked, so that a single query stays a lookup."""
+    def _table_gaps(self, epoch: int, seed: int | None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[int, dict[str, Any]]]:
+        """What ``auto`` puts in the gaps of the table's answers at (``epoch``, ``seed``), for the table
+        configurations whose answer lacks an objective the surrogate learned: their keys (sorted), then per column
+        one value each (those objectives, the table's where it has one; the surrogate's ``_std`` of what it gave,
+        NaN elsewhere; its ``out_of_data`` flag: see :meth:`_fill_from_surrogate`), and the same per key as a
+        mapping of what a single query adds. Predicted for every such configuration at once when first asked, so
+        that :meth:`query` stays a lookup and :meth:`query_many` gives the same answers."""
         if (epoch, seed) not in self._gaps:
             configs = self._index.configs()
             codes = self._index.codes(configs)
             answers, counts = self._index.lookup_many(codes, epoch, seed)
             fillable = self._fillable()
-            columns = [list(OBJECTIVES).index(name) for name in fillable]
-            rows = np.flatnonzero((counts > 0) & np.isnan(answers[:, columns]).any(axis=1))
-            values = {name: answers[rows, column] for name, column in zip(fillable, columns)}
-            filled, said = self._fill_from_surrogate([configs[i] for i in rows], epoch, values) if len(rows) else ([], {})
-            self._gaps[epoch, seed] = {
-                int(codes[rows[j]]): {**{name: float(v[j]) for name, v in values.items() if not np.isnan(v[j])},
-                                      **{name: v[j].item() for name, v in said.items() if v[j] == v[j]}}
-                for j in np.flatnonzero(filled)}
+            positions = [list(OBJECTIVES).index(name) for name in fillable]
+            rows = np.flatnonzero((counts > 0) & np.isnan(answers[:, positions]).any(axis=1))
+            columns = {name: answers[rows, position] for name, position in zip(fillable, positions)}
+            filled, said = (self._fill_from_surrogate([configs[i] for i in rows], epoch, columns) if len(rows)
+                            else (np.zeros(0, dtype=bool), {}))
+            kept = np.flatnonzero(filled)
+            order = kept[np.argsort(codes[rows[kept]])]
+            columns = {name: column[order] for name, column in {**columns, **said}.items()}
+            by_code = {int(code): {name: column[j].item() for name, column in columns.items()
+                                   if column[j] == column[j]}  # not the NaN _std of a value the table has
+                       for j, code in enumerate(codes[rows[order]])}
+            self._gaps[epoch, seed] = (codes[rows[order]], columns, by_code)
         return self._gaps[epoch, seed]
 
     def _fields(self, configs: Any) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..spaces.small import SmallSpace
+from .files import ChecksumError
 from .manifest import Manifest
 from .schema import LATENCY_FIELDS
 
@@ -66,10 +67,18 @@ def supernetwork_costs(manifest: Manifest, model: str, task: str) -> dict[str, f
     ``supernetwork_train_time`` its rows record in any weight-sharing table of ``manifest``. Tables made on one
     network after it was trained again (its cache lost) record each training's time; the timings come from a
     shared machine, so the least is the closest to the network's cost, and every benchmark on that network (any
-    space, backend or table) charges the same. Reads those tables (checksums verified), two columns kept."""
+    space, backend or table) charges the same. Reads those tables (checksums verified; one that fails is left
+    out, with a warning), two columns kept."""
     columns = ["supernetwork_id", "supernetwork_train_time"]
-    tables = (manifest.read(path) for path in manifest.find(model=model, task=task, scheme="weight_sharing"))
-    times = [table[columns] for table in tables if set(columns) <= set(table.columns)]
+    times = []
+    for path in manifest.find(model=model, task=task, scheme="weight_sharing"):
+        try:
+            table = manifest.read(path)
+        except (ChecksumError, FileNotFoundError) as err:  # another table's damage is no reason to fail here
+            warnings.warn(f"{err}; its super-networks' training times are left out of their costs", stacklevel=2)
+            continue
+        if set(columns) <= set(table.columns):
+            times.append(table[columns])
     if not times:
         return {}
     frame = pd.concat(times, ignore_index=True).dropna()
