@@ -234,9 +234,10 @@ def reference_config(plan: Plan) -> dict[str, Any]:
 
 def latency_reference(plan: Plan, data_root: str | Path) -> dict[tuple[str, str], dict[str, float]]:
     """Per (device type, latency dtype), the committed latency medians (``latency_b{b}_median`` per batch size of
-    the plan) of the reference network in the plan's latency tables under ``data_root`` (checksums verified). A
-    pair without one is absent, so the first latency study of an edition on that device in that dtype sets the
-    reference."""
+    the plan) of the reference network in the plan's latency tables under ``data_root`` (checksums verified):
+    those its provenance says this plan (by name) made, so another plan's tables in the same folder (edition 1's,
+    in the package's ``data/``) neither check nor refuse this one's machine. A pair without one is absent, so the
+    first latency study of an edition on that device in that dtype sets the reference."""
     from plm_nasbench.spaces import get_search_space
     from plm_nasbench.tables import ChecksumError, Manifest
 
@@ -245,6 +246,8 @@ def latency_reference(plan: Plan, data_root: str | Path) -> dict[tuple[str, str]
     columns = [f"latency_b{b}_median" for b in plan.latency_batch_sizes]
     found: dict[tuple[str, str], dict[str, float]] = {}
     for relpath in manifest.find(model=plan.model, scheme="latency"):
+        if manifest.tables[relpath].get("provenance", {}).get("plan") != plan.name:
+            continue
         try:
             table = manifest.read(relpath)
         except (ChecksumError, FileNotFoundError) as err:  # restore it (git) to check this machine against it

@@ -778,6 +778,7 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     measured = Manifest.load(data).read("minilm-l6-h384/lat/latency.parquet")
     reference = latency_reference(plan, data)
     assert reference == {("cpu", "float32"): {"latency_b1_median": measured["latency_b1_median"].iloc[0]}}
+    assert latency_reference(parse_plan(dict(raw, name="other")), data) == {}  # another plan's tables check nothing
     batch = Manifest.load(data).tables["minilm-l6-h384/lat/latency.parquet"]["provenance"]["batches"][0]
     assert batch["machine_checks"] == {plan.units[0].unit_id: None}  # the first: nothing to check against
     measure = latency.latency_columns  # timed twice here: 5% slower than the reference, whatever the machine's noise
