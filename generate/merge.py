@@ -95,8 +95,10 @@ _CHECKS = "machine_checks"
 #: A batch's key for the check that gave each of its units' rows their super-network id after they were made
 #: (``python -m generate verify --record-id``, :func:`generate.verify.record_supernetwork_id`).
 ID_EVIDENCE = "supernetwork_id_evidence"
+#: A batch's key for when each unit's run finished (batches merged before it was recorded give their own end).
+_FINISHED = "unit_finished"
 #: The batch keys that hold one entry per unit, narrowed with the units a table keeps.
-_PER_UNIT = (_CHECKS, ID_EVIDENCE)
+_PER_UNIT = (_CHECKS, ID_EVIDENCE, _FINISHED)
 
 
 def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -106,6 +108,7 @@ def _batch(markers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     checks = {u: m[MACHINE_CHECK] for u, m in sorted(markers.items()) if MACHINE_CHECK in m}
     return {**({_CHECKS: checks} if checks else {}),
             "unit_seconds": {u: m["seconds"] for u, m in sorted(markers.items())},
+            _FINISHED: {u: m["finished"] for u, m in sorted(markers.items())},
             "started": min(m["started"] for m in markers.values()),
             "finished": max(m["finished"] for m in markers.values()),
             "hardware": sorted({m["hardware"] for m in markers.values()}),
@@ -171,9 +174,18 @@ def _gather(store: ShardStore | None, manifest: Manifest, relpath: str, units: l
                 "MANIFEST.json, then run and merge again")
             return None
         recorded = {u: s for b in manifest.tables[relpath]["provenance"]["batches"] for u, s in b["unit_seconds"].items()}
+        ended = {u: b.get(_FINISHED, {}).get(u, b["finished"])
+                 for b in manifest.tables[relpath]["provenance"]["batches"] for u in b["unit_seconds"]}
+        older = set()
         for unit_id in set(earlier["unit_id"]) & set(markers):
             if recorded.get(unit_id) == markers[unit_id]["seconds"]:  # this very shard was merged before
                 del frames[unit_id], markers[unit_id]
+            elif markers[unit_id]["finished"] <= ended[unit_id]:  # a run older than the rows merged (another work
+                older.add(unit_id)                                 # folder's): the newer rows stay
+                del frames[unit_id], markers[unit_id]
+        if older:
+            report["older"][relpath] = (f"{len(older)} shard(s) of units whose merged rows come from a later run "
+                                        "were left out (the latest run of a unit wins)")
         rerun = set(earlier["unit_id"]) & set(markers)
         if rerun:  # new runs of units merged before
             report["replaced"][relpath] = f"{len(rerun)} unit(s) run again here replace their earlier rows"
@@ -238,7 +250,8 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
           only: set[tuple[str, str | None]] | None = None) -> dict[str, Any]:
     """Write every complete (study, task) table, or those in ``only``, and the latency tables (which every table
     joins), and update the manifest; returns the tables written, those left unchanged (nothing new: no file is
-    touched), incomplete, stale, held back, mixed or replaced, the corrupt shards discarded, and the committed
+    touched), incomplete, stale, held back, mixed or replaced, those whose shards were older than their merged rows
+    (``older``: another work folder's run of a unit merged since from a later one), the corrupt shards discarded, and the committed
     tables that fail their checksum (``damaged``: left as they are). Where ``only`` names a latency study, the plan's other tables already in ``data_root`` are written
     too, from their committed rows alone (partial ones included, new shards left for their own merge), so that
     they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none
@@ -255,7 +268,7 @@ def _merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool,
     for unit in plan.units:
         groups[(unit.study, unit.task)].append(unit)
     report: dict[str, Any] = {"written": {}, "unchanged": {}, "incomplete": {}, "corrupt": [], "damaged": {},
-                              "stale": {}, "held": {}, "mixed": {}, "replaced": {}}
+                              "stale": {}, "held": {}, "mixed": {}, "replaced": {}, "older": {}}
     requested = only
     rejoined: set[tuple[str, str | None]] = set()  # tables in data/ that only copy a merged latency study's columns:
     if only is not None and any(groups[k][0].scheme == "latency" for k in only if k in groups):  # their committed rows

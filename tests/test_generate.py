@@ -432,14 +432,21 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     third.write(ws1, shard.assign(supernetwork_id="0" * 16), marker)
     report = merge(plan, third, data)
     assert "2 different super-networks" in report["mixed"][relpath] and (data / relpath).read_bytes() == written
+    fourth = ShardStore(plan, tmp_path / "work6")  # a later run of ws1 in yet another work folder replaces its rows;
+    assert execute_unit(plan, fourth, ws1, str(glue), "cpu") == "ran"  # the earlier folder's shard, merged again,
+    assert relpath in merge(plan, fourth, data)["replaced"]             # does not bring its older rows back
+    latest = (data / relpath).read_bytes()
+    report = merge(plan, second, data)
+    assert "later run" in report["older"][relpath] and report["unchanged"][relpath] == 4
+    assert (data / relpath).read_bytes() == latest and not report["replaced"]
 
     without_latency = parse_plan(dict(smoke_plan(), study=[studies[0]]))  # its rows would lose their latency
     report = merge(without_latency, ShardStore(without_latency, tmp_path / "work3"), data)
-    assert "lose their latency" in report["held"][relpath] and (data / relpath).read_bytes() == written
+    assert "lose their latency" in report["held"][relpath] and (data / relpath).read_bytes() == latest
 
     changed = parse_plan(dict(smoke_plan(), study=[dict(studies[0], chunk=4), studies[2]]))  # other unit ids
     report = merge(changed, ShardStore(changed, tmp_path / "work4"), data)
-    assert "plan does not have" in report["stale"][relpath] and (data / relpath).read_bytes() == written
+    assert "plan does not have" in report["stale"][relpath] and (data / relpath).read_bytes() == latest
     with pytest.warns(UserWarning, match="is stale: .* not in plan .* `merge` will leave the table as it is"):
         assert set(merged_units(changed, data)) == {lat.unit_id}  # a stale table's units are not taken as done,
                                                                   # and that is said before any unit runs
