@@ -92,8 +92,9 @@ class ShardStore:
                 seconds[key].append(self.seconds(unit))
             elif state == "merged":
                 seconds[key].append(self.merged[unit.unit_id])
-        lines = [f"{'study':28s} {'task':6s} {'done':>5s} {'merged':>7s} {'pending':>8s} {'corrupt':>8s} {'hours':>7s} "
-                 f"{'eta h':>7s}"]
+        width = max([28, *(len(study) for study, _ in states)])  # the study column fits the longest name
+        lines = [f"{'study':{width}s} {'task':6s} {'done':>5s} {'merged':>7s} {'pending':>8s} {'corrupt':>8s} "
+                 f"{'hours':>7s} {'eta h':>7s}"]
         spent_total, eta_total, unknown = 0.0, 0.0, False
         for (study, task), c in states.items():
             spent = sum(seconds[study, task]) / 3600
@@ -102,11 +103,11 @@ class ShardStore:
             unknown |= eta is None and left > 0
             spent_total += spent
             eta_total += eta or 0.0
-            lines.append(f"{study:28s} {task:6s} {c['done']:5d} {c['merged']:7d} {c['pending']:8d} {c['corrupt']:8d} "
+            lines.append(f"{study:{width}s} {task:6s} {c['done']:5d} {c['merged']:7d} {c['pending']:8d} {c['corrupt']:8d} "
                          f"{spent:7.2f} "
                          + (f"{eta:7.1f}" if eta is not None else f"{'?':>7s}"))
         total = {k: sum(c[k] for c in states.values()) for k in ("done", "merged", "pending", "corrupt")}
-        lines.append(f"{'total':35s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} {total['corrupt']:8d} "
+        lines.append(f"{'total':{width + 7}s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} {total['corrupt']:8d} "
                      f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else ""))
         return "\n".join(lines)
 
