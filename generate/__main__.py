@@ -251,9 +251,9 @@ def merge_selection(units: list[WorkUnit], studies: list[str] | None,
 
 
 def _merge_failed(report: dict) -> bool:
-    """Whether a merge's report names something left undone that needs a person: corrupt shards, damaged, stale
-    or mixed tables (the command then exits with status 1)."""
-    return any(report[k] for k in ("corrupt", "damaged", "stale", "mixed"))
+    """Whether a merge's report names something left undone that needs a person: corrupt shards, damaged, stale,
+    held or mixed tables (the command then exits with status 1)."""
+    return any(report[k] for k in ("corrupt", "damaged", "stale", "held", "mixed"))
 
 
 #: What a Ctrl-C leaves behind, per command.
