@@ -180,8 +180,8 @@ def _gather(store: ShardStore | None, manifest: Manifest, relpath: str, units: l
         for unit_id in set(earlier["unit_id"]) & set(markers):
             if recorded.get(unit_id) == markers[unit_id]["seconds"]:  # this very shard was merged before
                 del frames[unit_id], markers[unit_id]
-            elif markers[unit_id]["finished"] <= ended[unit_id]:  # a run older than the rows merged (another work
-                older.add(unit_id)                                 # folder's): the newer rows stay
+            elif markers[unit_id]["finished"] < ended[unit_id]:  # a run older than the rows merged (another work
+                older.add(unit_id)  # folder's): the newer rows stay (times are to the second: within one, a rerun)
                 del frames[unit_id], markers[unit_id]
         if older:
             report["older"][relpath] = (f"{len(older)} shard(s) of units whose merged rows come from a later run "

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +434,7 @@ def test_a_fresh_work_folder_skips_and_keeps_what_the_tables_hold(glue, tmp_path
     report = merge(plan, third, data)
     assert "2 different super-networks" in report["mixed"][relpath] and (data / relpath).read_bytes() == written
     fourth = ShardStore(plan, tmp_path / "work6")  # a later run of ws1 in yet another work folder replaces its rows;
+    time.sleep(1.1)  # (run times are recorded to the second)
     assert execute_unit(plan, fourth, ws1, str(glue), "cpu") == "ran"  # the earlier folder's shard, merged again,
     assert relpath in merge(plan, fourth, data)["replaced"]             # does not bring its older rows back
     latest = (data / relpath).read_bytes()
