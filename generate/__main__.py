@@ -323,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
     elif args.command == "verify":
-        problem = (args.record_id and _foreign_plan(plan, data_root, "verify --record-id")) or _unready(plan, units, args)
+        problem = ((args.record_id and _foreign_plan(plan, data_root, "verify --record-id"))
+                   or _unready(plan, units, args))
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2

@@ -58,8 +58,8 @@ def _planned(plan: Plan) -> dict[str, set[str]]:
 def merged_units(plan: Plan, data_root: str | Path) -> dict[str, float]:
     """``plan``'s units whose rows a table under ``data_root`` already holds (checksums verified), each with the
     wall seconds it took. Stale tables (rows of units the plan does not have) count for nothing, with a warning. A
-    table that fails its checksum is named in a warning and its units (as its manifest entry lists them) count as merged,
-    so that they are not run again while it can be restored. Waits for a merge into the same folder to finish
+    table that fails its checksum is named in a warning and its units (as its manifest entry lists them) count as
+    merged, so that they are not run again while it can be restored. Waits for a merge into the same folder to finish
     (and completes one that was interrupted), so it never reads a table newer than its manifest entry. A folder
     without a manifest holds nothing (and is left as it is)."""
     if not (Path(data_root) / MANIFEST_FILE).is_file():
@@ -251,7 +251,8 @@ def merge(plan: Plan, store: ShardStore, data_root: str | Path, partial: bool = 
     """Write every complete (study, task) table, or those in ``only``, and the latency tables (which every table
     joins), and update the manifest; returns the tables written, those left unchanged (nothing new: no file is
     touched), incomplete, stale, held back, mixed or replaced, those whose shards were older than their merged rows
-    (``older``: another work folder's run of a unit merged since from a later one), the corrupt shards discarded, and the committed
+    (``older``: another work folder's run of a unit merged since from a later one), the corrupt shards discarded,
+    and the committed
     tables that fail their checksum (``damaged``: left as they are). Where ``only`` names a latency study, the plan's other tables already in ``data_root`` are written
     too, from their committed rows alone (partial ones included, new shards left for their own merge), so that
     they copy its new columns. Merges into one data folder wait for each other (a lock file ``.merge.lock`` there), so none

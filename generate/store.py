@@ -103,11 +103,12 @@ class ShardStore:
             unknown |= eta is None and left > 0
             spent_total += spent
             eta_total += eta or 0.0
-            lines.append(f"{study:{width}s} {task:6s} {c['done']:5d} {c['merged']:7d} {c['pending']:8d} {c['corrupt']:8d} "
-                         f"{spent:7.2f} "
+            lines.append(f"{study:{width}s} {task:6s} {c['done']:5d} {c['merged']:7d} {c['pending']:8d} "
+                         f"{c['corrupt']:8d} {spent:7.2f} "
                          + (f"{eta:7.1f}" if eta is not None else f"{'?':>7s}"))
         total = {k: sum(c[k] for c in states.values()) for k in ("done", "merged", "pending", "corrupt")}
-        lines.append(f"{'total':{width + 7}s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} {total['corrupt']:8d} "
+        lines.append(f"{'total':{width + 7}s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} "
+                     f"{total['corrupt']:8d} "
                      f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else ""))
         return "\n".join(lines)
 

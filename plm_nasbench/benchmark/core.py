@@ -416,34 +416,15 @@ class Benchmark:
         """The objectives that ``auto`` predicts where a table row lacks them: those its surrogate learned."""
         return list(self._surrogate.learned) if self.backend == "auto" and self._surrogate is not None else []
 
-    def _fill_from_surrogate(self, configs: Any, epoch: int | None,
-                             values: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Replace the NaN entries of ``values`` (objective -> one value per configuration of ``configs``) by the
-        surrogate's predictions at ``epoch`` (the surrogate's nearest epoch), in place. Returns which
-        configurations got any, and what the surrogate says of the values it gave: ``<objective>_std`` (NaN where
-        it gave none) and ``out_of_data`` (False for configurations that got none)."""
-        surrogate = self._surrogate
-        if surrogate.max_epoch is not None and epoch is not None:
-            epoch = min(max(int(epoch), 1), surrogate.max_epoch)
-        predicted = surrogate.predict(self._fields(configs), epoch)
-        filled = np.zeros(len(predicted["num_params"]), dtype=bool)
-        spread = {}
-        for name, column in values.items():
-            fill = np.isnan(column) & np.isfinite(predicted[name])
-            values[name] = np.where(fill, predicted[name], column)
-            spread[f"{name}_std"] = np.where(fill, predicted[f"{name}_std"], np.nan)
-            filled |= fill
-        return filled, {**{k: v for k, v in spread.items() if not np.isnan(v).all()},
-                        "out_of_data": filled & predicted["out_of_data"]}
-
     def _table_gaps(self, epoch: int, seed: int | None
                     ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[int, dict[str, Any]]]:
         """What ``auto`` puts in the gaps of the table's answers at (``epoch``, ``seed``), for the table
         configurations whose answer lacks an objective the surrogate learned: their keys (sorted), then per column
-        one value each (those objectives, the table's where it has one; the surrogate's ``_std`` of what it gave,
-        NaN elsewhere; its ``out_of_data`` flag: see :meth:`_fill_from_surrogate`), and the same per key as a
-        mapping of what a single query adds. Predicted for every such configuration at once when first asked, so
-        that :meth:`query` stays a lookup and :meth:`query_many` gives the same answers."""
+        one value each (those objectives, the table's where it has one and the surrogate's prediction at its
+        nearest epoch where not; the surrogate's ``_std`` of what it gave, NaN elsewhere, for the objectives it
+        gave anywhere; its ``out_of_data`` flag), and the same per key as a mapping of what a single query adds.
+        Predicted for every such configuration at once when first asked, so that :meth:`query` stays a lookup and
+        :meth:`query_many` gives the same answers."""
         if (epoch, seed) not in self._gaps:
             configs = self._index.configs()
             codes = self._index.codes(configs)
@@ -451,12 +432,23 @@ class Benchmark:
             fillable = self._fillable()
             positions = [list(OBJECTIVES).index(name) for name in fillable]
             rows = np.flatnonzero((counts > 0) & np.isnan(answers[:, positions]).any(axis=1))
-            columns = {name: answers[rows, position] for name, position in zip(fillable, positions)}
-            filled, said = (self._fill_from_surrogate([configs[i] for i in rows], epoch, columns) if len(rows)
-                            else (np.zeros(0, dtype=bool), {}))
-            kept = np.flatnonzero(filled)
-            order = kept[np.argsort(codes[rows[kept]])]
-            columns = {name: column[order] for name, column in {**columns, **said}.items()}
+            columns: dict[str, np.ndarray] = {}
+            gave = np.zeros(len(rows), dtype=bool)
+            if len(rows):
+                surrogate = self._surrogate
+                nearest = min(max(int(epoch), 1), surrogate.max_epoch) if surrogate.max_epoch is not None else epoch
+                predicted = surrogate.predict(self._fields([configs[i] for i in rows]), nearest)
+                for name, position in zip(fillable, positions):
+                    table = answers[rows, position]
+                    fill = np.isnan(table) & np.isfinite(predicted[name])
+                    columns[name] = np.where(fill, predicted[name], table)
+                    if fill.any():
+                        columns[f"{name}_std"] = np.where(fill, predicted[f"{name}_std"], np.nan)
+                    gave |= fill
+                columns["out_of_data"] = predicted["out_of_data"]
+            order = np.flatnonzero(gave)
+            order = order[np.argsort(codes[rows[order]])]
+            columns = {name: column[order] for name, column in columns.items()}
             by_code = {int(code): {name: column[j].item() for name, column in columns.items()
                                    if column[j] == column[j]}  # not the NaN _std of a value the table has
                        for j, code in enumerate(codes[rows[order]])}

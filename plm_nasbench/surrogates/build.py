@@ -340,6 +340,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
         space = get_search_space("small", model, task=task)
         incomplete = [f"{p} ({prov.get('units_done')} of {prov.get('units')} units)" for p in relpaths
                       if (prov := manifest.tables[p].get("provenance", {})).get("complete") is False]
+        costs = supernetwork_costs(manifest, model, task)  # read once per task, for every strategy's network
         for strategy, rows in train.groupby("strategy"):
             entry = _entry(task, "weight_sharing", strategy, rows, {p: manifest.tables[p]["sha256"] for p in relpaths})
             if incomplete:  # a part of a grid (units run in order): the rest would be extrapolated
@@ -348,7 +349,7 @@ def build(data_root: str | Path, out_root: str | Path, model: str = "minilm-l6-h
                 continue
             surrogate = SmallSpaceSurrogate.fit(space, rows, n_members=n_members, latency=latency,
                                                 calibration_folds=calibration_folds,
-                                                supernetwork_costs=supernetwork_costs(manifest, model, task))
+                                                supernetwork_costs=costs)
             surrogate.metadata["grid_key"] = {"model": model, "task": task, "studies": grid_studies}
             _learned_latency(surrogate, entry, timed, manifest, studies["latency"])
             holdouts = [p for study in holdout_studies for p in manifest.find(study=study, model=model, task=task)]

@@ -224,7 +224,8 @@ class SmallSpaceSurrogate:
         knots = np.unique(np.concatenate([[0, space.bounds["num_units"][1]],
                                           *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
         metadata = {"rows": int(len(table)), "configs": int(len(configs)), "skipped": skipped,
-                    "epochs": [int(e) for e in epochs], "supernetwork_train_time": supernetwork_seconds(table, supernetwork_costs),
+                    "epochs": [int(e) for e in epochs],
+                    "supernetwork_train_time": supernetwork_seconds(table, supernetwork_costs),
                     "units_knots": knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs),
