@@ -32,8 +32,9 @@ def cache_report(data_root: str | Path, cache_root: str | Path | None = None) ->
 
     frame = pd.DataFrame(cached_checkpoints(cache_root), columns=[
         "model", "task", "strategy", "seed", "supernetwork_space", "supernetwork_id", "state", "epochs_done",
-        "training_seconds", "finished", "folder"])
-    frame["epochs_done"] = frame["epochs_done"].astype("Int64")
+        "training_seconds", "finished", "dtype", "epochs", "train_rows", "folder"])
+    for column in ("epochs_done", "epochs", "train_rows"):
+        frame[column] = frame[column].astype("Int64")
     rows = table_rows_by_supernetwork(data_root)
     frame["table_rows"] = [rows.get(i, 0) if isinstance(i, str) else 0 for i in frame["supernetwork_id"]]
     frame["training_hours"] = (frame.pop("training_seconds").astype(float) / 3600).round(2)

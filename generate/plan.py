@@ -214,6 +214,9 @@ def parse_plan(raw: dict[str, Any], source: str = "<plan>") -> Plan:
     dtype = _name(raw.get("dtype", "float32"), DTYPES, "dtype", source)
     caps = _table(raw.get("caps", {}), f"{source} [caps]", "[caps.default] max_train = 1000")
     for task, entry in caps.items():
+        if task in _CAP_KEYS:  # written flat, as ``[caps] max_train = 1000``
+            fail(f"{source} [caps]", f"{task} = {entry!r} names no task: caps are per task; write it under "
+                                     f"[caps.default] (every task) or [caps.<task>] (one task, over the default)")
         if task != "default":
             _name(task, ["default", *TASKS], "caps task", f"{source} [caps]")
         _table(entry, f"{source} [caps.{task}]", "{max_train = 1000}")

@@ -103,7 +103,8 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
 
     checkpoint = Path(first["checkpoint"])  # what the cache holds: two trained, one interrupted, one training
     interrupted = checkpoint.with_name("kd-seed3-0123456789abcdef.resume.pt")
-    torch.save({"epoch": 2, "cumulative": 31.5}, interrupted)
+    fingerprint = json.dumps({"training": dict(settings.to_dict(), dtype="bfloat16", epochs=4), "train_rows": 123})
+    torch.save({"epoch": 2, "cumulative": 31.5, "fingerprint": fingerprint}, interrupted)
     busy = checkpoint.with_name("random-seed1-fedcba9876543210")
     torch.save({"epoch": 1, "cumulative": 9.0}, busy.with_name(busy.name + ".resume.pt"))
     with exclusive_lock(busy.with_name(busy.name + ".lock")):
@@ -115,6 +116,10 @@ def test_supernetwork_is_trained_once_then_reloaded(glue, tmp_path):
     assert (records["kd", 3]["epochs_done"], records["kd", 3]["training_seconds"]) == (2, 31.5)  # how far it got
     assert (records["random", 1]["epochs_done"], records["random", 1]["training_seconds"]) == (1, 9.0)  # last save
     assert records["full", 3]["epochs_done"] == settings.epochs
+    assert [records["full", 3][k] for k in ("dtype", "epochs", "train_rows")] == [
+        settings.dtype, settings.epochs, len(data.train)]
+    assert [records["kd", 3][k] for k in ("dtype", "epochs", "train_rows")] == ["bfloat16", 4, 123]  # its fingerprint's
+    assert records["random", 1]["dtype"] is None  # a state without a fingerprint: its progress alone
 
 
 @pytest.mark.integration

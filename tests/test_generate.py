@@ -154,6 +154,7 @@ def test_plan_units_are_deterministic_and_bad_plans_fail_early():
                                  (("study", 0, "seeds"), [0, True], "every seed must be an integer >= 0, got True"),
                                  (("caps",), {"default": {"max_train": True}}, "max_train must be an integer >= 1, got True"),
                                  (("caps",), {"rte": 3}, r"\[caps.rte\]: must be a table"),
+                                 (("caps",), {"max_train": 50}, r"max_train = 50 names no task: .*\[caps.default\]"),
                                  (("study", 0, "configs"), {"kind": "sample", "n": True, "seed": 0},
                                   "configs.n must be an integer >= 1, got True"),
                                  (("latency_batch_sizes",), [True], "latency_batch_sizes must be a non-empty list of distinct"),

@@ -60,7 +60,9 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
     SHA-256, first 16 hex digits, as in the tables), its epochs, training seconds and finish date; and every
     training under way (``state``: ``training``) or interrupted (``interrupted``: its state is saved and the next
     call resumes it); for these two, ``epochs_done`` counts the finished epochs and ``training_seconds`` the
-    seconds (those of an epoch saved part-way included) of their last saved state."""
+    seconds (those of an epoch saved part-way included) of their last saved state. Every record also gives the
+    training's settings that tell two runs of one (task, strategy, seed) apart: ``dtype``, ``epochs`` (planned)
+    and ``train_rows`` (the training examples, after any cap); ``None`` where a saved state cannot be read."""
     base = (Path(root) if root is not None else cache_dir()) / "supernetworks"
     records = []
     for folder in sorted(base.glob("*/*/*")):
@@ -73,7 +75,9 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
                             "supernetwork_id": provenance["weights_sha256"][:16], "state": "trained",
                             "epochs_done": description["training"].get("epochs"),
                             "training_seconds": provenance.get("training_seconds"),
-                            "finished": provenance.get("finished"), "folder": str(folder)})
+                            "finished": provenance.get("finished"), "dtype": description["training"].get("dtype"),
+                            "epochs": description["training"].get("epochs"),
+                            "train_rows": description["data"].get("rows", {}).get("train"), "folder": str(folder)})
         elif name.endswith(".resume.pt") and not folder.with_name(name[:-len(".resume.pt")]).is_dir():
             checkpoint = name[:-len(".resume.pt")]
             strategy, _, seed = checkpoint.rsplit("-", 1)[0].rpartition("-seed")
@@ -83,22 +87,31 @@ def cached_checkpoints(root: str | Path | None = None) -> list[dict[str, Any]]:
             records.append({"model": model, "task": task, "strategy": strategy, "seed": int(seed),
                             "supernetwork_space": None, "supernetwork_id": None, "state": state,
                             "epochs_done": progress.get("epoch"), "training_seconds": progress.get("cumulative"),
-                            "finished": None, "folder": str(folder)})
+                            "finished": None, "dtype": progress.get("dtype"), "epochs": progress.get("epochs"),
+                            "train_rows": progress.get("train_rows"), "folder": str(folder)})
     return records
 
 
 def _resume_progress(path: Path) -> dict[str, Any]:
     """``epoch`` (finished epochs) and ``cumulative`` (seconds, including those of an epoch saved part-way) of a
-    saved training state; empty where the file cannot be read as one."""
+    saved training state, with the ``dtype``, planned ``epochs`` and ``train_rows`` its fingerprint records;
+    empty where the file cannot be read as one."""
     import pickle
 
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return {"epoch": int(state["epoch"]), "cumulative": float(state["cumulative"]) + float(state.get("trained", 0))}
+        progress = {"epoch": int(state["epoch"]),
+                    "cumulative": float(state["cumulative"]) + float(state.get("trained", 0))}
     except (OSError, EOFError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError):
         return {}
+    try:
+        fingerprint = json.loads(state["fingerprint"])
+        training = fingerprint["training"]
+        return dict(progress, dtype=training["dtype"], epochs=training["epochs"], train_rows=fingerprint["train_rows"])
+    except (KeyError, TypeError, ValueError):  # a state without a readable fingerprint: its progress alone
+        return progress
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
