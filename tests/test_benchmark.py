@@ -18,6 +18,7 @@ from plm_nasbench.protocol import pareto_mask
 from plm_nasbench.spaces import SmallSpace, get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
 from plm_nasbench.surrogates.build import grid_interpolation, plateau_sides, quality
+from plm_nasbench.surrogates.small import write_checksums
 from plm_nasbench.tables import ChecksumError, Manifest, write_parquet
 
 def test_table_lookups_seeds_and_errors(tables):
@@ -203,8 +204,11 @@ def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(
         folder = tmp_path / str(i)
         folder.mkdir()
         (folder / "surrogate.json").write_text(json.dumps(fields))
+        write_checksums(folder)
         found = fitted_elsewhere(folder, held)
         assert found is None if reason is None else reason in found
+    (folder / "checksums.json").unlink()  # a surrogate saved before checksums were: left out, as an older one
+    assert "an older plm_nasbench built it (it has no checksums.json)" in fitted_elsewhere(folder, manifest)
 
 
 def test_a_standalone_surrogate_learns_the_curves_the_table_serves(tables, tmp_path):
@@ -526,11 +530,59 @@ def test_a_surrogate_with_scikit_learn_members_predicts_every_configuration(tabl
     from sklearn.tree import DecisionTreeRegressor
 
     root, _, _, _, _ = tables
-    space = Benchmark("rte", backend="surrogate", data=root).space
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
     frame = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
     fitted = SmallSpaceSurrogate.fit(space, frame, objectives=("valid_error",), n_members=2,
                                      member_factory=lambda seed: DecisionTreeRegressor(random_state=seed))
     _assert_interpolates_between_knots(fitted)
+
+
+def test_surrogate_fit_and_predict_refuse_bad_input_and_save_keeps_what_is_not_theirs(tables, tmp_path):
+    root, surrogates, _, _, _ = tables
+    space = get_search_space("small", "minilm-l6-h384", task="rte")
+    grid = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    for kwargs, message in [({"objectives": "valid_error"}, "a sequence of objective names"),
+                            ({"objectives": ("num_params",)}, "'num_params' are computed exactly, never learned"),
+                            ({"anchored": ("valid_err",)}, "unknown objective"),
+                            ({"objectives": ("valid_error",), "anchored": ("latency",)}, "not among the objectives"),
+                            ({"n_members": 0}, "n_members must be an integer >= 1, got 0"),
+                            ({"calibration_folds": 1}, "calibration_folds must be 0 .none. or at least 2, got 1"),
+                            ({"calibration_folds": 2.5}, "calibration_folds must be an integer >= 0, got 2.5")]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            SmallSpaceSurrogate.fit(space, grid, **kwargs)
+    wide = grid.assign(num_units=grid["num_units"].where(grid.index != 3, 2000))
+    with pytest.raises(ValueError, match=r"table: small config: field num_units must be an integer in \[0, 1536\], "
+                                         r"got 2000 \(configuration #3\)"):
+        SmallSpaceSurrogate.fit(space, wide, objectives=("valid_error",))
+    with pytest.raises(ValueError, match="table has no rows"):
+        SmallSpaceSurrogate.fit(space, grid.iloc[:0], objectives=("valid_error",))
+
+    surrogate = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates)._surrogate
+    with pytest.warns(UserWarning, match=r"surrogate in .* did not learn from the tables in .*: .* Its answers are"):
+        Benchmark("rte", backend="surrogate", data=root)  # the package's surrogates asked about other tables
+    with pytest.raises(FileNotFoundError, match="no-such-folder"):
+        Benchmark("rte", backend="surrogate", data=tmp_path / "no-such-folder")
+    for fields, message in [([[4.9, 6, 768]], "num_layers must be an integer in .0, 6., got 4.9"),
+                            ([[np.nan, 6, 768]], "got nan"), ([[1e20, 6, 768]], "got 1e.20"),
+                            (np.ones((3, 4), dtype=np.int64), r"shape \(n, 3\).*got shape \(3, 4\)")]:
+        with pytest.raises(ValueError, match=message):
+            surrogate.predict(fields)
+    for epoch in (99, 2.5, True):
+        with pytest.raises(ValueError, match=r"epoch must be one of the fidelities this surrogate answers"):
+            surrogate.predict([[4, 6, 768]], epoch)
+    whole = surrogate.predict(np.array([[4.0, 6.0, 768.0]]))  # whole floats are integers
+    assert whole["valid_error"] == surrogate.predict([4, 6, 768])["valid_error"]
+    empty = surrogate.predict([[0, 0, 0], [0, 12, 1536], [4, 0, 0], [6, 0, 0], [3, 0, 0]])
+    assert len(set(empty["valid_error"])) == 1 and len(set(empty["out_of_data"])) == 1  # one network, one flag
+
+    out = tmp_path / "mine"
+    (out / "my_experiments").mkdir(parents=True)
+    (out / "my_experiments" / "results.csv").write_text("x\n1\n")
+    surrogate.save(out)
+    surrogate.save(out)  # saved again over itself
+    assert (out / "my_experiments" / "results.csv").is_file()
+    again = SmallSpaceSurrogate.load(out, space)
+    assert again.predict([2, 3, 400])["valid_error"] == surrogate.predict([2, 3, 400])["valid_error"]
 
 
 def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, tmp_path):
@@ -549,8 +601,30 @@ def test_an_incomplete_surrogate_fails_at_load_naming_the_missing_file(tables, t
     (copy / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz").unlink()
     with pytest.raises(FileNotFoundError, match=r"test_error lacks member1.ubj.gz"):
         Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
-    meta = copy / "minilm-l6-h384/weight_sharing/full/rte/surrogate.json"
+    shutil.copy(surrogates / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz",
+                copy / "minilm-l6-h384/weight_sharing/full/rte/test_error/member1.ubj.gz")
+    folder = copy / "minilm-l6-h384/weight_sharing/full/rte"
+    meta = folder / "surrogate.json"
+    record = json.loads(meta.read_text())
+    record["flops_moments"][0] *= 2  # one recorded number changed: every FLOPs answer would silently change
+    meta.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"rte/surrogate.json: SHA-256 is .* checksums.json records .* changed"):
+        Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+    with pytest.raises(ValueError, match=r"rte/surrogate.json: SHA-256 is"):  # auto refuses it too, naming the file
+        Benchmark("rte", data=root, surrogates=copy)
+    shutil.copy(surrogates / "minilm-l6-h384/weight_sharing/full/rte/surrogate.json", meta)
+    ensemble = folder / "valid_error/ensemble.json"
+    shortened = json.loads(ensemble.read_text())
+    shortened["sha256"].pop("member1.ubj.gz")  # a member left out of its ensemble would narrow the spread
+    ensemble.write_text(json.dumps(shortened))
+    with pytest.raises(ValueError, match=r"valid_error/ensemble.json: SHA-256 is"):
+        Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+    write_checksums(folder)  # even with the sums recorded again, the member count gives it away
+    with pytest.raises(ValueError, match=r"valid_error/ensemble.json records 1 member checksums for 2 members"):
+        Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
+    shutil.copy(surrogates / "minilm-l6-h384/weight_sharing/full/rte/valid_error/ensemble.json", ensemble)
     meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "units_knots"}))
+    write_checksums(folder)
     with pytest.raises(ValueError, match=r"built by an older plm_nasbench .* rebuild it with python -m plm_nasbench.surrogates"):
         Benchmark("rte", backend="surrogate", data=root, surrogates=copy)
     with pytest.warns(UserWarning, match=r"is left out: an older plm_nasbench built it \(it lacks units_knots\)"):

@@ -109,7 +109,8 @@ class Benchmark:
         self.strategy = strategy if scheme == "weight_sharing" else "none"
         self.supernetwork_space = supernetwork_space if scheme == "weight_sharing" else None
         self.space: SearchSpace = get_search_space(space, model, task=task)
-        self._data_root = _folder("data", data, DATA_ENV, default_data_dir(), check=backend in ("auto", "table"))
+        reads_tables = backend in ("auto", "table") or (backend == "surrogate" and data is not None)
+        self._data_root = _folder("data", data, DATA_ENV, default_data_dir(), check=reads_tables)
         self._surrogate_root = _folder("surrogates", surrogates, SURROGATES_ENV, surrogates_dir(),
                                        check=backend in ("auto", "surrogate"), required=backend == "surrogate")
         self._task_data_dir, self._device = data_dir, device
@@ -120,7 +121,8 @@ class Benchmark:
         self._encoded: np.ndarray | None = None
         self._table_configs: list[dict[str, Any]] = []
         self._gaps: dict[tuple[int, int | None], tuple] = {}  # see _table_gaps
-        self._manifest = Manifest.load(self._data_root) if backend in ("auto", "table") else None
+        # a surrogate backend given ``data`` checks that its surrogate learned from those tables
+        self._manifest = Manifest.load(self._data_root) if reads_tables else None
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
         if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
@@ -171,6 +173,12 @@ class Benchmark:
                                         "plm_nasbench.surrogates`")
             return None
         if self._manifest is not None and (reason := fitted_elsewhere(folder, self._manifest)):
+            if self.backend == "surrogate":  # asked for alone: it answers, but not about those tables
+                warnings.warn(f"the surrogate in {folder} did not learn from the tables in {self._data_root}: "
+                              f"{reason}. Its answers are about the tables it learned from; to ask one fitted on "
+                              f"these, build it with `python -m plm_nasbench.surrogates --data {self._data_root} "
+                              f"--model {self.model} --out DIR` and pass surrogates=DIR", stacklevel=3)
+                return SmallSpaceSurrogate.load(folder, self.space)
             warnings.warn(f"the surrogate in {folder} is left out: {reason}. backend='auto' answers from the tables "
                           f"in {self._data_root} alone; to extend them, build surrogates on them with `python -m "
                           f"plm_nasbench.surrogates --data {self._data_root} --model {self.model} --out DIR` and pass "

@@ -188,12 +188,11 @@ class IntegerSpace(SearchSpace):
                 if len(fractional):
                     raise self._error(f"field {name} must be an integer in [{low}, {high}], got "
                                       f"{values[fractional[0]]} (configuration #{int(fractional[0])})")
-                values = values.astype(np.int64)
             elif values.dtype.kind not in "iu":
                 example = values.ravel()[:1].tolist()[0] if values.size else None
                 raise self._error(f"field {name} must be an integer in [{low}, {high}], got values of type "
                                   f"{type(example).__name__} (for example {example!r})")
-            bad = (values < low) | (values > high)
+            bad = (values < low) | (values > high)  # before the cast: a whole float beyond int64 must not wrap
             if bad.any():
                 raise self._error(f"field {name} must be an integer in [{low}, {high}], got {values[bad][0]} "
                                   f"(configuration #{int(np.flatnonzero(bad)[0])})")

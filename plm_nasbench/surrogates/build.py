@@ -37,7 +37,7 @@ from ..paths import data_dir as default_data_dir
 from ..provenance import environment, now
 from ..spaces import SmallSpace, get_search_space
 from ..tables import Manifest, served_rows, supernetwork_costs
-from .small import CALIBRATION_FOLDS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated
+from .small import CALIBRATION_FOLDS, CHECKSUMS, FIELDS, MIN_CONFIGS, SmallSpaceSurrogate, outdated, read_record
 
 #: The studies the surrogates learn from, by role, as edition 1 names them: the weight-sharing ``small`` grid
 #: (comma-separated: the grid, and the grids of the columns between its columns where a task has them; a task's
@@ -125,7 +125,9 @@ def fitted_elsewhere(folder: str | Path, manifest: Manifest,
     (``train_rows_sha256``), so then it reads the tables again and serves when its rows are unchanged (e.g.
     another dtype's table grew, but not enough to be the one the table serves). ``read`` (default
     ``manifest.read``) reads one table."""
-    record = json.loads((Path(folder) / "surrogate.json").read_text())
+    if not (Path(folder) / CHECKSUMS).is_file():
+        return f"an older plm_nasbench built it (it has no {CHECKSUMS}): rebuild it"
+    record = read_record(folder)
     lacking = outdated(record)
     if lacking:
         return f"an older plm_nasbench built it (it lacks {', '.join(lacking)}): rebuild it"

@@ -42,9 +42,9 @@ class EnsembleRegressor:
 
     def __init__(self, n_members: int = 3, member_factory: Callable[[int], Any] | None = None,
                  seed: int = 0, bootstrap: bool = True) -> None:
-        if not isinstance(n_members, int) or n_members < 1:
+        if isinstance(n_members, (bool, np.bool_)) or not isinstance(n_members, (int, np.integer)) or n_members < 1:
             raise ValueError(f"n_members must be a positive integer, got {n_members!r}")
-        self.n_members, self.seed, self.bootstrap = n_members, seed, bootstrap
+        self.n_members, self.seed, self.bootstrap = int(n_members), seed, bootstrap
         self.member_factory = member_factory or xgboost_member
         self.members: list[Any] = []
         self.n_features: int | None = None
@@ -130,6 +130,10 @@ class EnsembleRegressor:
         if "sha256" not in meta:
             raise ValueError(f"{meta_file} records no checksums of its members: an older plm_nasbench saved it; "
                              "rebuild it with python -m plm_nasbench.surrogates")
+        if len(meta["sha256"]) != meta.get("n_members"):
+            raise ValueError(f"{meta_file} records {len(meta['sha256'])} member checksums for {meta.get('n_members')} "
+                             "members: the surrogate is damaged; rebuild it with python -m plm_nasbench.surrogates "
+                             "(or restore it from git)")
         missing = [name for name in meta["sha256"] if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(f"the ensemble in {folder} lacks {', '.join(missing)}")

@@ -5,7 +5,8 @@ fidelities). ``num_params`` and ``params_fraction`` come from the exact paramete
 from the FLOPs formula (:mod:`plm_nasbench.evaluation.flops`) with the test split's length moments,
 which are recovered exactly from the table's FLOPs column. Every learned prediction carries the
 ensemble's standard deviation, and every configuration an out-of-data flag: True when its encoding is
-farther from all training configurations than any training configuration is from its nearest neighbour.
+farther from all training configurations than any training configuration is from its nearest neighbour
+(the configurations keeping no layer, one network, share one flag: False where the training rows hold any).
 
 Plateaus: a learned objective whose training values repeat one value exactly in at least
 ``PLATEAU_SHARE`` of the rows (sub-networks that predict one class for every input all have the
@@ -72,7 +73,8 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_atomic
-from ..objectives import OBJECTIVES
+from ..objectives import OBJECTIVES, objective_names
+from ..provenance import sha256_file
 from ..spaces import SmallSpace
 from ..tables import LATENCY_FIELDS, supernetwork_seconds
 from .ensemble import EnsembleRegressor
@@ -101,6 +103,56 @@ def outdated(record: dict[str, Any]) -> list[str]:
     """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
     return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors", "train_tables",
                             "calibration", "anchors") if key not in record]
+
+
+#: The file a saved surrogate's folder ends with: the SHA-256 of ``surrogate.json`` and of each ensemble's
+#: ``ensemble.json`` (which records its member files' own), so loading detects any changed or missing file.
+CHECKSUMS = "checksums.json"
+
+
+def _files_to_check(objectives: Sequence[str]) -> list[str]:
+    """The files of a saved surrogate with ensembles ``objectives`` that ``checksums.json`` covers."""
+    return ["surrogate.json", *(f"{name}/ensemble.json" for name in objectives)]
+
+
+def read_record(folder: str | Path) -> dict[str, Any]:
+    """The ``surrogate.json`` record of the surrogate saved in ``folder``, once it and every ensemble's
+    ``ensemble.json`` match the SHA-256 sums in ``checksums.json``: FileNotFoundError naming a missing file,
+    ValueError naming a changed one (or a folder an older plm_nasbench wrote, without checksums)."""
+    folder = Path(folder)
+    meta_file, sums_file = folder / "surrogate.json", folder / CHECKSUMS
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{meta_file} does not exist: no surrogate saved in {folder}")
+    rebuild = "rebuild it with python -m plm_nasbench.surrogates (or restore it from git)"
+    if not sums_file.is_file():
+        raise ValueError(f"{sums_file} does not exist: the surrogate in {folder} was written by an older "
+                         f"plm_nasbench, or its save did not finish; {rebuild}")
+    try:
+        sums = json.loads(sums_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{sums_file} is not valid JSON ({err}): the surrogate is damaged; {rebuild}") from err
+    for relpath, expected in sums.items():
+        path = folder / relpath
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing (listed in {sums_file}): the surrogate is incomplete; "
+                                    f"{rebuild}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ValueError(f"{path}: SHA-256 is {actual}, {CHECKSUMS} records {expected}; the file is damaged or "
+                             f"was changed: {rebuild}")
+    record = json.loads(meta_file.read_text())
+    unlisted = [f for f in _files_to_check(record.get("objectives", [])) if f not in sums]
+    if unlisted:
+        raise ValueError(f"{sums_file} does not cover {', '.join(unlisted)}: the surrogate is damaged; {rebuild}")
+    return record
+
+
+def write_checksums(folder: str | Path) -> None:
+    """Record (atomically) the SHA-256 sums :func:`read_record` checks, of the surrogate saved in ``folder``."""
+    folder = Path(folder)
+    objectives = json.loads((folder / "surrogate.json").read_text()).get("objectives", [])
+    sums = {relpath: sha256_file(folder / relpath) for relpath in _files_to_check(objectives)}
+    write_atomic(folder / CHECKSUMS, lambda p: p.write_text(json.dumps(sums, indent=1, sort_keys=True)))
 
 
 def _shape(space: SmallSpace) -> tuple[int, ...]:
@@ -182,6 +234,8 @@ class SmallSpaceSurrogate:
         them, the least its rows record)."""
         if not isinstance(space, SmallSpace):
             raise TypeError(f"SmallSpaceSurrogate needs the small space, got {type(space).__name__}")
+        objectives, anchored = cls._check_fit_arguments(space, table, objectives, n_members, latency,
+                                                        calibration_folds, anchored)
         epochs = sorted(int(e) for e in (table["epoch"].unique() if epochs is None else epochs))
         max_epoch = int(epochs[-1]) if len(epochs) > 1 else None
         x = cls._features(space, table[list(FIELDS)].to_numpy(), table["epoch"].to_numpy(), max_epoch)
@@ -241,6 +295,42 @@ class SmallSpaceSurrogate:
                     return None
             metadata["calibration"] = surrogate._calibrate(fit_fold, table, latency, calibration_folds, seed)
         return surrogate
+
+    @staticmethod
+    def _check_fit_arguments(space: SmallSpace, table: pd.DataFrame, objectives: Sequence[str], n_members: Any,
+                             latency: pd.DataFrame | None, calibration_folds: Any,
+                             anchored: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+        """``objectives`` and ``anchored`` as tuples of names, once every argument of :meth:`fit` is checked (before
+        any fitting): ValueError naming the argument, column or value and what is allowed."""
+        objectives = objective_names(objectives)
+        analytic = [name for name in objectives if name not in LEARNED]
+        if analytic:
+            raise ValueError(f"objectives {', '.join(map(repr, analytic))} are computed exactly, never learned; "
+                             f"learned objectives: {', '.join(LEARNED)}")
+        if anchored is not None:
+            anchored = tuple(objective_names(anchored)) if len(anchored) else ()
+            stray = [name for name in anchored if name not in objectives]
+            if stray:
+                raise ValueError(f"anchored names {', '.join(map(repr, stray))}, which is not among the objectives "
+                                 f"to learn ({', '.join(objectives)})")
+        for what, value, smallest in (("n_members", n_members, 1), ("calibration_folds", calibration_folds, 0)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < smallest:
+                raise ValueError(f"{what} must be an integer >= {smallest}, got {value!r}")
+        if calibration_folds == 1:
+            raise ValueError("calibration_folds must be 0 (none) or at least 2, got 1")
+        for what, rows in (("table", table), ("latency", latency)):
+            if rows is None:
+                continue
+            missing = [c for c in (*FIELDS, *(["epoch"] if what == "table" else [])) if c not in rows]
+            if missing:
+                raise ValueError(f"{what} lacks the column(s) {', '.join(missing)}")
+            if not len(rows):
+                raise ValueError(f"{what} has no rows to learn from")
+            try:
+                space.validate_arrays({f: rows[f].to_numpy() for f in FIELDS})
+            except ValueError as err:
+                raise ValueError(f"{what}: {err}") from None
+        return objectives, anchored
 
     @staticmethod
     def _anchors(space: SmallSpace, rows: pd.DataFrame, name: str) -> list[list]:
@@ -315,8 +405,6 @@ class SmallSpaceSurrogate:
         cross-validation over the configurations of ``table`` and ``latency`` (``fit_fold(table, latency)`` fits
         an uncalibrated surrogate on the rows of the other folds, None when they leave nothing to learn), and
         ``skipped``: why an objective is left uncalibrated (its raw standard deviation answers)."""
-        if folds < 2:
-            raise ValueError(f"calibration_folds must be 0 (none) or at least 2, got {folds}")
         sources = {"table": table, "latency": latency}
         keys = {}
         for name, rows in sources.items():
@@ -403,18 +491,31 @@ class SmallSpaceSurrogate:
 
     # -- prediction ------------------------------------------------------------------------------
     def predict(self, fields: np.ndarray, epoch: int | None = None) -> dict[str, np.ndarray]:
-        """Every objective (and ``<name>_std`` for learned ones, plus ``out_of_data``) for rows of
-        (num_layers, num_heads, num_units) integer ``fields``; ValueError naming a field outside the space."""
-        fields = np.asarray(fields, dtype=np.int64).reshape(-1, 3)
+        """Every objective (and ``<name>_std`` for learned ones, plus ``out_of_data``) for ``fields``: an array of
+        shape (n, 3), rows of (num_layers, num_heads, num_units) integers (or one such row), at ``epoch`` (None:
+        the last of :attr:`fidelities`); ValueError naming a field outside the space, a fractional or NaN value,
+        another shape or an epoch the surrogate does not answer."""
+        fields = np.asarray(fields)
+        if fields.dtype == object:  # e.g. a DataFrame's nullable columns: the values' own types decide
+            fields = np.array(fields.tolist())
+        if fields.ndim == 1 and len(fields) == len(FIELDS):  # one configuration
+            fields = fields[np.newaxis]
+        if fields.ndim != 2 or fields.shape[1] != len(FIELDS):
+            raise ValueError(f"fields must be an array of shape (n, {len(FIELDS)}), rows of ({', '.join(FIELDS)}); "
+                             f"got shape {fields.shape}")
+        if fields.dtype != np.int64:  # fractions, NaN and values beyond int64 are refused before any cast
+            fields = self.space.validate_arrays(dict(zip(FIELDS, fields.T)))
         highs = np.array(self._shape()) - 1
         outside = (fields < 0) | (fields > highs)
         if outside.any():
             row, column = np.argwhere(outside)[0]
-            raise ValueError(f"{list(self.space.bounds)[column]} must be in [0, {highs[column]}], got {fields[row, column]}")
-        if self.max_epoch is not None:
-            epoch = self.max_epoch if epoch is None else epoch
-            if not 1 <= epoch <= self.max_epoch:
-                raise ValueError(f"epoch must be in [1, {self.max_epoch}], got {epoch}")
+            raise ValueError(f"{FIELDS[column]} must be in [0, {highs[column]}], got {fields[row, column]}")
+        if epoch is not None and (isinstance(epoch, (bool, np.bool_)) or not isinstance(epoch, (int, np.integer))
+                                  or epoch not in self.fidelities):
+            raise ValueError(f"epoch must be one of the fidelities this surrogate answers, {self.fidelities} (or "
+                             f"None: the last), got {epoch!r}")
+        if self.max_epoch is not None and epoch is None:
+            epoch = self.max_epoch
         index = np.ravel_multi_index(tuple(fields.T), self._shape())
         return {name: values[index] for name, values in self.predict_space(epoch).items()}
 
@@ -427,7 +528,11 @@ class SmallSpaceSurrogate:
             if self._fixed is None:
                 every = self._every_config
                 self._fixed = self._analytic(every)
-                self._fixed["out_of_data"] = self.out_of_data(self._features(self.space, every, None, None))
+                self._fixed["out_of_data"] = outside = self.out_of_data(self._features(self.space, every, None, None))
+                # the configurations keeping no layer are one network, answered alike: in the data where any is
+                highs = np.array(self._shape()) - 1
+                trained = np.rint(self.train_x[:, :len(FIELDS)] * highs).astype(np.int64)
+                outside[SmallSpace.empty_networks(*every.T)] = not SmallSpace.empty_networks(*trained.T).any()
             self._materialised[key] = self._learned_space(epoch) | self._fixed
         return self._materialised[key]
 
@@ -555,29 +660,34 @@ class SmallSpaceSurrogate:
         """Write every ensemble (gzip-compressed XGBoost UBJSON, :meth:`EnsembleRegressor.save`) and ``surrogate.json``
         (training configurations, FLOPs moments, metadata)."""
         folder = Path(folder)
+        meta_file = folder / "surrogate.json"
+        try:  # the ensembles an earlier save here wrote: the only folders this one may remove
+            earlier = set(json.loads(meta_file.read_text()).get("objectives", [])) if meta_file.is_file() else set()
+        except (json.JSONDecodeError, AttributeError):
+            earlier = set()
         for name, ensemble in self.ensembles.items():
             ensemble.save(folder / name)
         record = {"space": "small", "architecture": self.space.architecture.to_dict(), "max_epoch": self.max_epoch,
                   "flops_moments": self.flops_moments.tolist(), "train_x": self.train_x.round(8).tolist(),
                   "objectives": sorted(self.ensembles), **self.metadata}
-        write_atomic(folder / "surrogate.json", lambda p: p.write_text(json.dumps(record)))
-        for stale in folder.iterdir():  # ensembles of an earlier fit that this one no longer has
-            if stale.is_dir() and stale.name not in self.ensembles:
-                shutil.rmtree(stale)
+        (folder / CHECKSUMS).unlink(missing_ok=True)  # until the new sums are written, the folder does not load
+        write_atomic(meta_file, lambda p: p.write_text(json.dumps(record)))
+        ours = {*LEARNED, *(name + PLATEAU_SUFFIX for name in LEARNED)}  # names an ensemble's folder can have
+        for name in sorted(earlier & ours - set(self.ensembles)):  # an earlier fit's that this one no longer has
+            if (folder / name / "ensemble.json").is_file():
+                shutil.rmtree(folder / name)
+        write_checksums(folder)
 
     @classmethod
     def load(cls, folder: str | Path, space: SmallSpace) -> SmallSpaceSurrogate:
         """A surrogate written by :meth:`save` (no pickle). Its ensembles are checked to be complete here and
         read on first use."""
         folder = Path(folder)
-        meta_file = folder / "surrogate.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{meta_file} does not exist: no surrogate saved in {folder}")
-        record = json.loads(meta_file.read_text())
+        record = read_record(folder)
         lacking = outdated(record)
         if lacking:
             raise ValueError(f"the surrogate in {folder} was built by an older plm_nasbench (no {', '.join(lacking)} "
-                             f"in {meta_file.name}): rebuild it with python -m plm_nasbench.surrogates")
+                             "in surrogate.json): rebuild it with python -m plm_nasbench.surrogates")
         if record["architecture"] != space.architecture.to_dict():
             raise ValueError(f"the surrogate in {folder} was fitted for another architecture than {space!r}")
         ensembles = {name: folder / name for name in record["objectives"]}
