@@ -187,7 +187,7 @@ def test_a_surrogate_is_fitted_elsewhere_when_any_table_it_learned_from_differs(
     key = {"model": "minilm-l6-h384", "task": "rte", "search_space": "small", "scheme": "standalone", "strategy": "none"}
     record = {"train_tables": {curves_path: manifest.tables[curves_path]["sha256"]}, "train_key": key,
               "latency_table": grid_path, "latency_sha256": manifest.tables[grid_path]["sha256"]}
-    record |= {"units_knots": [0, 1536], "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None, "floors": {},
+    record |= {"units_knots": [0, 1536], "latency_units_knots": None, "epochs": [1, 2, 3, 4, 5], "supernetwork_train_time": None, "floors": {},
                "calibration": {"folds": 0, "level": 0.95, "objectives": {}}, "anchors": {}}
     added = Manifest(root, dict(manifest.tables))  # a second standalone table of rte: its rows could serve now
     added.tables["minilm-l6-h384/curves-fp32/rte.parquet"] = manifest.tables[curves_path]
@@ -882,7 +882,13 @@ def test_standalone_latency_comes_from_the_grid_latency_table(tables, tmp_path):
     assert frame["valid_error_std"].isna().tolist() == [True, True, False]  # the table's values have none
     assert np.isnan(Benchmark("rte", scheme="standalone", backend="table", data=data).query(holdout[0])["latency"])
     fitted = SmallSpaceSurrogate.load(tmp_path / "surrogates/minilm-l6-h384/standalone/none/rte", space)
+    assert fitted.metadata["latency_units_knots"] == sorted({0, 1536} | set(measured["num_units"]))  # timed there
     assert set(measured["num_units"]) <= set(fitted.units_knots)  # asked where the latency table was measured
+    curves = manifest.read(standalone)  # learned beside fewer curves (another task's table): the same latency
+    fewer = curves[curves["config_id"].isin(curves["config_id"].unique()[::2])]
+    pair = [SmallSpaceSurrogate.fit(space, rows, objectives=("valid_error", "latency"), n_members=1, latency=measured,
+                                    calibration_folds=0).predict_space(5)["latency"] for rows in (curves, fewer)]
+    np.testing.assert_array_equal(pair[0], pair[1])
     largest = np.array([[6, 12, 1536]])  # beyond the curves' num_units, within the latency table's
     assert fitted.predict(largest)["latency"][0] == fitted._learned(largest, fitted.max_epoch)["latency"][0]
 

@@ -31,7 +31,8 @@ need not. The scale is applied after the interpolation below, by whether the int
 plateau value.
 
 Between training configurations: trees answer piecewise-constant, so a configuration whose ``num_units``
-lies between two values the training rows have (the knots, with 0 and the largest; the grid's step by 64)
+lies between two values the training rows have (the knots, with 0 and the largest; the grid's step by 64;
+objectives learned from a latency table: that table's values alone, so they do not depend on the task)
 would take one side's answer. The surrogate therefore asks the ensembles only at the knots and interpolates every
 learned objective (and its standard deviation) linearly in ``num_units`` between the two knots around it
 (beyond the outer knots: the outer knot's answer). At a knot the answer is the ensembles' own (an anchored
@@ -101,8 +102,8 @@ def _moments_basis(space: SmallSpace, layers: np.ndarray, heads: np.ndarray, uni
 
 def outdated(record: dict[str, Any]) -> list[str]:
     """The keys a ``surrogate.json`` record lacks that this version needs (an older plm_nasbench wrote it)."""
-    return [key for key in ("units_knots", "epochs", "supernetwork_train_time", "floors", "train_tables",
-                            "calibration", "anchors") if key not in record]
+    return [key for key in ("units_knots", "latency_units_knots", "epochs", "supernetwork_train_time", "floors",
+                            "train_tables", "calibration", "anchors") if key not in record]
 
 
 #: The file a saved surrogate's folder ends with: the SHA-256 of ``surrogate.json`` and of each ensemble's
@@ -275,12 +276,14 @@ class SmallSpaceSurrogate:
         basis = _moments_basis(space, *(table[f].to_numpy(dtype=np.float64) for f in FIELDS))
         moments = np.linalg.lstsq(basis, table["flops"].to_numpy(dtype=np.float64), rcond=None)[0]
         configs = np.unique(x[:, :len(FIELDS)], axis=0)  # the training configurations' encodings, without epoch
-        knots = np.unique(np.concatenate([[0, space.bounds["num_units"][1]],
-                                          *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
+        ends = [0, space.bounds["num_units"][1]]
+        knots = np.unique(np.concatenate([ends, *(rows["num_units"].to_numpy() for rows, _ in sources.values())]))
+        latency_knots = None if latency is None else np.unique(np.concatenate([ends, latency["num_units"].to_numpy()]))
         metadata = {"rows": int(len(table)), "configs": int(len(configs)), "skipped": skipped,
                     "epochs": [int(e) for e in epochs],
                     "supernetwork_train_time": supernetwork_seconds(table, supernetwork_costs),
                     "units_knots": knots.astype(int).tolist(),
+                    "latency_units_knots": None if latency_knots is None else latency_knots.astype(int).tolist(),
                     "learned_from": {k: v for k, v in learned_from.items() if k in ensembles},
                     "plateaus": plateaus, "floors": floors, "ood_radius": cls._nearest_neighbour_radius(configs),
                     "anchors": anchors, "anchoring": trial,
@@ -561,9 +564,21 @@ class SmallSpaceSurrogate:
 
     @property
     def units_knots(self) -> np.ndarray:
-        """Where the ensembles are asked, sorted: every ``num_units`` of the rows they were fitted on (the table's
-        and, where latency is learned from a latency table, that table's), plus 0 and the largest."""
+        """Where the ensembles of objectives learned from the table are asked, sorted: every ``num_units`` of the
+        rows fitted on (the table's and, where latency is learned from a latency table, that table's), plus 0 and
+        the largest."""
         return np.asarray(self.metadata["units_knots"], dtype=np.int64)
+
+    def _knot_groups(self) -> list[tuple[np.ndarray, tuple[str, ...]]]:
+        """(knots, learned objectives asked there): objectives learned from a latency table are asked at its
+        ``num_units`` values alone (with 0 and the largest), so that their answers do not depend on the task
+        whose table the surrogate also learned from; every other objective at :attr:`units_knots`."""
+        latency_knots = self.metadata["latency_units_knots"]
+        timed = tuple(name for name in LEARNED if self.metadata["learned_from"].get(name) == "latency")
+        if latency_knots is None or not timed:
+            return [(self.units_knots, LEARNED)]
+        return [(self.units_knots, tuple(name for name in LEARNED if name not in timed)),
+                (np.asarray(latency_knots, dtype=np.int64), timed)]
 
     def _learned_space(self, epoch: int | None) -> dict[str, np.ndarray]:
         """Every learned objective and its reported ``<name>_std`` for every configuration of the space at a
@@ -574,14 +589,14 @@ class SmallSpaceSurrogate:
         if key in self._learned_materialised:
             return self._learned_materialised[key]
         shape = self._shape()
-        knots = self.units_knots
         pairs = np.stack(np.unravel_index(np.arange(shape[0] * shape[1]), shape[:2]), axis=1)
-        at_knots = np.column_stack([np.repeat(pairs, len(knots), axis=0), np.tile(knots, len(pairs))])
         units = np.arange(shape[2])
         out = {}
-        for name, values in self._learned(at_knots, epoch).items():
-            rows = values.reshape(len(pairs), len(knots))
-            out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
+        for knots, names in self._knot_groups():
+            at_knots = np.column_stack([np.repeat(pairs, len(knots), axis=0), np.tile(knots, len(pairs))])
+            for name, values in self._learned(at_knots, epoch, names).items():
+                rows = values.reshape(len(pairs), len(knots))
+                out[name] = np.concatenate([np.interp(units, knots, row) for row in rows])
         anchors = {name: (np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64))
                    for name, (index, values) in self.metadata["anchors"].items()}
         for name, (index, values) in anchors.items():  # the rows' own values, between them linear
@@ -619,12 +634,13 @@ class SmallSpaceSurrogate:
             return spread
         return np.where(self._on_plateau(name, answer), calibration["plateau_scale"], calibration["scale"]) * (spread + calibration["offset"])
 
-    def _learned(self, fields: np.ndarray, epoch: int | None) -> dict[str, np.ndarray]:
-        """Each learned objective and its ``<name>_std`` (the ensembles' own, uncalibrated) for rows of fields,
-        through the ensembles (NaN for an objective without one)."""
+    def _learned(self, fields: np.ndarray, epoch: int | None,
+                 names: Sequence[str] = LEARNED) -> dict[str, np.ndarray]:
+        """Each learned objective of ``names`` and its ``<name>_std`` (the ensembles' own, uncalibrated) for rows of
+        fields, through the ensembles (NaN for an objective without one)."""
         x = self._features(self.space, fields, np.full(len(fields), epoch or 0), self.max_epoch)
         out: dict[str, np.ndarray] = {}
-        for name in LEARNED:
+        for name in names:
             if name in self.ensembles:
                 mean, std = self.ensembles[name].predict_with_std(x)
                 # trees' sums can dip below every measured value (to negative seconds near 0): no answer is below
