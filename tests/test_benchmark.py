@@ -371,7 +371,7 @@ def test_the_uncertainty_is_calibrated_by_cross_validation_over_the_training_con
 
 def test_calibration_leaves_an_objective_with_too_few_answers_uncalibrated_and_keeps_the_tables_epochs(tables):
     """Curves of unequal length and a latency table timed on 16 configurations: the folds keep the table's
-    epochs, and latency, with too few held-out answers for the quantile, keeps its raw spread, saying why."""
+    epochs, and latency, with too few configurations for the folds, keeps its raw spread, saying why."""
     root, _, _, _, _ = tables
     manifest = Manifest.load(root)
     space = get_search_space("small", "minilm-l6-h384", task="rte")
@@ -384,7 +384,8 @@ def test_calibration_leaves_an_objective_with_too_few_answers_uncalibrated_and_k
     fitted = SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error", "latency"), n_members=1, latency=timed)
     record = fitted.metadata["calibration"]
     assert fitted.fidelities == [1, 2, 3, 4, 5] and set(record["objectives"]) == {"valid_error"}
-    assert record["skipped"] == {"latency": "16 held-out answers: too few for the 0.95 quantile"}
+    # the latency table's configurations are drawn into folds apart from the curves', and are too few for them
+    assert record["skipped"] == {"latency": "16 configurations: too few for 5 folds of 10"}
     raw = SmallSpaceSurrogate.fit(space, curves, objectives=("valid_error", "latency"), n_members=1, latency=timed,
                                   calibration_folds=0)
     config = np.array([[3, 4, 500]])

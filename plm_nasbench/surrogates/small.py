@@ -407,35 +407,39 @@ class SmallSpaceSurrogate:
         plateau (``plateau_scale``: of answers that are the plateau value), from a ``folds``-fold
         cross-validation over the configurations of ``table`` and ``latency`` (``fit_fold(table, latency)`` fits
         an uncalibrated surrogate on the rows of the other folds, None when they leave nothing to learn), and
-        ``skipped``: why an objective is left uncalibrated (its raw standard deviation answers)."""
+        ``skipped``: why an objective is left uncalibrated (its raw standard deviation answers). Each source's
+        configurations are drawn into folds apart (each objective learns from one source), so the objectives
+        learned from a latency table are calibrated alike whatever the task's table holds."""
         sources = {"table": table, "latency": latency}
-        keys = {}
-        for name, rows in sources.items():
-            if rows is not None:
-                fields = rows[list(FIELDS)].to_numpy(dtype=np.int64, copy=True)
-                fields[SmallSpace.empty_networks(*fields.T)] = 0  # every configuration keeping no layer: key 0
-                keys[name] = np.ravel_multi_index(tuple(fields.T), self._shape())
-        every = np.concatenate(list(keys.values()))
-        configs, inverse = np.unique(every, return_inverse=True)
         record: dict[str, Any] = {"folds": folds, "level": CALIBRATION_LEVEL, "objectives": {}, "skipped": {}}
-        held_out = len(configs) - int(configs[0] == 0)
-        if held_out < folds * MIN_CONFIGS:
-            record["skipped"] = {name: f"{held_out} configurations: too few for {folds} folds of {MIN_CONFIGS}"
-                                 for name in self.learned}
+        fold_rows, too_few = {}, {}
+        for source, rows in sources.items():
+            if rows is None:
+                continue
+            fields = rows[list(FIELDS)].to_numpy(dtype=np.int64, copy=True)
+            fields[SmallSpace.empty_networks(*fields.T)] = 0  # every configuration keeping no layer: key 0
+            keys = np.ravel_multi_index(tuple(fields.T), self._shape())
+            configs, inverse = np.unique(keys, return_inverse=True)
+            held_out = len(configs) - int(configs[0] == 0)
+            if held_out < folds * MIN_CONFIGS:
+                too_few[source] = f"{held_out} configurations: too few for {folds} folds of {MIN_CONFIGS}"
+            fold_rows[source] = (np.random.default_rng(seed).permutation(len(configs)) % folds)[inverse]
+            # the empty network (no layer kept) is never held out: a fit always has it (the full one does), and
+            # scoring its many configurations as one unseen network would weigh one extrapolation hundreds of times
+            fold_rows[source][keys == 0] = -1
+        record["skipped"] = {name: too_few[self.metadata["learned_from"][name]] for name in self.learned
+                             if self.metadata["learned_from"][name] in too_few}
+        if len(record["skipped"]) == len(self.learned):
             return record
-        fold_of = (np.random.default_rng(seed).permutation(len(configs)) % folds)[inverse]
-        # the empty network (no layer kept) is never held out: a fit always has it (the full one does), and scoring
-        # its many configurations as one unseen network would weigh one extrapolation hundreds of times
-        fold_of[every == 0] = -1
-        fold_rows = dict(zip(keys, np.split(fold_of, np.cumsum([len(k) for k in keys.values()])[:-1])))
         scores: dict[str, list[np.ndarray]] = {name: [] for name in self.learned}
         for k in range(folds):
             fitted = fit_fold(table[fold_rows["table"] != k],
                               None if latency is None else latency[fold_rows["latency"] != k])
-            for name in (n for n in self.learned if fitted is not None and n in fitted.learned):
+            for name in (n for n in self.learned if fitted is not None and n in fitted.learned
+                         and n not in record["skipped"]):
                 source = self.metadata["learned_from"][name]
                 scores[name].append(fitted._held_out_answers(name, sources[source][fold_rows[source] == k]))
-        for name, found in scores.items():
+        for name, found in ((n, f) for n, f in scores.items() if n not in record["skipped"]):
             scales = _conformal_scales(np.concatenate(found, axis=1)) if len(found) == folds else None
             if scales is not None:
                 record["objectives"][name] = scales
