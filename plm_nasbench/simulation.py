@@ -239,8 +239,16 @@ def simulate(benchmarks: Mapping[str, Benchmark], seeds: Sequence[int], max_eval
         frames = [run_method(*job) for job in jobs]
     else:
         import multiprocessing
+        import pickle
         from concurrent.futures import ProcessPoolExecutor
 
+        for method, bench in benchmarks.items():  # each worker rebuilds the benchmarks from their arguments
+            try:
+                pickle.dumps(bench.init_args)
+            except (pickle.PicklingError, AttributeError, TypeError) as err:
+                raise ValueError(f"method {method!r}: its benchmark cannot be sent to worker processes ({err}); a "
+                                 "surrogate passed as surrogates= must pickle (fit it with a module-level "
+                                 "member_factory, not a lambda), or run with workers=1") from err
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
             frames = list(pool.map(_run_in_worker, [(b.init_args, *job) for b, *job in jobs]))

@@ -15,6 +15,7 @@ from plm_nasbench import Benchmark
 from plm_nasbench.benchmark import ConfigNotInTableError
 from plm_nasbench.objectives import OBJECTIVES
 from plm_nasbench.protocol import pareto_mask
+from plm_nasbench.simulation import simulate
 from plm_nasbench.spaces import SmallSpace, get_search_space
 from plm_nasbench.surrogates import SmallSpaceSurrogate
 from plm_nasbench.surrogates.build import grid_interpolation, plateau_sides, quality
@@ -533,9 +534,24 @@ def test_a_surrogate_with_scikit_learn_members_predicts_every_configuration(tabl
     root, _, _, _, _ = tables
     space = get_search_space("small", "minilm-l6-h384", task="rte")
     frame = Manifest.load(root).read("minilm-l6-h384/ws-small-grid/rte.parquet")
-    fitted = SmallSpaceSurrogate.fit(space, frame, objectives=("valid_error",), n_members=2,
+    fitted = SmallSpaceSurrogate.fit(space, frame, objectives=("valid_error", "runtime"), n_members=2,
                                      member_factory=lambda seed: DecisionTreeRegressor(random_state=seed))
     _assert_interpolates_between_knots(fitted)
+    bench = Benchmark("rte", backend="surrogate", surrogates=fitted)  # served as the shipped ones are
+    config = {"num_layers": 3, "num_heads": 5, "num_units": 700}
+    answer = bench.query(config)
+    assert answer["source"] == "surrogate" and answer["valid_error"] == fitted.predict([3, 5, 700])["valid_error"][0]
+    assert bench.query_many([config])["valid_error"].tolist() == [answer["valid_error"]]
+    runs = simulate({"rs": bench}, seeds=[0, 1], max_evaluations=4)
+    assert len(runs) == 8 and runs["valid_error"].notna().all()
+    with pytest.raises(ValueError, match="method 'rs': its benchmark cannot be sent to worker processes .*lambda"):
+        simulate({"rs": bench}, seeds=[0, 1], max_evaluations=4, workers=2)  # its member_factory is a lambda
+    with pytest.raises(ValueError, match="asked by backend 'surrogate' or 'auto' only, not 'table'"):
+        Benchmark("rte", backend="table", data=root, surrogates=fitted)
+    with pytest.raises(TypeError, match="a folder .str or Path. or a fitted SmallSpaceSurrogate, got dict"):
+        Benchmark("rte", backend="surrogate", surrogates={"valid_error": 0.3})
+    with pytest.raises(ValueError, match="was fitted for .*, not this benchmark's"):
+        Benchmark("stsb", backend="surrogate", surrogates=fitted)  # a regression head: other parameter counts
 
 
 def test_surrogate_fit_and_predict_refuse_bad_input_and_save_keeps_what_is_not_theirs(tables, tmp_path):

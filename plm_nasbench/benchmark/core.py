@@ -9,7 +9,7 @@ import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
 from ..tables import SCHEMES, Manifest, served_rows, supernetwork_costs, supernetwork_seconds
 from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs, integer_columns
+
+if TYPE_CHECKING:
+    from ..surrogates import SmallSpaceSurrogate
 
 BACKENDS = ("auto", "table", "surrogate", "live")
 #: The super-network strategies of :mod:`plm_nasbench.training.strategies`, named here so that the query path
@@ -71,8 +74,12 @@ class Benchmark:
     study) are predicted by the surrogate and the answer's ``source`` is ``table+surrogate``; only a
     surrogate fitted on the tables under ``data``, as they are now (for a standalone one: on the rows they serve
     now), joins them, others are left out with a warning). Tables come from ``data`` (default
-    ``$PLM_NASBENCH_DATA``, else the package's ``data/``), surrogates from ``surrogates`` (default ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``). Seeds: ``query(..., seed=s)`` answers seed ``s``'s row; ``seed=None``
-    answers the mean over the seeds the table holds (``n_seeds`` in the result says how many).
+    ``$PLM_NASBENCH_DATA``, else the package's ``data/``), surrogates from ``surrogates`` (default
+    ``$PLM_NASBENCH_SURROGATES``, else ``surrogates/``), or ``surrogates`` is itself a fitted
+    :class:`~plm_nasbench.surrogates.SmallSpaceSurrogate` (one with scikit-learn members, which are not saved;
+    ``auto`` then fills the tables' gaps from it without checking what it learned from). Seeds: ``query(...,
+    seed=s)`` answers seed ``s``'s row; ``seed=None`` answers the mean over the seeds the table holds
+    (``n_seeds`` in the result says how many).
     ``epoch=None`` means the last fidelity. Weight sharing: ``supernetwork_space`` picks the super-network
     by the space whose sampler trained it (edition 1 trains on ``small`` and evaluates every space on it;
     its ``ws-own-*`` studies train one per space). Where a task's tables hold runs of several dtypes (a
@@ -82,7 +89,7 @@ class Benchmark:
 
     def __init__(self, task: str, model: str = "minilm-l6-h384", space: str = "small",
                  scheme: str = "weight_sharing", strategy: str = "full", backend: str = "auto", *,
-                 data: str | Path | None = None, surrogates: str | Path | None = None,
+                 data: str | Path | None = None, surrogates: str | Path | SmallSpaceSurrogate | None = None,
                  data_dir: str | Path | None = None, device: str = "cpu", supernetwork_space: str = "small") -> None:
         _check("task", task, list(TASK_HEADS))
         _check("model", model, list(MODELS))
@@ -111,8 +118,13 @@ class Benchmark:
         self.space: SearchSpace = get_search_space(space, model, task=task)
         reads_tables = backend in ("auto", "table") or (backend == "surrogate" and data is not None)
         self._data_root = _folder("data", data, DATA_ENV, default_data_dir(), check=reads_tables)
-        self._surrogate_root = _folder("surrogates", surrogates, SURROGATES_ENV, surrogates_dir(),
-                                       check=backend in ("auto", "surrogate"), required=backend == "surrogate")
+        given = None if surrogates is None or isinstance(surrogates, (str, os.PathLike)) else surrogates
+        if given is not None and backend not in ("auto", "surrogate"):
+            raise ValueError(f"surrogates={type(given).__name__}(...) is asked by backend 'surrogate' or 'auto' "
+                             f"only, not {backend!r}")
+        self._surrogate_root = None if given is not None else _folder(
+            "surrogates", surrogates, SURROGATES_ENV, surrogates_dir(), check=backend in ("auto", "surrogate"),
+            required=backend == "surrogate")
         self._task_data_dir, self._device = data_dir, device
         self._index: TableIndex | None = None
         self._surrogate: Any = None
@@ -125,7 +137,9 @@ class Benchmark:
         self._manifest = Manifest.load(self._data_root) if reads_tables else None
         if backend in ("auto", "table"):
             self._index = self._load_table(required=backend == "table")
-        if backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
+        if given is not None:
+            self._surrogate = self._given_surrogate(given)
+        elif backend == "surrogate" or (backend == "auto" and isinstance(self.space, SmallSpace)):
             self._surrogate = self._load_surrogate(required=backend == "surrogate")
         if backend == "auto" and self._index is None and self._surrogate is None:
             raise FileNotFoundError(f"{self._nothing_found()}; " + (
@@ -149,6 +163,22 @@ class Benchmark:
                 raise FileNotFoundError(self._nothing_found())
             return None
         return TableIndex(frame.drop(columns="_study"), self.space)
+
+    def _given_surrogate(self, surrogate: Any) -> Any:
+        """``surrogate``, a fitted :class:`~plm_nasbench.surrogates.SmallSpaceSurrogate` passed as ``surrogates=``
+        (e.g. with scikit-learn members, which are not saved), once it fits this benchmark's space."""
+        from ..surrogates import SmallSpaceSurrogate
+
+        if not isinstance(surrogate, SmallSpaceSurrogate):
+            raise TypeError(f"surrogates must be a folder (str or Path) or a fitted SmallSpaceSurrogate, got "
+                            f"{type(surrogate).__name__}")
+        if not isinstance(self.space, SmallSpace) or self.supernetwork_space not in (None, "small"):
+            raise ValueError("a SmallSpaceSurrogate answers the small space of a super-network trained on it, not "
+                             f"space={self.space.name!r}, supernetwork_space={self.supernetwork_space!r}")
+        if surrogate.space.architecture != self.space.architecture:
+            raise ValueError(f"the surrogate was fitted for {surrogate.space!r}, not this benchmark's {self.space!r} "
+                             f"(model {self.model!r}, task {self.task!r})")
+        return surrogate
 
     def _load_surrogate(self, required: bool) -> Any:
         if self.supernetwork_space not in (None, "small"):
