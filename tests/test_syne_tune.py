@@ -39,8 +39,10 @@ def test_blackbox_answers_like_the_benchmark(tables):
                                           "latency", "runtime")
     assert set(curves.to_blackbox().objective_function(curves.configs()[0], {"epoch": 2})) == {
         *curves.answered_objectives, ELAPSED_TIME}
-    with pytest.raises(ValueError, match="objective 'memory_b32' has no value"):
-        curves.to_blackbox(("valid_error", "memory_b32")).objective_function(curves.configs()[0], {"epoch": 2})
+    with pytest.raises(ValueError, match="has no value for memory_b32 in every configuration it answers"):
+        curves.to_blackbox(("valid_error", "memory_b32"))  # refused where it is made, before a tuner starts
+    with pytest.raises(ValueError, match=r"seed 7: this blackbox has 2 seed\(s\), 0 to 1"):
+        blackbox.objective_function(one_seed, fidelity={"epoch": 5}, seed=7)
     # a string is one name, not a sequence of letters; names are checked where the blackbox is made
     for make in (bench.to_blackbox, bench.simulated_backend, lambda objectives: tabular_blackbox(bench, objectives)):
         with pytest.raises(TypeError, match="got the string 'valid_error'"):
@@ -70,6 +72,11 @@ def test_export_round_trip(tables, tmp_path):
     off_table = next({"num_layers": 2, "num_heads": 3, "num_units": u} for u in units if (2, 3, u) not in held)
     answered = add_surrogate(loaded).objective_function(off_table, fidelity={"epoch": 5}, seed=0)
     assert np.isfinite(np.asarray(answered["valid_error"], dtype=float)).all()
+    # the fields are ranges, which add_surrogate encodes as numbers (a choice is one-hot: no order of values)
+    assert {k: (d.lower, d.upper) for k, d in loaded.configuration_space.items()} == {
+        "num_layers": (min(c["num_layers"] for c in bench.configs()), max(c["num_layers"] for c in bench.configs())),
+        "num_heads": (min(c["num_heads"] for c in bench.configs()), max(c["num_heads"] for c in bench.configs())),
+        "num_units": (units[0], units[-1])}
 
 
 def test_export_holds_only_measured_values(tables):

@@ -28,7 +28,7 @@ from syne_tune.config_space import choice, randint
 
 from ..benchmark import Benchmark, ConfigNotInTableError
 from ..objectives import OBJECTIVE_NAMES, objective_names
-from ..simulation import check_values
+from ..simulation import check_answered, check_values
 
 ELAPSED_TIME = "elapsed_time"
 FIDELITY = "epoch"
@@ -39,6 +39,7 @@ class BenchmarkBlackbox(Blackbox):
 
     def __init__(self, bench: Benchmark, objectives: tuple[str, ...] = OBJECTIVE_NAMES, nearest: bool = True) -> None:
         self.bench, self.objectives, self.nearest = bench, objective_names(objectives), nearest
+        check_answered(bench, self.objectives)  # before a tuner starts, not at the first configuration without one
         self._fidelities = np.array(bench.fidelities)
         fidelity_space = {FIDELITY: randint(int(self._fidelities.min()), int(self._fidelities.max()))}
         super().__init__(bench.space.syne_tune_space(), fidelity_space, [*self.objectives, ELAPSED_TIME])
@@ -52,6 +53,9 @@ class BenchmarkBlackbox(Blackbox):
         return max(1, len(self.bench.seeds))
 
     def _query(self, asked: dict[str, Any], epoch: int, seed: int | None) -> list[float]:
+        if seed is not None and not 0 <= seed < self.num_seeds:
+            raise ValueError(f"seed {seed!r}: this blackbox has {self.num_seeds} seed(s), 0 to {self.num_seeds - 1} "
+                             "(or None: the mean over the table's seeds)")
         seed = seed if seed is not None and seed in self.bench.seeds else None
         config = asked
         try:
@@ -121,10 +125,11 @@ def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None
     Only measured values go in, and no cell is left empty: the seeds are those every configuration of the table
     has (the standalone tables hold three seeds of the unpruned network alone, so they export seed 0), and
     ``objectives=None`` takes every objective the table has a value for in every row (an objective named
-    explicitly without one raises a ValueError). Each configuration field becomes a ``choice`` over the values
-    the table holds, so a sampler can combine values into a configuration the table lacks; for searching, wrap
-    the loaded blackbox with Syne Tune's ``add_surrogate`` (as Syne Tune does with its own tables of sampled
-    configurations), or search ``Benchmark.to_blackbox()``, which the package's surrogate answers.
+    explicitly without one raises a ValueError). Each integer configuration field becomes a ``randint`` over the
+    range the table holds (so a sampler can draw a configuration the table lacks); for searching, wrap the
+    loaded blackbox with Syne Tune's ``add_surrogate`` (as Syne Tune does with its own tables of sampled
+    configurations; the ranges keep its nearest-neighbour surrogate ordinal), or search
+    ``Benchmark.to_blackbox()``, which the package's surrogate answers.
     """
     from syne_tune.blackbox_repository.blackbox_tabular import BlackboxTabular
 
@@ -162,7 +167,11 @@ def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None
         raise ValueError(f"{bench!r}: {int(empty.sum())} (configuration, seed, epoch) cells of the table lack "
                          f"{', '.join(names)} (configurations with other epochs, or missing values), so it cannot be "
                          "exported as a tabular blackbox")
-    space = {f: choice(sorted(hyperparameters[f].unique().tolist())) for f in fields}
+    # integer fields stay ordinal (a range): Syne Tune's add_surrogate then encodes them as numbers, where a choice
+    # would be one-hot encoded and its nearest neighbours would ignore the order of the values
+    space = {f: randint(int(hyperparameters[f].min()), int(hyperparameters[f].max()))
+             if pd.api.types.is_integer_dtype(hyperparameters[f]) else choice(sorted(hyperparameters[f].unique().tolist()))
+             for f in fields}
     return BlackboxTabular(hyperparameters, space, {FIDELITY: randint(min(epochs), max(epochs))}, values,
                            np.array(epochs), [*objectives, ELAPSED_TIME])
 
