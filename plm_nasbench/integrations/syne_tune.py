@@ -169,9 +169,8 @@ def tabular_blackbox(bench: Benchmark, objectives: tuple[str, ...] | None = None
                          "exported as a tabular blackbox")
     # integer fields stay ordinal (a range): Syne Tune's add_surrogate then encodes them as numbers, where a choice
     # would be one-hot encoded and its nearest neighbours would ignore the order of the values
-    space = {f: randint(int(hyperparameters[f].min()), int(hyperparameters[f].max()))
-             if pd.api.types.is_integer_dtype(hyperparameters[f]) else choice(sorted(hyperparameters[f].unique().tolist()))
-             for f in fields}
+    space = {f: randint(int(values.min()), int(values.max())) if pd.api.types.is_integer_dtype(values)
+             else choice(sorted(values.unique().tolist())) for f, values in hyperparameters.items()}
     return BlackboxTabular(hyperparameters, space, {FIDELITY: randint(min(epochs), max(epochs))}, values,
                            np.array(epochs), [*objectives, ELAPSED_TIME])
 
