@@ -133,11 +133,11 @@ def _pareto(args: argparse.Namespace) -> int:
     front = bench.pareto_front(tuple(objectives), epoch=args.epoch)
     print(f"{bench!r}: {len(front)} non-dominated configurations of {', '.join(objectives)}")
     long = front["config"].str.len() > CONFIG_WIDTH
-    if long.any():
+    if long.any() and not args.full:
         front["config"] = front["config"].where(~long, front["config"].str[:CONFIG_WIDTH - 3] + "...")
-        print(f"(configurations longer than {CONFIG_WIDTH} characters are cut; Benchmark.pareto_front() returns "
-              "them whole)")
-    print(_format(front[["config", *dict.fromkeys([*objectives, "test_error"])]]))
+        print(f"(configurations longer than {CONFIG_WIDTH} characters are cut; --full prints them whole)")
+    predicted = (front["source"] != "table").any()  # auto: objectives the table lacks came from the surrogate
+    print(_format(front[["config", *dict.fromkeys([*objectives, "test_error"]), *(["source"] if predicted else [])]]))
     return 0
 
 
@@ -248,12 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--scheme", default="weight_sharing", choices=["weight_sharing", "standalone"],
                          help="(default: %(default)s)")
         _add_super_network(cmd)
-        cmd.add_argument("--backend", default="auto" if name == "query" else "table",
-                         choices=["auto", "table", "surrogate", "live"] if name == "query" else ["table"],
-                         help="(default: %(default)s)")
+        cmd.add_argument("--backend", default="auto",
+                         choices=["auto", "table", "surrogate", "live"] if name == "query" else ["auto", "table"],
+                         help="(default: %(default)s)" if name == "query" else "auto: the table's configurations, "
+                         "with what their rows lack (e.g. latency) predicted by the surrogate, as query answers them; "
+                         "table: measured values alone (default: %(default)s)")
         cmd.add_argument("--epoch", type=int, default=None,
                          help="the fidelity (epoch) to answer at (default: the last)")
-        _add_folders(cmd, surrogates=name == "query")  # pareto reads the table alone
+        _add_folders(cmd)
         if name == "query":
             cmd.add_argument("--seed", type=int, default=None,
                              help="the seed whose row answers (default: the mean over the seeds the table holds)")
@@ -267,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cmd.add_argument("--objectives", default="valid_error,params_fraction",
                              help="comma-separated objectives (default: %(default)s)")
+            cmd.add_argument("--full", action="store_true", help=f"print configurations longer than {CONFIG_WIDTH} "
+                                                                  "characters whole")
             cmd.set_defaults(handler=_pareto, command_parser=cmd)
     sim = commands.add_parser("simulate", allow_abbrev=False, help="compare optimizers in simulated time on the tables",
                               description="compare optimizers in simulated time on the tables")

@@ -62,7 +62,9 @@ def test_help_and_bad_commands(capsys):
         main(["info", "--model", "gpt2"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'gpt2'" in capsys.readouterr().err
-    for argv, message in ((["pareto", "--task", "rte", "--surrogates", "s"], "unrecognized arguments: --surrogates"),
+    for argv, message in ((["pareto", "--task", "rte", "--backend", "table", "--surrogates", "s"],
+                           "--surrogates is read with --backend auto or surrogate only, not with --backend table"),
+                          (["info", "--surrogates", "s"], "unrecognized arguments: --surrogates"),
                           (["simulate", "--task", "rte", "--backend", "table", "--surrogates", "s"],
                            "--surrogates is read with --backend auto or surrogate only, not with --backend table"),
                           (["query", "--task", "rte", "--backend", "live", "--data", "d", "{}"],

@@ -58,6 +58,25 @@ def test_every_space_takes_back_its_table_rows_and_fronts():
                 bench.query_many([configs[0], outside, configs[1]])
 
 
+def test_the_latency_front_on_auto_has_the_configurations_whose_latency_is_predicted():
+    """RTE's table lacks latency for the grid's offset columns: ``auto``'s front answers them as ``query`` does."""
+    from plm_nasbench import Benchmark
+
+    objectives = ("valid_error", "latency")
+    with pytest.warns(UserWarning, match=r"configurations lack valid_error or latency in the table and are left out"):
+        measured = Benchmark("rte", backend="table", data=PACKAGE_DATA).pareto_front(objectives)
+    auto = Benchmark("rte", data=PACKAGE_DATA)
+    front = auto.pareto_front(objectives)
+    assert (measured["source"] == "table").all() and (front["source"] == "table+surrogate").any()
+    for _, row in front.iterrows():
+        answer = auto.query(json.loads(row["config"]))
+        assert (answer["latency"], answer["source"]) == (row["latency"], row["source"])
+    values = front[list(objectives)].to_numpy()
+    for row in measured[list(objectives)].to_numpy():  # no measured configuration dominates the front
+        assert not np.any(np.all(row <= values, axis=1) & np.any(row < values, axis=1))
+    assert (auto.pareto_front()["source"] == "table").all()  # params_fraction is never predicted
+
+
 def test_a_shipped_supernetwork_costs_the_same_in_every_space_and_backend():
     """RTE's network was trained three times (its cache lost); its tables record different times, and every
     benchmark on it charges the least. Every shipped weight-sharing surrogate charges what its tables do (a

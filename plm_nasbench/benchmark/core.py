@@ -152,7 +152,7 @@ class Benchmark:
         trained = f", supernetwork_space={self.supernetwork_space!r}" if self.supernetwork_space else ""
         return (f"no table for task={self.task!r}, model={self.model!r}, space={self.space.name!r}, "
                 f"scheme={self.scheme!r}, strategy={self.strategy!r}{trained} in {self._data_root}; "
-                "`plm-nasbench info` lists what exists, `python -m generate` makes tables, "
+                "`plm-nasbench info` lists what exists, `python -m generate` (in the source checkout) makes tables, "
                 "backend='live' evaluates for real")
 
     def _load_table(self, required: bool) -> TableIndex | None:
@@ -576,29 +576,35 @@ class Benchmark:
 
     def pareto_front(self, objectives: Sequence[str] = ("valid_error", "params_fraction"),
                      epoch: int | None = None) -> pd.DataFrame:
-        """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first.
-        Of configurations with equal values in every objective (the ``small`` space's 0-layer ones, one network),
+        """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first,
+        with each one's ``source``: on ``auto``, objectives a table row lacks (latency not measured) are the
+        surrogate's, as :meth:`query` answers them (``table+surrogate`` where one of ``objectives`` is). Of
+        configurations with equal values in every objective (the ``small`` space's 0-layer ones, one network),
         only the first in the table is listed.
 
-        Configurations the table has no value for in one of ``objectives`` (e.g. no latency measured) are left out
-        before dominance is decided, with a warning that counts them."""
+        Configurations still without a value for one of ``objectives`` (``table`` backend: e.g. no latency
+        measured) are left out before dominance is decided, with a warning that counts them."""
         objectives = objective_names(objectives)
         self._check_epoch_and_seed(epoch, None)
         if self._index is None:
             raise self._no_table()
         configs = self._index.configs()
-        codes = self._index.codes(configs)
-        values, counts = self._index.lookup_many(codes, epoch)
-        found = counts > 0
-        frame = pd.DataFrame(values, columns=list(OBJECTIVES))
+        answers = self.query_many(configs, epoch=epoch)
+        frame = answers[list(OBJECTIVES)].copy()
         frame["num_params"] = frame["num_params"].astype("Int64")
+        predicted = np.zeros(len(frame), dtype=bool)  # one of these objectives the surrogate's, not the table's
+        for name in (n for n in objectives if f"{n}_std" in answers):
+            predicted |= answers[f"{name}_std"].notna().to_numpy()
+        frame["source"] = np.where(predicted, "table+surrogate", "table")
         frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
-        frame = frame[found]
         values = frame[list(objectives)].to_numpy(dtype=float)
         measured = np.isfinite(values).all(axis=1)
         if not measured.all():
+            filled = " nor predicted by a surrogate" if self._fillable() else ""
             warnings.warn(f"pareto_front: {int((~measured).sum())} of {len(frame)} configurations lack "
-                          f"{' or '.join(objectives)} in the table and are left out", stacklevel=2)
+                          f"{' or '.join(objectives)} in the table{filled} and are left out"
+                          + ("; backend 'auto' fills them where a surrogate exists (small space)"
+                             if self.backend == "table" else ""), stacklevel=2)
         frame = frame[measured].reset_index(drop=True)
         keep = pareto_mask(values[measured])
         return frame[keep].sort_values(list(objectives)).reset_index(drop=True)
