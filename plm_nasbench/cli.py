@@ -117,9 +117,21 @@ def _query(args: argparse.Namespace) -> int:
         print(f"error: the configuration must be JSON, e.g. '{{\"num_layers\": 4, \"num_heads\": 6, "
               f"\"num_units\": 768}}': {err}", file=sys.stderr)
         return 2
+    from .objectives import OBJECTIVES
+
     result = _bench(args).query(config, epoch=args.epoch, seed=args.seed)
-    frame = pd.DataFrame({"objective": list(result), "value": list(result.values())})
+    # one row per objective, in a fixed order, with its unit and the surrogate's uncertainty where it predicted it
+    def shown(value: Any) -> str:
+        return "" if value is None else str(value) if isinstance(value, int) else f"{value:.4g}"
+
+    frame = pd.DataFrame({"objective": list(OBJECTIVES), "value": [shown(result[name]) for name in OBJECTIVES],
+                          "std": [shown(result.get(f"{name}_std")) for name in OBJECTIVES],
+                          "unit": [o.unit for o in OBJECTIVES.values()],
+                          "from": [("surrogate" if f"{name}_std" in result else "table")
+                                   if result["source"] == "table+surrogate" else result["source"] for name in OBJECTIVES]})
     print(_format(frame))
+    about = {k: result[k] for k in ("epoch", "seed", "n_seeds", "source", "out_of_data") if k in result}
+    print("  ".join(f"{k}: {v}" for k, v in about.items()))
     return 0
 
 

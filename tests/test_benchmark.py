@@ -933,10 +933,14 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     monkeypatch.setenv("PLM_NASBENCH_DATA", str(root))
     monkeypatch.setenv("PLM_NASBENCH_SURROGATES", str(surrogates))
     assert main(["query", "--task", "rte", json.dumps(grid[10])]) == 0
-    out = capsys.readouterr().out
-    assert "valid_error" in out and "table" in out
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["objective", "value", "std", "unit", "from"] and "source: table" in out[-1]
+    rows = {line.split()[0]: line for line in out[1:-1]}
+    assert list(rows) == list(OBJECTIVES) and rows["latency"].split()[-2:] == ["seconds", "table"]
+    assert rows["num_params"].split()[1] == str(Benchmark("rte", data=root).query(grid[10])["num_params"])  # whole
     assert main(["query", "--task", "rte", '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 0
-    assert "surrogate" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert "source: surrogate" in out[-1] and len(out[1].split()) == 7  # valid_error, its std, "1 - metric"
     assert main(["pareto", "--task", "rte"]) == 0
     assert "non-dominated" in capsys.readouterr().out
     assert main(["query", "--task", "rte", '{"num_layers": 40, "num_heads": 6, "num_units": 700}']) == 2
