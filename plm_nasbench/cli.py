@@ -128,7 +128,8 @@ def _query(args: argparse.Namespace) -> int:
                           "std": [shown(result.get(f"{name}_std")) for name in OBJECTIVES],
                           "unit": [o.unit for o in OBJECTIVES.values()],
                           "from": [("surrogate" if f"{name}_std" in result else "table")
-                                   if result["source"] == "table+surrogate" else result["source"] for name in OBJECTIVES]})
+                                   if result["source"] == "table+surrogate" else result["source"]
+                                   for name in OBJECTIVES]})
     print(_format(frame))
     about = {k: result[k] for k in ("epoch", "seed", "n_seeds", "source", "out_of_data") if k in result}
     print("  ".join(f"{k}: {v}" for k, v in about.items()))
