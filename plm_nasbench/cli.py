@@ -71,7 +71,11 @@ def _info(args: argparse.Namespace) -> int:
         from . import Benchmark
 
         print("\nBenchmarks they answer (Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)):")
-        print(_format(Benchmark.available(manifest.root)))
+        available = Benchmark.available(manifest.root)
+        long = ["studies", "hardware"]  # long texts: listed per benchmark below the table, which stays narrow
+        print(_format(available.drop(columns=long).rename_axis("#").reset_index()))
+        for number, row in available.iterrows():
+            print(f"  #{number}: studies {row['studies']}; hardware {row['hardware']}")
     return 0
 
 
