@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -336,8 +337,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, KeyError, OSError) as err:  # OSError: missing files, an unreachable Hub (ConnectionError)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {for_the_shell(str(message))}", file=sys.stderr)
         return 2
+
+
+#: The Python API's advice in errors, as the same advice is given with this command's options.
+SHELL_WORDS = (("query with seed=None", "leave out --seed"), ("max_time ", "the --hours budget of "),
+               ("`Benchmark.available()` lists", "`plm-nasbench info` lists"),
+               ("`nearest_config(config)` gives the table's nearest configuration",
+                "Benchmark.nearest_config(config) in Python gives the table's nearest configuration"))
+
+
+def for_the_shell(message: str) -> str:
+    """``message`` (an error of the Python API) with its advice in terms of ``plm-nasbench``'s options."""
+    for python, shell in SHELL_WORDS:
+        message = message.replace(python, shell)
+    return re.sub(r"backend='(\w+)'(?![),])", r"--backend \1", message)  # advice, not a Benchmark(...) repr
 
 
 if __name__ == "__main__":

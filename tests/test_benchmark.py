@@ -943,6 +943,8 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert "source: surrogate" in out[-1] and len(out[1].split()) == 7  # valid_error, its std, "1 - metric"
     assert main(["pareto", "--task", "rte"]) == 0
     assert "non-dominated" in capsys.readouterr().out
+    assert main(["query", "--task", "rte", "--seed", "1", '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 2
+    assert capsys.readouterr().err.endswith("the surrogate predicts the mean over seeds only: leave out --seed\n")
     assert main(["query", "--task", "rte", '{"num_layers": 40, "num_heads": 6, "num_units": 700}']) == 2
     assert "num_layers must be an integer in [0, 6]" in capsys.readouterr().err
     monkeypatch.delenv("PLM_NASBENCH_DATA")
