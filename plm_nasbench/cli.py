@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: The Python API's advice in errors, as the same advice is given with this command's options.
-SHELL_WORDS = (("query with seed=None", "leave out --seed"), ("max_time ", "the --hours budget of "),
+SHELL_WORDS = (("query with seed=None", "leave out --seed"),
                ("`Benchmark.available()` lists", "`plm-nasbench info` lists"),
                ("`nearest_config(config)` gives the table's nearest configuration",
                 "Benchmark.nearest_config(config) in Python gives the table's nearest configuration"))
@@ -352,6 +352,7 @@ def for_the_shell(message: str) -> str:
     """``message`` (an error of the Python API) with its advice in terms of ``plm-nasbench``'s options."""
     for python, shell in SHELL_WORDS:
         message = message.replace(python, shell)
+    message = re.sub(r"max_time (?=[\d.]+ s\b)", "the --hours budget of ", message)  # "max_time 1080.0 s ..."
     return re.sub(r"backend='(\w+)'(?![),])", r"--backend \1", message)  # advice, not a Benchmark(...) repr
 
 

@@ -920,6 +920,45 @@ def test_pareto_front_is_non_dominated(tables):
         assert not np.any(np.all(row <= values, axis=1) & np.any(row < values, axis=1))
 
 
+def test_edge_cases_of_the_front_the_listing_and_the_surrogate(tables, tmp_path):
+    import pickle
+    import shutil
+
+    from plm_nasbench.cli import for_the_shell
+
+    root, surrogates, _, _, _ = tables
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    manifest = Manifest.load(data)
+    relpath = "minilm-l6-h384/standalone-small/rte.parquet"
+    curves = manifest.read(relpath)
+    reach = curves["config_id"].unique()[:5]
+    cut = curves[(curves["epoch"] < 5) | curves["config_id"].isin(reach)]  # most curves stop at epoch 4
+    manifest.record(relpath, cut, write_parquet(cut, data / relpath), {"study": "standalone-small"})
+    manifest.save()
+    table = Benchmark("rte", scheme="standalone", backend="table", data=data)
+    front = table.pareto_front(epoch=5)  # the configurations with rows at epoch 5, not an error for the others
+    assert 1 <= len(front) <= 5 and set(front["source"]) == {"table"}
+
+    copy = tmp_path / "surrogates"
+    shutil.copytree(surrogates, copy)
+    meta = copy / "minilm-l6-h384/weight_sharing/full/rte/surrogate.json"
+    meta.write_text(meta.read_text() + " ")  # damaged: the listing goes on, without that surrogate
+    listing = Benchmark.available(root, copy).set_index(["task", "space", "scheme"])
+    assert not listing.loc[("rte", "small", "weight_sharing"), "surrogate"]
+
+    bench = Benchmark("rte", backend="surrogate", data=root, surrogates=surrogates)
+    assert bench._surrogate.predict([])["valid_error"].shape == (0,)
+    assert len(bench.query_many([])) == 0
+    bench.query({"num_layers": 2, "num_heads": 3, "num_units": 100})  # the whole space's answers now computed
+    assert len(pickle.dumps(bench._surrogate)) < 2_000_000  # sent to workers without them
+
+    assert for_the_shell("max_time 1080.0 s leaves nothing") == "the --hours budget of 1080.0 s leaves nothing"
+    assert for_the_shell("max_time must be positive") == "max_time must be positive"
+    assert for_the_shell("Benchmark(task='rte', backend='auto'); backend='live' evaluates") == (
+        "Benchmark(task='rte', backend='auto'); --backend live evaluates")
+
+
 def test_benchmark_import_is_light():
     code = ("import sys; from plm_nasbench import Benchmark; "
             "print(any(m in sys.modules for m in ('torch', 'transformers', 'xgboost')))")

@@ -49,6 +49,17 @@ def _folder(name: str, given: str | Path | None, env: str, default: Path, check:
     return folder
 
 
+def _serves(folder: Path, manifest: Manifest, read: Any) -> bool:
+    """Whether the surrogate saved in ``folder`` extends the tables of ``manifest`` (a damaged one does not: the
+    listing goes on, and loading it names the damaged file)."""
+    from ..surrogates.build import fitted_elsewhere
+
+    try:
+        return fitted_elsewhere(folder, manifest, read) is None
+    except (ValueError, FileNotFoundError):
+        return False
+
+
 def _check(name: str, value: Any, allowed: Sequence[str]) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {name} {value!r}; known: {', '.join(allowed)}")
@@ -226,7 +237,7 @@ class Benchmark:
         studies they come from, their ``dtype``, the ``hardware`` that ran them (its timing columns are that
         hardware's: several mean timings of several machines) and whether a surrogate fitted on these tables (the
         versions ``data`` holds) extends it to the whole space."""
-        from ..surrogates.build import fitted_elsewhere, surrogate_folder
+        from ..surrogates.build import surrogate_folder
 
         manifest = Manifest.load(_folder("data", data, DATA_ENV, default_data_dir()))
         surrogate_root = _folder("surrogates", surrogates, SURROGATES_ENV, surrogates_dir(), required=False)
@@ -247,7 +258,7 @@ class Benchmark:
                 continue
             folder = surrogate_folder(surrogate_root, model, scheme, strategy, task)
             surrogate = (space == "small" and trained_on in (None, "small") and (folder / "surrogate.json").is_file()
-                         and fitted_elsewhere(folder, manifest, read) is None)
+                         and _serves(folder, manifest, read))
             records.append({"task": task, "model": model, "space": space, "scheme": scheme, "strategy": strategy,
                             "supernetwork_space": trained_on, "table_rows": len(rows),
                             "studies": ", ".join(pd.unique(rows["_study"])), "dtype": rows["dtype"].iloc[0],
@@ -474,7 +485,7 @@ class Benchmark:
             gave = np.zeros(len(rows), dtype=bool)
             if len(rows):
                 surrogate = self._surrogate
-                nearest = min(max(int(epoch), 1), surrogate.max_epoch) if surrogate.max_epoch is not None else epoch
+                nearest = min(surrogate.fidelities, key=lambda e: (abs(e - int(epoch)), e))  # its nearest epoch
                 predicted = surrogate.predict(self._fields([configs[i] for i in rows]), nearest)
                 for name, position in zip(fillable, positions):
                     table = answers[rows, position]
@@ -589,6 +600,8 @@ class Benchmark:
         if self._index is None:
             raise self._no_table()
         configs = self._index.configs()
+        _, counts = self._index.lookup_many(self._index.codes(configs), epoch)
+        configs = [config for config, count in zip(configs, counts) if count]  # those with rows at this epoch
         answers = self.query_many(configs, epoch=epoch)
         frame = answers[list(OBJECTIVES)].copy()
         frame["num_params"] = frame["num_params"].astype("Int64")
