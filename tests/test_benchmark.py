@@ -552,6 +552,11 @@ def test_a_surrogate_with_scikit_learn_members_predicts_every_configuration(tabl
         Benchmark("rte", backend="surrogate", surrogates={"valid_error": 0.3})
     with pytest.raises(ValueError, match="was fitted for .*, not this benchmark's"):
         Benchmark("stsb", backend="surrogate", surrogates=fitted)  # a regression head: other parameter counts
+    with pytest.raises(ValueError, match="cannot answer this benchmark: surrogates exist for the small space only, "
+                                         "not space='medium'"):
+        Benchmark("rte", space="medium", backend="surrogate", data=root, surrogates=fitted)
+    with pytest.raises(ValueError, match="small space only, not space='medium'; use backend='table' or 'live'"):
+        Benchmark("rte", space="medium", backend="surrogate", data=root)
 
 
 def test_surrogate_fit_and_predict_refuse_bad_input_and_save_keeps_what_is_not_theirs(tables, tmp_path):

@@ -183,24 +183,27 @@ class Benchmark:
         if not isinstance(surrogate, SmallSpaceSurrogate):
             raise TypeError(f"surrogates must be a folder (str or Path) or a fitted SmallSpaceSurrogate, got "
                             f"{type(surrogate).__name__}")
-        if not isinstance(self.space, SmallSpace) or self.supernetwork_space not in (None, "small"):
-            raise ValueError("a SmallSpaceSurrogate answers the small space of a super-network trained on it, not "
-                             f"space={self.space.name!r}, supernetwork_space={self.supernetwork_space!r}")
+        if reason := self._outside_surrogates():
+            raise ValueError(f"a SmallSpaceSurrogate cannot answer this benchmark: {reason}")
         if surrogate.space.architecture != self.space.architecture:
             raise ValueError(f"the surrogate was fitted for {surrogate.space!r}, not this benchmark's {self.space!r} "
                              f"(model {self.model!r}, task {self.task!r})")
         return surrogate
 
-    def _load_surrogate(self, required: bool) -> Any:
+    def _outside_surrogates(self) -> str | None:
+        """Why no surrogate can answer this benchmark (None where one can): they answer the small space of a
+        super-network trained on it."""
         if self.supernetwork_space not in (None, "small"):
-            if required:
-                raise ValueError("surrogates exist for super-networks trained on the small space only, not "
-                                 f"{self.supernetwork_space!r}; use backend='table' or 'live'")
-            return None
+            return ("surrogates exist for super-networks trained on the small space only, not "
+                    f"supernetwork_space={self.supernetwork_space!r}")
         if not isinstance(self.space, SmallSpace):
+            return f"surrogates exist for the small space only, not space={self.space.name!r}"
+        return None
+
+    def _load_surrogate(self, required: bool) -> Any:
+        if reason := self._outside_surrogates():
             if required:
-                raise ValueError(f"surrogates exist for the small space only, not {self.space.name!r}; "
-                                 "use backend='table' or 'live'")
+                raise ValueError(f"{reason}; use backend='table' or 'live'")
             return None
         from ..surrogates import SmallSpaceSurrogate
         from ..surrogates.build import fitted_elsewhere, surrogate_folder
