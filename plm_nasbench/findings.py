@@ -17,12 +17,17 @@ Four comparisons, each on every task whose tables hold it (a task without them i
 Every hypervolume is the protocol's (:mod:`plm_nasbench.protocol`): objectives quantile-normalised over
 all values compared together, reference point (2, 2). The numbers replace the text between
 ``<!-- findings:start -->`` and ``<!-- findings:end -->`` in the README; the plots go to ``docs/plots``.
+
+Each section ends with a stamp (an HTML comment) of what it read: the checksums of its tables and, for (c) and
+(d), of the latency tables and the tasks' surrogates. ``--check`` recomputes them from the tables as they are now
+and names the sections whose inputs changed since (exit status 1), without recomputing any comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +39,10 @@ from .architecture import DEFAULT_MODEL
 from .atomic import read_block, replace_block
 from .benchmark.core import STRATEGIES
 from .paths import data_dir as default_data_dir
+from .paths import surrogates_dir as default_surrogates_dir
 from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
+from .provenance import sha256_file
 from .simulation import final_regret, final_results
 from .tables import Manifest, served_rows
 
@@ -58,6 +65,8 @@ STANDALONE_METHODS = ("rs", "moasha")
 MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
 COMPARISONS = ("a", "b", "c", "d")
 EQUAL_TIME_CAP = 10  # (d): a run under a time budget makes at most this many times the evaluations random search does
+#: A section's stamp: its kind (the tag of its plots), the tasks it was asked for and the digest of its inputs.
+STAMP = re.compile(r"<!-- inputs: (?P<tag>[\w-]+) tasks=(?P<tasks>[\w,]*) sha256=(?P<digest>[0-9a-f]{16}) -->")
 
 
 def _hypervolumes(groups: dict[str, list[np.ndarray]]) -> dict[str, list[float]]:
@@ -198,6 +207,59 @@ def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str
     return scored, budgets
 
 
+def _section_keys(tag: str) -> list[dict[str, str]]:
+    """Manifest keys of the tables a findings section of kind ``tag`` reads (a plot tag: a key of
+    ``SPACE_STUDIES``, ``strategy``, ``ws``, ``standalone`` or ``standalone-table``)."""
+    if tag in SPACE_STUDIES:
+        return [{"study": study} for study in SPACE_STUDIES[tag][1].values()]
+    if tag == "strategy":
+        return [{"study": ABLATION_STUDY}]
+    if tag in ("ws", "standalone", "standalone-table"):  # a benchmark's tables, latency included
+        return [{"scheme": "weight_sharing" if tag == "ws" else "standalone", "search_space": "small"},
+                {"scheme": "latency"}]
+    raise ValueError(f"unknown findings section kind {tag!r}; known: {', '.join(SPACE_STUDIES)}, strategy, ws, "
+                     "standalone, standalone-table")
+
+
+def inputs_digest(manifest: Manifest, tag: str, tasks: Sequence[str], surrogates: Path | None = None) -> str:
+    """The first 16 hex digits of a SHA-256 over what a findings section of kind ``tag`` reads for ``tasks``: the
+    manifest's checksums of its tables and, for the optimizer comparisons, of the latency tables and the checksum
+    files of the tasks' surrogates (in ``surrogates``, default the package's)."""
+    keys = _section_keys(tag)
+    wanted = {*tasks, None}  # latency tables belong to no task
+    paths = sorted({p for k in keys for p in manifest.find(**k) if manifest.tables[p].get("task") in wanted})
+    lines = [f"{p} {manifest.tables[p]['sha256']}" for p in paths]
+    if "scheme" in keys[0]:
+        root = Path(surrogates) if surrogates is not None else default_surrogates_dir()
+        sums = sorted(f for task in tasks for f in root.glob(f"*/{keys[0]['scheme']}/*/{task}/checksums.json"))
+        lines += [f"{f.relative_to(root).as_posix()} {sha256_file(f)}" for f in sums]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def _stamp(manifest: Manifest, tag: str, tasks: Sequence[str], surrogates: Path | None) -> str:
+    return f"<!-- inputs: {tag} tasks={','.join(tasks)} sha256={inputs_digest(manifest, tag, tasks, surrogates)} -->"
+
+
+def check_block(block: str, manifest: Manifest, surrogates: Path | None = None) -> list[tuple[str, str]]:
+    """Each section of a findings block as (its heading, its state): ``current`` when its stamps match the inputs
+    as they are now, ``changed`` when a table or surrogate it read changed since, ``more tasks: ...`` when tasks
+    it was not asked for now have tables it would read, ``unstamped`` when it has no stamp (computed before
+    stamps were written)."""
+    states = []
+    for section in _sections(block)[1]:
+        stamps = list(STAMP.finditer(section))
+        state = "current" if stamps else "unstamped"
+        for stamp in stamps:
+            tasks = [t for t in stamp["tasks"].split(",") if t]
+            held = {manifest.tables[p].get("task") for k in _section_keys(stamp["tag"]) for p in manifest.find(**k)}
+            if inputs_digest(manifest, stamp["tag"], tasks, surrogates) != stamp["digest"]:
+                state = "changed"
+            elif state == "current" and (more := sorted(held - {*tasks, None})):
+                state = f"more tasks: {', '.join(more)}"
+        states.append((section.splitlines()[0], state))
+    return states
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     cells = frame.map(lambda v: f"{v:.3f}" if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
@@ -256,7 +318,7 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
     for title, compare, tag, what in comparisons:
         if title[1] not in only:
             continue
-        blocks.append(f"#### {title}")
+        blocks += [f"#### {title}", _stamp(manifest, tag, tasks, surrogates)]
         done: dict[str, pd.DataFrame] = {}
         for task in tasks:
             result = compare(manifest, task)
@@ -287,7 +349,7 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
              "by the table's nearest configuration)", STANDALONE_METHODS, "standalone", "standalone-table", "table")):
         if title[1] not in only:
             continue
-        blocks.append(f"#### {title}")
+        blocks += [f"#### {title}", _stamp(manifest, tag, tasks, surrogates)]
         if scheme == "standalone":  # a handful of curves so far is no search space to compare optimizers on
             usable = [t for t in tasks if _standalone_configs(manifest, model, t) >= MIN_STANDALONE_CONFIGS]
         else:
@@ -338,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only", default=",".join(COMPARISONS),
                         help="comma-separated comparisons to recompute; the README block keeps the others' sections "
                              "(default: %(default)s, all)")
+    parser.add_argument("--check", action="store_true",
+                        help="recompute nothing: say which sections of the README's block were computed from other "
+                             "tables or surrogates than those of --data and --surrogates now (exit status 1 if any)")
     args = parser.parse_args(argv)
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     if not only or set(only) - set(COMPARISONS):
@@ -350,6 +415,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OSError, ValueError) as err:
         parser.error(f"--readme {args.readme}: {err}")
     manifest = Manifest.load(args.data)
+    if args.check:
+        states = check_block(read_block(Path(args.readme), START, END), manifest,
+                             Path(args.surrogates) if args.surrogates else None)
+        for heading, state in states:
+            print(f"{state:10} {heading}")
+        if any(state != "current" for _, state in states):
+            parser.exit(1, f"{args.readme}: recompute the sections not marked current (--only with their letters)\n")
+        return
     tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
     block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
                      Path(args.surrogates) if args.surrogates else None, only)

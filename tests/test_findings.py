@@ -88,7 +88,7 @@ def test_strategy_ranks_over_tasks_with_every_strategy(findings_data, tables, tm
     assert ranks == {s: (float(rank), 0.0) for rank, s in enumerate(reversed(STRATEGIES), start=1)}
 
 
-def test_findings_block_and_plots(findings_data, tables, tmp_path):
+def test_findings_block_and_plots(findings_data, tables, tmp_path, capsys):
     from plm_nasbench.findings import END, START, main
 
     surrogates = tables[1]
@@ -105,6 +105,36 @@ def test_findings_block_and_plots(findings_data, tables, tmp_path):
             "findings-ranks-standalone.png", "findings-regret-standalone-rte.png",
             "findings-regret-standalone-table-rte.png"} <= names
     assert "real learning curves only" in text and text.count("| moasha |") == 2  # surrogate-filled and table-only
+    check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys)
+
+
+def check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys):
+    """`--check` finds every section current right after a run, and names those whose tables changed since or
+    that tasks not asked for now feed."""
+    from plm_nasbench.findings import main
+
+    capsys.readouterr()
+    main(["--data", str(findings_data.root), "--surrogates", str(surrogates), "--readme", str(readme), "--check"])
+    states = capsys.readouterr().out.splitlines()
+    assert len(states) == 6 and all(s.startswith("current ") for s in states)  # (a) twice, (b), (c), (d) twice
+    root = tmp_path / "changed"
+    shutil.copytree(findings_data.root, root)
+    manifest = Manifest.load(root)
+    relpath = "minilm-l6-h384/ws-layer/rte.parquet"
+    layer = manifest.read(relpath)
+    layer = layer.assign(valid_error=layer["valid_error"] + 0.01)
+    manifest.record(relpath, layer, write_parquet(layer, root / relpath), {"study": "ws-layer"})
+    stsb = layer.assign(task="stsb")
+    manifest.record("minilm-l6-h384/ws-own-layer/stsb.parquet", stsb,
+                    write_parquet(stsb, root / "minilm-l6-h384/ws-own-layer/stsb.parquet"), {"study": "ws-own-layer"})
+    manifest.save()
+    with pytest.raises(SystemExit) as stopped:
+        main(["--data", str(root), "--surrogates", str(surrogates), "--readme", str(readme), "--check"])
+    assert stopped.value.code == 1
+    states = dict(reversed(line.split("#### ", 1)) for line in capsys.readouterr().out.splitlines())
+    assert [s.strip() for h, s in states.items() if h.startswith("(a) Search spaces, one")] == ["changed"]
+    assert [s.strip() for h, s in states.items() if h.startswith("(a) Search spaces, each")] == ["more tasks: stsb"]
+    assert sorted(s.strip() for h, s in states.items() if not h.startswith("(a)")) == ["current"] * 4
 
 
 def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, tables, tmp_path):
