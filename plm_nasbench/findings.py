@@ -18,8 +18,8 @@ Every hypervolume is the protocol's (:mod:`plm_nasbench.protocol`): objectives q
 all values compared together, reference point (2, 2). The numbers replace the text between
 ``<!-- findings:start -->`` and ``<!-- findings:end -->`` in the README; the plots go to ``docs/plots``.
 
-Each section ends with a stamp (an HTML comment) of what it read: the checksums of its tables and, for (c) and
-(d), of the latency tables and the tasks' surrogates. ``--check`` recomputes them from the tables as they are now
+Under each section's heading a stamp (an HTML comment) records what it read: the checksums of its tables and,
+where surrogates answer, of the latency table they learned from and of the tasks' surrogates. ``--check`` recomputes them from the tables as they are now
 and names the sections whose inputs changed since (exit status 1), without recomputing any comparison.
 """
 
@@ -43,6 +43,8 @@ from .paths import surrogates_dir as default_surrogates_dir
 from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
 from .provenance import sha256_file
+from .surrogates.build import STUDIES as SURROGATE_STUDIES
+from .surrogates.small import CHECKSUMS
 from .simulation import final_regret, final_results
 from .tables import Manifest, served_rows
 
@@ -65,8 +67,8 @@ STANDALONE_METHODS = ("rs", "moasha")
 MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
 COMPARISONS = ("a", "b", "c", "d")
 EQUAL_TIME_CAP = 10  # (d): a run under a time budget makes at most this many times the evaluations random search does
-#: A section's stamp: its kind (the tag of its plots), the tasks it was asked for and the digest of its inputs.
-STAMP = re.compile(r"<!-- inputs: (?P<tag>[\w-]+) tasks=(?P<tasks>[\w,]*) sha256=(?P<digest>[0-9a-f]{16}) -->")
+#: A section's stamp: its kind (the tag of its plots), model, the tasks it was asked for and the digest of its inputs.
+STAMP = re.compile(r"<!-- inputs: (?P<tag>[\w-]+) model=(?P<model>\S+) tasks=(?P<tasks>\S*) sha256=(?P<digest>[0-9a-f]{16}) -->")
 
 
 def _hypervolumes(groups: dict[str, list[np.ndarray]]) -> dict[str, list[float]]:
@@ -207,55 +209,78 @@ def compare_optimizers(tasks: Sequence[str], methods: Sequence[str], scheme: str
     return scored, budgets
 
 
-def _section_keys(tag: str) -> list[dict[str, str]]:
-    """Manifest keys of the tables a findings section of kind ``tag`` reads (a plot tag: a key of
-    ``SPACE_STUDIES``, ``strategy``, ``ws``, ``standalone`` or ``standalone-table``)."""
+def _section_keys(tag: str, model: str) -> list[dict[str, str]]:
+    """Manifest keys of the tables a findings section of kind ``tag`` (the tag of its plots: a key of
+    ``SPACE_STUDIES``, ``strategy``, ``ws``, ``standalone`` or ``standalone-table``) reads for ``model``: a
+    weight-sharing benchmark reads every weight-sharing table of its task (the super-network's training time comes
+    from any of them), and a benchmark answering from surrogates depends on the latency table they learned from."""
     if tag in SPACE_STUDIES:
-        return [{"study": study} for study in SPACE_STUDIES[tag][1].values()]
+        return [{"model": model, "study": study} for study in SPACE_STUDIES[tag][1].values()]
     if tag == "strategy":
-        return [{"study": ABLATION_STUDY}]
-    if tag in ("ws", "standalone", "standalone-table"):  # a benchmark's tables, latency included
-        return [{"scheme": "weight_sharing" if tag == "ws" else "standalone", "search_space": "small"},
-                {"scheme": "latency"}]
+        return [{"model": model, "study": ABLATION_STUDY}]
+    if tag == "ws":
+        return [{"model": model, "scheme": "weight_sharing"}, {"model": model, "study": SURROGATE_STUDIES["latency"]}]
+    if tag == "standalone":
+        return [{"model": model, "scheme": "standalone"}, {"model": model, "study": SURROGATE_STUDIES["latency"]}]
+    if tag == "standalone-table":
+        return [{"model": model, "scheme": "standalone"}]
     raise ValueError(f"unknown findings section kind {tag!r}; known: {', '.join(SPACE_STUDIES)}, strategy, ws, "
                      "standalone, standalone-table")
 
 
-def inputs_digest(manifest: Manifest, tag: str, tasks: Sequence[str], surrogates: Path | None = None) -> str:
-    """The first 16 hex digits of a SHA-256 over what a findings section of kind ``tag`` reads for ``tasks``: the
-    manifest's checksums of its tables and, for the optimizer comparisons, of the latency tables and the checksum
-    files of the tasks' surrogates (in ``surrogates``, default the package's)."""
-    keys = _section_keys(tag)
-    wanted = {*tasks, None}  # latency tables belong to no task
+def _feeds(manifest: Manifest, tag: str, model: str, task: str) -> bool:
+    """Whether ``task`` has the tables a findings section of kind ``tag`` needs to include it."""
+    if tag in SPACE_STUDIES:
+        return sum(bool(manifest.find(model=model, study=s, task=task)) for s in SPACE_STUDIES[tag][1].values()) >= 2
+    if tag == "strategy":
+        return bool(manifest.find(model=model, study=ABLATION_STUDY, task=task))
+    if tag == "ws":
+        return bool(manifest.find(model=model, task=task, scheme="weight_sharing", search_space="small", strategy="full"))
+    return _standalone_configs(manifest, model, task) >= MIN_STANDALONE_CONFIGS
+
+
+def inputs_digest(manifest: Manifest, tag: str, model: str, tasks: Sequence[str],
+                  surrogates: Path | None = None) -> str:
+    """The first 16 hex digits of a SHA-256 over what a findings section of kind ``tag`` reads for ``model`` and
+    ``tasks``: the manifest's checksums of its tables (:func:`_section_keys`) and, where surrogates answer (``ws``,
+    ``standalone``), the checksum files of the tasks' surrogates in ``surrogates`` (default the package's)."""
+    keys = _section_keys(tag, model)
+    wanted = {*tasks, None}  # the latency table belongs to no task
     paths = sorted({p for k in keys for p in manifest.find(**k) if manifest.tables[p].get("task") in wanted})
     lines = [f"{p} {manifest.tables[p]['sha256']}" for p in paths]
-    if "scheme" in keys[0]:
+    if tag in ("ws", "standalone"):
         root = Path(surrogates) if surrogates is not None else default_surrogates_dir()
-        sums = sorted(f for task in tasks for f in root.glob(f"*/{keys[0]['scheme']}/*/{task}/checksums.json"))
-        lines += [f"{f.relative_to(root).as_posix()} {sha256_file(f)}" for f in sums]
+        scheme, strategy = ("weight_sharing", "full") if tag == "ws" else ("standalone", "none")
+        sums = [root / model / scheme / strategy / task / CHECKSUMS for task in sorted(tasks)]
+        lines += [f"{f.relative_to(root).as_posix()} {sha256_file(f)}" for f in sums if f.is_file()]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
-def _stamp(manifest: Manifest, tag: str, tasks: Sequence[str], surrogates: Path | None) -> str:
-    return f"<!-- inputs: {tag} tasks={','.join(tasks)} sha256={inputs_digest(manifest, tag, tasks, surrogates)} -->"
+def _stamp(manifest: Manifest, tag: str, model: str, tasks: Sequence[str], surrogates: Path | None) -> str:
+    digest = inputs_digest(manifest, tag, model, tasks, surrogates)
+    return f"<!-- inputs: {tag} model={model} tasks={','.join(tasks)} sha256={digest} -->"
 
 
 def check_block(block: str, manifest: Manifest, surrogates: Path | None = None) -> list[tuple[str, str]]:
     """Each section of a findings block as (its heading, its state): ``current`` when its stamps match the inputs
-    as they are now, ``changed`` when a table or surrogate it read changed since, ``more tasks: ...`` when tasks
-    it was not asked for now have tables it would read, ``unstamped`` when it has no stamp (computed before
-    stamps were written)."""
+    as they are now; ``changed`` when a table or surrogate it read changed since; ``more tasks: ...`` when tasks
+    it was not asked for now have what it needs to include them; ``unstamped`` when it has no stamp (computed
+    before stamps were written); ``unknown stamp: ...`` for a stamp of a kind this version does not know."""
     states = []
     for section in _sections(block)[1]:
         stamps = list(STAMP.finditer(section))
-        state = "current" if stamps else "unstamped"
+        changed, unknown, more = False, [], set()
         for stamp in stamps:
-            tasks = [t for t in stamp["tasks"].split(",") if t]
-            held = {manifest.tables[p].get("task") for k in _section_keys(stamp["tag"]) for p in manifest.find(**k)}
-            if inputs_digest(manifest, stamp["tag"], tasks, surrogates) != stamp["digest"]:
-                state = "changed"
-            elif state == "current" and (more := sorted(held - {*tasks, None})):
-                state = f"more tasks: {', '.join(more)}"
+            tag, model, tasks = stamp["tag"], stamp["model"], [t for t in stamp["tasks"].split(",") if t]
+            try:
+                changed |= inputs_digest(manifest, tag, model, tasks, surrogates) != stamp["digest"]
+            except ValueError:
+                unknown.append(tag)
+                continue
+            held = {manifest.tables[p]["task"] for p in manifest.find(model=model) if "task" in manifest.tables[p]}
+            more |= {task for task in held - set(tasks) if _feeds(manifest, tag, model, task)}
+        state = ("unstamped" if not stamps else f"unknown stamp: {', '.join(unknown)}" if unknown
+                 else "changed" if changed else f"more tasks: {', '.join(sorted(more))}" if more else "current")
         states.append((section.splitlines()[0], state))
     return states
 
@@ -289,10 +314,6 @@ def splice_sections(old: str, new: str, only: Sequence[str]) -> str:
     return "\n\n".join([header, *sorted(kept + fresh, key=lambda section: COMPARISONS.index(_comparison(section)))])
 
 
-def _tasks_with(manifest: Manifest, **keys: str) -> list[str]:
-    return sorted({manifest.tables[p]["task"] for p in manifest.find(**keys)})
-
-
 def _standalone_configs(manifest: Manifest, model: str, task: str) -> int:
     """How many configurations the standalone ``small`` table of (``model``, ``task``) answers with learning curves
     (the rows it serves, of one dtype: :func:`plm_nasbench.tables.served_rows`), the unpruned network included."""
@@ -318,7 +339,7 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
     for title, compare, tag, what in comparisons:
         if title[1] not in only:
             continue
-        blocks += [f"#### {title}", _stamp(manifest, tag, tasks, surrogates)]
+        blocks += [f"#### {title}", _stamp(manifest, tag, model, tasks, surrogates)]
         done: dict[str, pd.DataFrame] = {}
         for task in tasks:
             result = compare(manifest, task)
@@ -349,12 +370,8 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
              "by the table's nearest configuration)", STANDALONE_METHODS, "standalone", "standalone-table", "table")):
         if title[1] not in only:
             continue
-        blocks += [f"#### {title}", _stamp(manifest, tag, tasks, surrogates)]
-        if scheme == "standalone":  # a handful of curves so far is no search space to compare optimizers on
-            usable = [t for t in tasks if _standalone_configs(manifest, model, t) >= MIN_STANDALONE_CONFIGS]
-        else:
-            usable = [t for t in tasks if t in _tasks_with(manifest, scheme=scheme, search_space="small",
-                                                            strategy="full")]
+        blocks += [f"#### {title}", _stamp(manifest, tag, model, tasks, surrogates)]
+        usable = [t for t in tasks if _feeds(manifest, tag, model, t)]  # standalone: a handful of curves won't do
         if not usable:
             blocks.append("No task has the tables for this comparison yet.")
             continue
@@ -423,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if any(state != "current" for _, state in states):
             parser.exit(1, f"{args.readme}: recompute the sections not marked current (--only with their letters)\n")
         return
-    tasks = args.tasks.split(",") if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
     block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
                      Path(args.surrogates) if args.surrogates else None, only)
     if partial:  # the block as it is now: another run may have rewritten other sections meanwhile

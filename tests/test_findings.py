@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shutil
@@ -109,33 +110,47 @@ def test_findings_block_and_plots(findings_data, tables, tmp_path, capsys):
 
 
 def check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys):
-    """`--check` finds every section current right after a run, and names those whose tables changed since or
-    that tasks not asked for now feed."""
-    from plm_nasbench.findings import main
+    """`--check` finds every section current right after a run, and names those whose tables or surrogates changed
+    since, or that tasks not asked for now feed."""
+    from plm_nasbench.findings import check_block, main
+
+    def states(data, surrogate_root, stale: bool) -> dict[str, str]:
+        with pytest.raises(SystemExit) if stale else contextlib.nullcontext() as stopped:
+            main(["--data", str(data), "--surrogates", str(surrogate_root), "--readme", str(readme), "--check"])
+        assert stopped is None or stopped.value.code == 1
+        found = {}
+        for line in capsys.readouterr().out.splitlines():
+            state, heading = line.split("#### ", 1)
+            found[heading.split(":")[0].split(" (hyper")[0]] = state.strip()
+        return found
 
     capsys.readouterr()
-    main(["--data", str(findings_data.root), "--surrogates", str(surrogates), "--readme", str(readme), "--check"])
-    states = capsys.readouterr().out.splitlines()
-    assert len(states) == 6 and all(s.startswith("current ") for s in states)  # (a) twice, (b), (c), (d) twice
+    fresh = states(findings_data.root, surrogates, stale=False)
+    assert len(fresh) == 6 and set(fresh.values()) == {"current"}  # (a) twice, (b), (c), (d) twice
     root = tmp_path / "changed"
     shutil.copytree(findings_data.root, root)
     manifest = Manifest.load(root)
-    relpath = "minilm-l6-h384/ws-layer/rte.parquet"
-    layer = manifest.read(relpath)
+    layer = manifest.read("minilm-l6-h384/ws-layer/rte.parquet")
     layer = layer.assign(valid_error=layer["valid_error"] + 0.01)
-    manifest.record(relpath, layer, write_parquet(layer, root / relpath), {"study": "ws-layer"})
-    stsb = layer.assign(task="stsb")
-    manifest.record("minilm-l6-h384/ws-own-layer/stsb.parquet", stsb,
-                    write_parquet(stsb, root / "minilm-l6-h384/ws-own-layer/stsb.parquet"), {"study": "ws-own-layer"})
+    ablation = manifest.read("minilm-l6-h384/ws-strategy-ablation/rte.parquet").assign(task="stsb")
+    for relpath, table in (("minilm-l6-h384/ws-layer/rte.parquet", layer),
+                           ("minilm-l6-h384/ws-strategy-ablation/stsb.parquet", ablation)):
+        manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": relpath.split("/")[1]})
     manifest.save()
-    with pytest.raises(SystemExit) as stopped:
-        main(["--data", str(root), "--surrogates", str(surrogates), "--readme", str(readme), "--check"])
-    assert stopped.value.code == 1
-    states = dict(reversed(line.split("#### ", 1)) for line in capsys.readouterr().out.splitlines())
-    assert [s.strip() for h, s in states.items() if h.startswith("(a) Search spaces, one")] == ["changed"]
-    assert [s.strip() for h, s in states.items() if h.startswith("(a) Search spaces, each")] == ["more tasks: stsb"]
-    assert sorted(s.strip() for h, s in states.items() if not h.startswith("(a)")) == ["current"] * 4
-
+    found = states(root, surrogates, stale=True)
+    assert found.pop("(a) Search spaces, one super-network trained on small") == "changed"
+    assert found.pop("(c) RS, LS, MO-REA, EHVI in weight sharing") == "changed"  # its super-network's other tables
+    assert found.pop("(b) Super-network training strategies") == "more tasks: stsb"
+    assert set(found.values()) == {"current"}
+    copied = tmp_path / "surrogates"
+    shutil.copytree(surrogates, copied)
+    for sums in copied.glob("*/standalone/none/rte/checksums.json"):
+        sums.write_text(sums.read_text() + "\n")
+    found = states(findings_data.root, copied, stale=True)
+    assert [h for h, s in found.items() if s == "changed"] == [
+        "(d) MO-ASHA against RS in standalone fine-tuning (the standalone surrogate answers configurations off the table)"]
+    block = "Generated.\n\n#### (a) old\nno stamp\n\n#### (b) new\n<!-- inputs: spaces-x model=m tasks=rte sha256=0123456789abcdef -->"
+    assert check_block(block, findings_data) == [("#### (a) old", "unstamped"), ("#### (b) new", "unknown stamp: spaces-x")]
 
 def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, tables, tmp_path):
     from plm_nasbench.findings import END, START, main, splice_sections
