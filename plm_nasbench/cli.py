@@ -328,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           ("--device", ("live",))):
         backend, given = getattr(args, "backend", None), getattr(args, flag[2:].replace("-", "_"), None)
         if backend is not None and given is not None and backend not in read_by:  # an option that would do nothing
+            offered = next(a.choices for a in args.command_parser._actions if "--backend" in a.option_strings)
+            read_by = [b for b in read_by if b in offered]  # as this command offers them
             args.command_parser.error(f"{flag} is read with --backend {' or '.join(read_by)} only, not with --backend {backend}")
     one_line_warnings()
     try:

@@ -34,7 +34,8 @@ def test_table_lookups_seeds_and_errors(tables):
     assert bench.seeds == [0, 1] and bench.fidelities == [5]
     with pytest.raises(ConfigNotInTableError, match="surrogate"):
         bench.query({"num_layers": 3, "num_heads": 4, "num_units": 100})
-    with pytest.raises(ConfigNotInTableError, match="seeds"):
+    with pytest.raises(ConfigNotInTableError, match=r"seeds: \[0, 1\]; query with seed=None for the mean over the seeds the "
+                                                    r"table holds$"):  # no advice the surrogate could not follow
         bench.query(config, seed=7)
     with pytest.raises(ConfigNotInTableError, match="fidelities"):
         bench.query(config, epoch=2)
@@ -988,7 +989,8 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert main(["pareto", "--task", "rte"]) == 0
     assert "non-dominated" in capsys.readouterr().out
     assert main(["query", "--task", "rte", "--seed", "1", '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 2
-    assert capsys.readouterr().err.endswith("the surrogate predicts the mean over seeds only: leave out --seed\n")
+    assert capsys.readouterr().err.endswith("; leave out --seed for the mean over the seeds the table holds (off the "
+                                            "table the surrogate predicts that mean)\n")
     assert main(["query", "--task", "rte", '{"num_layers": 40, "num_heads": 6, "num_units": 700}']) == 2
     assert "num_layers must be an integer in [0, 6]" in capsys.readouterr().err
     monkeypatch.delenv("PLM_NASBENCH_DATA")
@@ -1236,6 +1238,7 @@ def test_arguments_that_mean_nothing_for_a_benchmark_are_refused(tables):
     again = Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates,  # as it reports itself
                       strategy=standalone.strategy, supernetwork_space=standalone.supernetwork_space)
     assert (again.strategy, again.supernetwork_space) == ("none", None)
+    assert Benchmark("rte", scheme="standalone", data=root, surrogates=surrogates, strategy=None).strategy == "none"
     listed = Benchmark.available(root, surrogates).query("scheme == 'standalone'").iloc[0]
     Benchmark(**{k: listed[k] for k in ("task", "model", "space", "scheme", "strategy", "supernetwork_space")},
               data=root, surrogates=surrogates)

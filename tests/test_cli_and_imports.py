@@ -63,10 +63,12 @@ def test_help_and_bad_commands(capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'gpt2'" in capsys.readouterr().err
     for argv, message in ((["pareto", "--task", "rte", "--backend", "table", "--surrogates", "s"],
+                           "--surrogates is read with --backend auto only, not with --backend table"),
+                          (["query", "--task", "rte", "--backend", "table", "--surrogates", "s", "{}"],
                            "--surrogates is read with --backend auto or surrogate only, not with --backend table"),
                           (["info", "--surrogates", "s"], "unrecognized arguments: --surrogates"),
                           (["simulate", "--task", "rte", "--backend", "table", "--surrogates", "s"],
-                           "--surrogates is read with --backend auto or surrogate only, not with --backend table"),
+                           "--surrogates is read with --backend auto only, not with --backend table"),  # no 'surrogate'
                           (["query", "--task", "rte", "--backend", "live", "--data", "d", "{}"],
                            "--data is read with --backend auto or table only, not with --backend live"),
                           (["query", "--task", "rte", "--data-dir", "d", "{}"],

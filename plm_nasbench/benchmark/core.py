@@ -113,8 +113,8 @@ class Benchmark:
         if scheme == "weight_sharing":
             _check("strategy", strategy, STRATEGIES)
             _check("supernetwork_space", supernetwork_space, list(SEARCH_SPACES))
-        elif strategy not in ("full", "none") or supernetwork_space not in ("small", None):
-            given = [f"{name} ({value!r})" for name, value, default in (("strategy", strategy, ("full", "none")),
+        elif strategy not in ("full", "none", None) or supernetwork_space not in ("small", None):
+            given = [f"{name} ({value!r})" for name, value, default in (("strategy", strategy, ("full", "none", None)),
                      ("supernetwork_space", supernetwork_space, ("small", None))) if value not in default]
             raise ValueError(f"scheme='standalone' fine-tunes each sub-network alone, so it has no super-network: "
                              f"leave {' and '.join(given)} out (strategy 'none' and supernetwork_space None are "
@@ -352,8 +352,10 @@ class Benchmark:
     # -- queries ---------------------------------------------------------------------------------
     def _off_table_hint(self, seed: int | None = None) -> str:
         """What answers a configuration (with ``seed``) the table does not hold, for this benchmark."""
-        if self.backend != "table" and self._surrogate is not None and seed is not None:
-            return "the surrogate predicts the mean over seeds only: query with seed=None"
+        if seed is not None:  # the table lacks that seed, or that seed of the configuration
+            return "query with seed=None for the mean over the seeds the table holds" + (
+                " (off the table the surrogate predicts that mean)"
+                if self.backend != "table" and self._surrogate is not None else "")
         if self.backend == "table" and isinstance(self.space, SmallSpace) and self.supernetwork_space in (None, "small"):
             return ("backend='surrogate' or 'auto' predicts it where a surrogate exists (`Benchmark.available()` "
                     "lists them); backend='live' evaluates it for real")
