@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -270,6 +271,10 @@ def test_errors_say_what_answers_instead(tables, tmp_path):
         without.query(off_table)
     with pytest.raises(FileNotFoundError, match="no table for task='mrpc'.*no surrogate either"):
         Benchmark("mrpc", data=root, surrogates=surrogates)
+    bare = tmp_path / "bare"  # tables copied without their manifest
+    shutil.copytree(root / "minilm-l6-h384", bare / "minilm-l6-h384")
+    with pytest.raises(FileNotFoundError, match=r"in .*bare \(it has no MANIFEST.json, which lists a data folder's"):
+        Benchmark("rte", backend="table", data=bare)
 
 
 def test_bad_names_list_what_exists(tables):

@@ -20,7 +20,7 @@ from ..paths import data_dir as default_data_dir
 from ..paths import DATA_ENV, SURROGATES_ENV, surrogates_dir
 from ..protocol import pareto_mask
 from ..spaces import SEARCH_SPACES, SearchSpace, SmallSpace, get_search_space
-from ..tables import SCHEMES, Manifest, served_rows, supernetwork_costs, supernetwork_seconds
+from ..tables import MANIFEST_FILE, SCHEMES, Manifest, served_rows, supernetwork_costs, supernetwork_seconds
 from .table import ConfigNotInTableError, TableIndex, describe_config, frame_configs, integer_columns
 
 if TYPE_CHECKING:
@@ -161,8 +161,11 @@ class Benchmark:
     # -- loading ---------------------------------------------------------------------------------
     def _nothing_found(self) -> str:
         trained = f", supernetwork_space={self.supernetwork_space!r}" if self.supernetwork_space else ""
+        unlisted = "" if (self._data_root / MANIFEST_FILE).is_file() else (
+            f" (it has no {MANIFEST_FILE}, which lists a data folder's tables with their checksums: copy it with the "
+            "tables, or make the folder with `python -m generate merge`)")
         return (f"no table for task={self.task!r}, model={self.model!r}, space={self.space.name!r}, "
-                f"scheme={self.scheme!r}, strategy={self.strategy!r}{trained} in {self._data_root}; "
+                f"scheme={self.scheme!r}, strategy={self.strategy!r}{trained} in {self._data_root}{unlisted}; "
                 "`plm-nasbench info` lists what exists, `python -m generate` (in the source checkout) makes tables, "
                 "backend='live' evaluates for real")
 
