@@ -19,8 +19,9 @@ all values compared together, reference point (2, 2). The numbers replace the te
 ``<!-- findings:start -->`` and ``<!-- findings:end -->`` in the README; the plots go to ``docs/plots``.
 
 Under each section's heading a stamp (an HTML comment) records what it read: the checksums of its tables and,
-where surrogates answer, of the latency table they learned from and of the tasks' surrogates. ``--check`` recomputes them from the tables as they are now
-and names the sections whose inputs changed since (exit status 1), without recomputing any comparison.
+where surrogates answer, of the latency table they learned from and of the tasks' surrogates. ``--check``
+recomputes the stamps from the tables as they are now and names the sections whose inputs changed since (exit
+status 1), without recomputing any comparison.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .plots import plot_fronts, plot_ranks, plot_regret
 from .protocol import QuantileNormaliser, average_ranks, hypervolume_2d
 from .provenance import sha256_file
 from .surrogates.build import STUDIES as SURROGATE_STUDIES
+from .surrogates.build import surrogate_folder
 from .surrogates.small import CHECKSUMS
 from .simulation import final_regret, final_results
 from .tables import Manifest, served_rows
@@ -68,6 +70,8 @@ MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is comput
 COMPARISONS = ("a", "b", "c", "d")
 EQUAL_TIME_CAP = 10  # (d): a run under a time budget makes at most this many times the evaluations random search does
 #: A section's stamp: its kind (the tag of its plots), model, the tasks it was asked for and the digest of its inputs.
+#: Section kinds whose benchmarks answer from surrogates: tag -> (scheme, strategy) of those surrogates.
+SURROGATE_SECTIONS = {"ws": ("weight_sharing", "full"), "standalone": ("standalone", "none")}
 STAMP = re.compile(r"<!-- inputs: (?P<tag>[\w-]+) model=(?P<model>\S+) tasks=(?P<tasks>\S*) sha256=(?P<digest>[0-9a-f]{16}) -->")
 
 
@@ -218,10 +222,9 @@ def _section_keys(tag: str, model: str) -> list[dict[str, str]]:
         return [{"model": model, "study": study} for study in SPACE_STUDIES[tag][1].values()]
     if tag == "strategy":
         return [{"model": model, "study": ABLATION_STUDY}]
-    if tag == "ws":
-        return [{"model": model, "scheme": "weight_sharing"}, {"model": model, "study": SURROGATE_STUDIES["latency"]}]
-    if tag == "standalone":
-        return [{"model": model, "scheme": "standalone"}, {"model": model, "study": SURROGATE_STUDIES["latency"]}]
+    if tag in SURROGATE_SECTIONS:
+        return [{"model": model, "scheme": SURROGATE_SECTIONS[tag][0]},
+                {"model": model, "study": SURROGATE_STUDIES["latency"]}]
     if tag == "standalone-table":
         return [{"model": model, "scheme": "standalone"}]
     raise ValueError(f"unknown findings section kind {tag!r}; known: {', '.join(SPACE_STUDIES)}, strategy, ws, "
@@ -242,16 +245,16 @@ def _feeds(manifest: Manifest, tag: str, model: str, task: str) -> bool:
 def inputs_digest(manifest: Manifest, tag: str, model: str, tasks: Sequence[str],
                   surrogates: Path | None = None) -> str:
     """The first 16 hex digits of a SHA-256 over what a findings section of kind ``tag`` reads for ``model`` and
-    ``tasks``: the manifest's checksums of its tables (:func:`_section_keys`) and, where surrogates answer (``ws``,
-    ``standalone``), the checksum files of the tasks' surrogates in ``surrogates`` (default the package's)."""
+    ``tasks``: the manifest's checksums of its tables (:func:`_section_keys`) and, where surrogates answer
+    (``SURROGATE_SECTIONS``), the checksum files of the tasks' surrogates in ``surrogates`` (default the
+    package's)."""
     keys = _section_keys(tag, model)
     wanted = {*tasks, None}  # the latency table belongs to no task
     paths = sorted({p for k in keys for p in manifest.find(**k) if manifest.tables[p].get("task") in wanted})
     lines = [f"{p} {manifest.tables[p]['sha256']}" for p in paths]
-    if tag in ("ws", "standalone"):
+    if tag in SURROGATE_SECTIONS:
         root = Path(surrogates) if surrogates is not None else default_surrogates_dir()
-        scheme, strategy = ("weight_sharing", "full") if tag == "ws" else ("standalone", "none")
-        sums = [root / model / scheme / strategy / task / CHECKSUMS for task in sorted(tasks)]
+        sums = [surrogate_folder(root, model, *SURROGATE_SECTIONS[tag], task) / CHECKSUMS for task in sorted(tasks)]
         lines += [f"{f.relative_to(root).as_posix()} {sha256_file(f)}" for f in sums if f.is_file()]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
@@ -432,17 +435,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OSError, ValueError) as err:
         parser.error(f"--readme {args.readme}: {err}")
     manifest = Manifest.load(args.data)
+    surrogates = Path(args.surrogates) if args.surrogates else None
     if args.check:
-        states = check_block(read_block(Path(args.readme), START, END), manifest,
-                             Path(args.surrogates) if args.surrogates else None)
+        states = check_block(read_block(Path(args.readme), START, END), manifest, surrogates)
         for heading, state in states:
             print(f"{state:10} {heading}")
         if any(state != "current" for _, state in states):
             parser.exit(1, f"{args.readme}: recompute the sections not marked current (--only with their letters)\n")
         return
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else sorted({e["task"] for e in manifest.tables.values() if "task" in e})
-    block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers,
-                     Path(args.surrogates) if args.surrogates else None, only)
+    tasks = ([t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks
+             else sorted({e["task"] for e in manifest.tables.values() if "task" in e}))
+    block = findings(manifest, tasks, Path(args.plots), args.seeds, args.evaluations, args.workers, surrogates, only)
     if partial:  # the block as it is now: another run may have rewritten other sections meanwhile
         block = splice_sections(read_block(Path(args.readme), START, END), block, only)
     replace_block(Path(args.readme), START, END, block)

@@ -152,6 +152,7 @@ def check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys):
     block = "Generated.\n\n#### (a) old\nno stamp\n\n#### (b) new\n<!-- inputs: spaces-x model=m tasks=rte sha256=0123456789abcdef -->"
     assert check_block(block, findings_data) == [("#### (a) old", "unstamped"), ("#### (b) new", "unknown stamp: spaces-x")]
 
+
 def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, tables, tmp_path):
     from plm_nasbench.findings import END, START, main, splice_sections
 
