@@ -339,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, KeyError, OSError) as err:  # OSError: missing files, an unreachable Hub (ConnectionError)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {for_the_shell(str(message))}", file=sys.stderr)
+        offered = next((a.choices for a in args.command_parser._actions if "--backend" in a.option_strings), None)
+        print(f"error: {for_the_shell(str(message), offered)}", file=sys.stderr)
         return 2
 
 
@@ -350,12 +351,18 @@ SHELL_WORDS = (("query with seed=None", "leave out --seed"),
                 "Benchmark.nearest_config(config) in Python gives the table's nearest configuration"))
 
 
-def for_the_shell(message: str) -> str:
-    """``message`` (an error of the Python API) with its advice in terms of ``plm-nasbench``'s options."""
+def for_the_shell(message: str, offered: Sequence[str] | None = None) -> str:
+    """``message`` (an error of the Python API) with its advice in terms of ``plm-nasbench``'s options: of the
+    command's own ``--backend`` choices ``offered`` (default: all), others named with the command that has them."""
     for python, shell in SHELL_WORDS:
         message = message.replace(python, shell)
     message = re.sub(r"max_time (?=[\d.]+ s\b)", "the --hours budget of ", message)  # "max_time 1080.0 s ..."
-    return re.sub(r"backend='(\w+)'(?![),])", r"--backend \1", message)  # advice, not a Benchmark(...) repr
+
+    def option(match: re.Match) -> str:
+        backend = match.group(1)
+        return f"--backend {backend}" if offered is None or backend in offered else f"`plm-nasbench query --backend {backend}`"
+
+    return re.sub(r"backend='(\w+)'(?![),])", option, message)  # advice, not a Benchmark(...) repr
 
 
 if __name__ == "__main__":

@@ -140,6 +140,20 @@ def test_available_lists_what_the_tables_answer(tables, tmp_path):
             Benchmark.available(*folders)
 
 
+def test_a_partial_copy_of_the_data_folder_lists_what_its_files_answer(tables, tmp_path):
+    """A data folder holding some of the tables its manifest lists: available() lists the benchmarks of the files it
+    has and names the missing ones; loading a benchmark of a missing file says what happened."""
+    root, surrogates, _, _, _ = tables
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    (data / "minilm-l6-h384/ws-small-holdout/rte.parquet").unlink()
+    with pytest.warns(UserWarning, match="1 table.* not in that folder .*ws-small-holdout/rte.parquet"):
+        listing = Benchmark.available(data, surrogates)
+    assert set(listing["scheme"]) == {"standalone"}
+    with pytest.raises(FileNotFoundError, match="ws-small-holdout/rte.parquet does not exist, though .* lists it"):
+        Benchmark("rte", backend="table", data=data)
+
+
 def test_auto_leaves_out_a_surrogate_fitted_on_other_tables(tables, tmp_path):
     """Own tables beside the package's surrogates: auto answers from the tables alone, never from a surrogate
     that learned from other tables (or from an earlier version of these)."""
@@ -968,6 +982,8 @@ def test_edge_cases_of_the_front_the_listing_and_the_surrogate(tables, tmp_path)
     assert for_the_shell("max_time must be positive") == "max_time must be positive"
     assert for_the_shell("Benchmark(task='rte', backend='auto'); backend='live' evaluates") == (
         "Benchmark(task='rte', backend='auto'); --backend live evaluates")
+    assert for_the_shell("use backend='table' or backend='live'", ["auto", "table"]) == (  # simulate offers no live
+        "use --backend table or `plm-nasbench query --backend live`")
 
 
 def test_benchmark_import_is_light():

@@ -132,6 +132,10 @@ class Manifest:
             raise KeyError(f"{relpath} is not in {self.root / MANIFEST_FILE}; tables: {', '.join(self.tables) or 'none'}")
         try:
             return read_parquet(self.root / relpath, self.tables[relpath]["sha256"])
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{err}, though {self.root / MANIFEST_FILE} lists it: the folder holds part of "
+                                    "the tables (copy the file from the source of this folder) or lost it (restore "
+                                    "it, or merge its study again)") from err
         except ChecksumError as err:
             pending = self.root / (relpath + PENDING)
             if pending.is_file():
