@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--stop-after", type=_positive_hours, metavar="HOURS",
                              help="local executor: start no unit after this many hours (the one in flight "
                                   "finishes), to end cleanly before a session or job time limit")
+            cmd.add_argument("--machine-wait", type=float, default=0.0, metavar="MINUTES",
+                             help="local executor: where a latency unit's machine check fails (this machine times "
+                                  "the unpruned network off the tables' measurement), try it again every minute "
+                                  "for up to this many minutes in all before giving up (default 0: give up at once)")
             cmd.add_argument("--cpus-per-unit", type=float, default=None,
                              help="--executor ray: CPUs each unit's Ray task asks for (default 1)")
             cmd.add_argument("--gpus-per-unit", type=float, default=None,
@@ -142,6 +146,12 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
         print("error: --stop-after is for the local executor running several units", file=sys.stderr)
         return 2
+    if not args.machine_wait >= 0 or (args.machine_wait and (args.executor == "ray" or args.unit_index is not None)):
+        print(f"error: --machine-wait must be a number of minutes >= 0, read by the local executor running several "
+              f"units; got {args.machine_wait}" + (" with --executor ray" if args.executor == "ray" else
+                                                  " with --unit-index" if args.unit_index is not None else ""),
+              file=sys.stderr)
+        return 2
     ray_only = [flag for flag, value in (("--ray-address", args.ray_address), ("--cpus-per-unit", args.cpus_per_unit),
                                          ("--gpus-per-unit", args.gpus_per_unit)) if value is not None]
     if ray_only and (args.executor != "ray" or args.unit_index is not None):
@@ -175,7 +185,8 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
         return 1 if counts["failed"] else 0
     else:
         stop_after = None if args.stop_after is None else args.stop_after * 3600
-        print(run_local(plan, store, units, args.data_dir, args.device, reference, stop_after))
+        print(run_local(plan, store, units, args.data_dir, args.device, reference, stop_after,
+                        machine_wait=args.machine_wait * 60))
     return 0
 
 

@@ -17,7 +17,10 @@ from plm_nasbench.provenance import environment, git_commit, now
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
-from .units import MACHINE_CHECK, hardware, run_unit
+from .units import MACHINE_CHECK, MachineMismatchError, hardware, run_unit
+
+#: Seconds between two tries of a latency unit whose machine check failed (``run_local``'s ``machine_wait``).
+MACHINE_RETRY_PAUSE = 60.0
 
 
 def _meta(started: str, seconds: float, device: str) -> dict[str, Any]:
@@ -62,24 +65,39 @@ def _triage(store: ShardStore, units: Sequence[WorkUnit]) -> tuple[dict[str, int
 
 def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir: str | None,
               device: str = "cpu", latency_reference: dict[tuple[str, str], dict[str, float]] | None = None,
-              stop_after: float | None = None) -> dict[str, int]:
+              stop_after: float | None = None, machine_wait: float = 0.0) -> dict[str, int]:
     """Run ``units`` one after another in this process, with a progress bar (rate and ETA). With ``stop_after``
     (seconds), no unit starts once that much time has passed (the one in flight finishes); the units not
-    started are counted under ``left``."""
+    started are counted under ``left``. A latency unit whose machine check fails (a shared host timing slower or
+    faster for a while) is tried again every :data:`MACHINE_RETRY_PAUSE` seconds while the run has waited less
+    than ``machine_wait`` seconds in all; then its :class:`MachineMismatchError` ends the run."""
     from tqdm.auto import tqdm
 
     if stop_after is not None and not stop_after > 0:
         raise ValueError(f"stop_after must be a positive number of seconds, got {stop_after!r}")
+    if not machine_wait >= 0:
+        raise ValueError(f"machine_wait must be a number of seconds >= 0, got {machine_wait!r}")
     counts, pending = _triage(store, units)
     counts["left"] = 0
-    start = time.perf_counter()
+    start, waited = time.perf_counter(), 0.0
     for i, unit in enumerate(tqdm(pending, desc=f"{plan.name} units", unit="unit")):
-        if stop_after is not None and time.perf_counter() - start >= stop_after:
-            counts["left"] = len(pending) - i
-            limit = f"{stop_after / 3600:.2f} h" if stop_after >= 3600 else f"{stop_after / 60:.1f} min"
-            print(f"--stop-after {limit} reached: {counts['left']} unit(s) left for the next run")
-            break
-        counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
+        while True:
+            if stop_after is not None and time.perf_counter() - start >= stop_after:
+                counts["left"] = len(pending) - i
+                limit = f"{stop_after / 3600:.2f} h" if stop_after >= 3600 else f"{stop_after / 60:.1f} min"
+                print(f"--stop-after {limit} reached: {counts['left']} unit(s) left for the next run")
+                return counts
+            try:
+                counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
+                break
+            except MachineMismatchError as err:
+                pause = min(MACHINE_RETRY_PAUSE, machine_wait - waited)
+                if unit.scheme != "latency" or pause <= 0:
+                    raise
+                print(f"{err}\ntrying again in {pause:.0f} s ({waited / 60:.1f} of {machine_wait / 60:.1f} min of "
+                      "waiting for the machine spent)", file=sys.stderr)
+                time.sleep(pause)
+                waited += pause
     return counts
 
 

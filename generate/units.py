@@ -275,19 +275,21 @@ def latency_model(plan: Plan, device: str) -> Any:
 
 
 def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dict[str, float],
-                          unit: WorkUnit) -> dict[str, Any]:
+                          unit: WorkUnit, when: str = "before") -> dict[str, Any]:
     """Raise unless each reference median ``measured`` here is within the plan's ``latency_tolerance`` of the
     committed ``reference`` (a CPU model name alone does not pin speed: virtual machines of one name differ):
-    between 1 / (1 + tolerance) and 1 + tolerance times it. Returns what the check found, for the unit's
-    provenance: per median column the seconds here and in the tables and their ratio, and the tolerance."""
+    between 1 / (1 + tolerance) and 1 + tolerance times it. ``when``: "before" or "after" the unit's
+    configurations were timed, for the message. Returns what the check found, for the unit's provenance: per
+    median column the seconds here and in the tables and their ratio, and the tolerance."""
     ratios = {c: measured[c] / reference[c] for c in reference}
     off = {c: r for c, r in ratios.items() if not 1 / (1 + plan.latency_tolerance) <= r <= 1 + plan.latency_tolerance}
     if off:
         details = ", ".join(f"{c} {measured[c] * 1e3:.1f} ms here against {reference[c] * 1e3:.1f} ms in the tables "
                             f"({ratios[c]:.2f}x)" for c in off)
+        lost = "" if when == "before" else " (checked after its configurations were timed: their timings are dropped)"
         raise MachineMismatchError(
-            f"latency unit {unit.unit_id} ({unit.study}): this machine does not time like the one that measured the "
-            f"plan's latency tables: the unpruned network took {details}, beyond the plan's latency_tolerance of "
+            f"latency unit {unit.unit_id} ({unit.study}){lost}: this machine does not time like the one that measured "
+            f"the plan's latency tables: the unpruned network took {details}, beyond the plan's latency_tolerance of "
             f"{plan.latency_tolerance:.0%}. Its numbers would not compare with the committed ones; run latency units "
             f"on the tables' machine (or start a new edition). This process runs {_threads()} torch threads, and the "
             "tables' rows record theirs (latency_threads): a different count alone changes timings (OMP_NUM_THREADS)")
@@ -301,7 +303,9 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
     checking this machine against the reference medians of :func:`latency_reference` for this device type and the
     unit's dtype (none there: no check). Refused where the edition's latency tables were measured on another kind
     of device: CPU and GPU timings never share an edition's tables. What the check found is in the rows'
-    ``attrs[MACHINE_CHECK]``, which the executor records in the unit's provenance."""
+    ``attrs[MACHINE_CHECK]``, which the executor records in the unit's provenance: the check runs before the
+    configurations and again after them (under ``after``), so that a machine that slowed down or sped up while
+    they were timed (a shared host) leaves no row."""
     import torch
 
     from plm_nasbench.evaluation.latency import latency_columns
@@ -319,15 +323,15 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
             f"latency unit {unit.unit_id} ({unit.study}) runs on {key[0]}, but this edition's latency tables were "
             f"measured on {', '.join(others)}: timings of different devices do not compare (merge keeps one latency "
             f"per configuration); measure latency on {key[0]} in a plan (edition) of its own")
-    checked = None
+    checked, unpruned = None, None
     if not reference or key not in reference:
         warnings.warn(f"no latency of the unpruned network on {key[0]} in {key[1]} is in the plan's latency tables "
                       "yet, so this machine's speed is not checked: this study's timings become the reference",
                       stacklevel=2)
     else:
-        small = get_search_space("small", architecture_of(model))
-        checked = check_latency_machine(plan, measure(extract_subnetwork(model, small, reference_config(plan),
-                                                                         share_weights=True)), reference[key], unit)
+        unpruned = extract_subnetwork(model, get_search_space("small", architecture_of(model)),
+                                      reference_config(plan), share_weights=True)
+        checked = check_latency_machine(plan, measure(unpruned), reference[key], unit)
     space = get_search_space(unit.space, architecture_of(model))
     rows = []
     for config in unit.config_dicts():
@@ -339,6 +343,9 @@ def run_latency(plan: Plan, unit: WorkUnit, device: str,
         row.update(measure(sub))
         rows.append(row)
     frame = pd.DataFrame(rows)
+    if unpruned is not None:
+        after = check_latency_machine(plan, measure(unpruned), reference[key], unit, when="after")
+        checked["after"] = {c: v for c, v in after.items() if c not in ("tolerance", "threads")}
     frame.attrs[MACHINE_CHECK] = checked
     return frame
 

@@ -696,6 +696,9 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert "--gpus-per-unit is read by --executor ray only" in capsys.readouterr().err
     assert generate_main([*run, "--executor", "ray", "--cpus-per-unit", "-3"]) == 2
     assert "--cpus-per-unit must be above 0" in capsys.readouterr().err
+    for flags in (["--machine-wait", "-1"], ["--machine-wait", "5", "--executor", "ray"]):
+        assert generate_main([*run, *flags]) == 2
+        assert "--machine-wait must be a number of minutes >= 0, read by the local executor" in capsys.readouterr().err
     other = tmp_path / "other.toml"  # before any unit: the latency machine, the task data
     other.write_text(plan.read_text().replace('name = "x"\n', 'name = "x"\nlatency_hardware = "a CPU this is not"\n')
                      + '[[study]]\nname = "s"\nscheme = "standalone"\ntasks = ["rte"]\nspace = "small"\n'
@@ -797,16 +800,37 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     store = ShardStore(plan, tmp_path / "work1")
     assert execute_unit(plan, store, plan.units[0], None, "cpu", reference) == "ran"
     frame, meta = store.read(plan.units[0])
-    assert meta["machine_check"] == {
-        "tolerance": 0.25, "threads": frame["latency_threads"].iloc[0],
-        "latency_b1_median": {"here_s": frame["latency_b1_median"].iloc[0], "ratio": pytest.approx(1.05),
-                              "tables_s": reference["cpu", "float32"]["latency_b1_median"]}}
+    found = {"latency_b1_median": {"here_s": frame["latency_b1_median"].iloc[0], "ratio": pytest.approx(1.05),
+                                   "tables_s": reference["cpu", "float32"]["latency_b1_median"]}}
+    assert meta["machine_check"] == {"tolerance": 0.25, "threads": frame["latency_threads"].iloc[0], **found,
+                                     "after": found}  # checked again once the configurations were timed
     merge(plan, store, data)  # run again: the table's batches name the unit once, with its new check
     batches = Manifest.load(data).tables["minilm-l6-h384/lat/latency.parquet"]["provenance"]["batches"]
     assert [b.get("machine_checks") for b in batches] == [{plan.units[0].unit_id: meta["machine_check"]}]
     too_fast = {("cpu", "float32"): {"latency_b1_median": reference["cpu", "float32"]["latency_b1_median"] / 100}}  # 100x faster
     with pytest.raises(ValueError, match=r"does not time like .* latency_tolerance of 25%"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work2"), plan.units[0], None, "cpu", too_fast)
+    slow_at_the_end = iter([1.0, 1.0, 2.0])  # the check, the configuration, the check again: the machine slowed
+    monkeypatch.setattr(latency, "latency_columns", lambda *args: dict(
+        measure(*args), latency_b1_median=next(slow_at_the_end) * reference["cpu", "float32"]["latency_b1_median"]))
+    late = ShardStore(plan, tmp_path / "work4")
+    with pytest.raises(ValueError, match=r"checked after its configurations were timed.*\(2.00x\)"):
+        execute_unit(plan, late, plan.units[0], None, "cpu", reference)
+    assert late.state(plan.units[0]) == "pending"  # no shard: the unit is timed again
+    import generate.executors as executors
+    pauses = []
+    monkeypatch.setattr(executors.time, "sleep", pauses.append)
+    sequence = iter([2.0, 1.0, 1.0, 1.0])  # the first check fails, the second try passes both
+    monkeypatch.setattr(latency, "latency_columns", lambda *args: dict(
+        measure(*args), latency_b1_median=next(sequence) * reference["cpu", "float32"]["latency_b1_median"]))
+    assert run_local(plan, late, plan.units, None, latency_reference=reference, machine_wait=90)["ran"] == 1
+    assert pauses == [60.0]
+    pauses.clear()
+    monkeypatch.setattr(latency, "latency_columns", measure)
+    with pytest.raises(ValueError, match="does not time like"):  # a budget of 90 s waits 60 s, then 30 s, then fails
+        run_local(plan, ShardStore(plan, tmp_path / "work5"), plan.units, None, latency_reference=too_fast,
+                  machine_wait=90)
+    assert pauses == [60.0, 30.0]
     on_gpu = {("cuda", "bfloat16"): reference["cpu", "float32"]}  # latency timed on a GPU, even in another dtype
     with pytest.raises(ValueError, match="runs on cpu, but this edition's latency tables were measured on cuda"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work3"), plan.units[0], None, "cpu", on_gpu)
