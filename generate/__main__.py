@@ -27,6 +27,17 @@ from .verify import record_supernetwork_id, reproduced, unrecorded, verify
 WORK_ENV = "PLM_NASBENCH_WORK"
 
 
+def _minutes(text: str) -> float:
+    """``--machine-wait``: a finite number of minutes >= 0."""
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = float("nan")
+    if not 0 <= minutes < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of minutes >= 0, got {text!r}")
+    return minutes
+
+
 def _positive_hours(text: str) -> float:
     """``--stop-after``: a positive number of hours."""
     try:
@@ -73,10 +84,11 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--stop-after", type=_positive_hours, metavar="HOURS",
                              help="local executor: start no unit after this many hours (the one in flight "
                                   "finishes), to end cleanly before a session or job time limit")
-            cmd.add_argument("--machine-wait", type=float, default=0.0, metavar="MINUTES",
+            cmd.add_argument("--machine-wait", type=_minutes, default=0.0, metavar="MINUTES",
                              help="local executor: where a latency unit's machine check fails (this machine times "
-                                  "the unpruned network off the tables' measurement), try it again every minute "
-                                  "for up to this many minutes in all before giving up (default 0: give up at once)")
+                                  "the unpruned network off the tables' measurement), try that unit again every "
+                                  "minute until this many minutes have passed since its first failure, then stop "
+                                  "(default 0: stop at once)")
             cmd.add_argument("--cpus-per-unit", type=float, default=None,
                              help="--executor ray: CPUs each unit's Ray task asks for (default 1)")
             cmd.add_argument("--gpus-per-unit", type=float, default=None,
@@ -146,11 +158,8 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
         print("error: --stop-after is for the local executor running several units", file=sys.stderr)
         return 2
-    if not args.machine_wait >= 0 or (args.machine_wait and (args.executor == "ray" or args.unit_index is not None)):
-        print(f"error: --machine-wait must be a number of minutes >= 0, read by the local executor running several "
-              f"units; got {args.machine_wait}" + (" with --executor ray" if args.executor == "ray" else
-                                                  " with --unit-index" if args.unit_index is not None else ""),
-              file=sys.stderr)
+    if args.machine_wait and (args.executor == "ray" or args.unit_index is not None):
+        print("error: --machine-wait is for the local executor running several units", file=sys.stderr)
         return 2
     ray_only = [flag for flag, value in (("--ray-address", args.ray_address), ("--cpus-per-unit", args.cpus_per_unit),
                                          ("--gpus-per-unit", args.gpus_per_unit)) if value is not None]

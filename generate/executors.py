@@ -8,8 +8,8 @@ what a SLURM array job does (``--unit-index $SLURM_ARRAY_TASK_ID``).
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Sequence
+from time import perf_counter, sleep
 from typing import Any
 
 from plm_nasbench.evaluation.memory import peak_method
@@ -17,7 +17,7 @@ from plm_nasbench.provenance import environment, git_commit, now
 
 from .plan import Plan, WorkUnit
 from .store import ShardStore
-from .units import MACHINE_CHECK, MachineMismatchError, hardware, run_unit
+from .units import MACHINE_CHECK, MachineSpeedError, hardware, run_unit
 
 #: Seconds between two tries of a latency unit whose machine check failed (``run_local``'s ``machine_wait``).
 MACHINE_RETRY_PAUSE = 60.0
@@ -42,10 +42,10 @@ def execute_unit(plan: Plan, store: ShardStore, unit: WorkUnit, data_dir: str | 
         if state == "corrupt":
             print(f"redoing {unit.unit_id}: its shard does not match its checksum")
             store.discard(unit)
-        started, start, resumed = now(), time.perf_counter(), store.saved_progress(unit)
+        started, start, resumed = now(), perf_counter(), store.saved_progress(unit)
         frame = run_unit(plan, unit, data_dir, device, latency_reference, store.resume_dir(unit))
         # seconds: this run's; an earlier, killed run's work that it continued is not counted
-        meta = _meta(started, time.perf_counter() - start, device)
+        meta = _meta(started, perf_counter() - start, device)
         if MACHINE_CHECK in frame.attrs:  # a latency unit's: provenance, not rows
             meta[MACHINE_CHECK] = frame.attrs.pop(MACHINE_CHECK)
         store.write(unit, frame, dict(meta, found_saved_progress=resumed))
@@ -68,36 +68,45 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
               stop_after: float | None = None, machine_wait: float = 0.0) -> dict[str, int]:
     """Run ``units`` one after another in this process, with a progress bar (rate and ETA). With ``stop_after``
     (seconds), no unit starts once that much time has passed (the one in flight finishes); the units not
-    started are counted under ``left``. A latency unit whose machine check fails (a shared host timing slower or
-    faster for a while) is tried again every :data:`MACHINE_RETRY_PAUSE` seconds while the run has waited less
-    than ``machine_wait`` seconds in all; then its :class:`MachineMismatchError` ends the run."""
+    started are counted under ``left``. A latency unit whose machine check fails (:class:`MachineSpeedError`: a
+    shared host timing slower or faster for a while) is tried again every :data:`MACHINE_RETRY_PAUSE` seconds
+    until ``machine_wait`` seconds have passed since its first failure; then that error ends the run."""
     from tqdm.auto import tqdm
 
     if stop_after is not None and not stop_after > 0:
         raise ValueError(f"stop_after must be a positive number of seconds, got {stop_after!r}")
-    if not machine_wait >= 0:
-        raise ValueError(f"machine_wait must be a number of seconds >= 0, got {machine_wait!r}")
+    if not 0 <= machine_wait < float("inf"):
+        raise ValueError(f"machine_wait must be a finite number of seconds >= 0, got {machine_wait!r}")
     counts, pending = _triage(store, units)
     counts["left"] = 0
-    start, waited = time.perf_counter(), 0.0
-    for i, unit in enumerate(tqdm(pending, desc=f"{plan.name} units", unit="unit")):
+    start = perf_counter()
+    bar = tqdm(pending, desc=f"{plan.name} units", unit="unit")
+    for i, unit in enumerate(bar):
+        failed_at = None  # when this unit's machine check first failed
         while True:
-            if stop_after is not None and time.perf_counter() - start >= stop_after:
+            if stop_after is not None and perf_counter() - start >= stop_after:
                 counts["left"] = len(pending) - i
                 limit = f"{stop_after / 3600:.2f} h" if stop_after >= 3600 else f"{stop_after / 60:.1f} min"
-                print(f"--stop-after {limit} reached: {counts['left']} unit(s) left for the next run")
+                waiting = " (the first of them waiting for the machine's check to pass)" if failed_at else ""
+                print(f"--stop-after {limit} reached: {counts['left']} unit(s) left for the next run{waiting}")
                 return counts
             try:
                 counts[execute_unit(plan, store, unit, data_dir, device, latency_reference)] += 1
                 break
-            except MachineMismatchError as err:
-                pause = min(MACHINE_RETRY_PAUSE, machine_wait - waited)
-                if unit.scheme != "latency" or pause <= 0:
+            except MachineSpeedError as err:
+                now_ = perf_counter()
+                failed_at = now_ if failed_at is None else failed_at
+                waited = now_ - failed_at
+                if waited >= machine_wait:
+                    bar.write(f"units of this run: {counts}", file=sys.stderr)
                     raise
-                print(f"{err}\ntrying again in {pause:.0f} s ({waited / 60:.1f} of {machine_wait / 60:.1f} min of "
-                      "waiting for the machine spent)", file=sys.stderr)
-                time.sleep(pause)
-                waited += pause
+                pause = min(MACHINE_RETRY_PAUSE, machine_wait - waited)
+                if stop_after is not None:  # the loop's first test then ends the run
+                    pause = max(0.0, min(pause, stop_after - (now_ - start)))
+                bar.write(f"{err}\n" if waited == 0 else f"the check failed again ({err.found}); ", file=sys.stderr)
+                bar.write(f"trying again in {pause:.0f} s ({waited / 60:.1f} of {machine_wait / 60:.1f} min of "
+                          "--machine-wait spent on this unit)", file=sys.stderr)
+                sleep(pause)
     return counts
 
 

@@ -28,6 +28,15 @@ class MachineMismatchError(ValueError):
     """A latency unit asked to run on a machine whose timings would not compare with the plan's latency tables."""
 
 
+class MachineSpeedError(MachineMismatchError):
+    """The machine times the unpruned network off the tables' measurement of it now (a shared host's speed varies:
+    a later try may pass); ``found`` says by how much, in a few words."""
+
+    def __init__(self, message: str, found: str) -> None:
+        super().__init__(message)
+        self.found = found
+
+
 class DeviceError(ValueError):
     """A device that torch cannot run the units on."""
 
@@ -280,19 +289,21 @@ def check_latency_machine(plan: Plan, measured: dict[str, float], reference: dic
     committed ``reference`` (a CPU model name alone does not pin speed: virtual machines of one name differ):
     between 1 / (1 + tolerance) and 1 + tolerance times it. ``when``: "before" or "after" the unit's
     configurations were timed, for the message. Returns what the check found, for the unit's provenance: per
-    median column the seconds here and in the tables and their ratio, and the tolerance."""
+    median column the seconds here and in the tables and their ratio, the tolerance and the torch threads."""
     ratios = {c: measured[c] / reference[c] for c in reference}
     off = {c: r for c, r in ratios.items() if not 1 / (1 + plan.latency_tolerance) <= r <= 1 + plan.latency_tolerance}
     if off:
         details = ", ".join(f"{c} {measured[c] * 1e3:.1f} ms here against {reference[c] * 1e3:.1f} ms in the tables "
                             f"({ratios[c]:.2f}x)" for c in off)
         lost = "" if when == "before" else " (checked after its configurations were timed: their timings are dropped)"
-        raise MachineMismatchError(
+        raise MachineSpeedError(
             f"latency unit {unit.unit_id} ({unit.study}){lost}: this machine does not time like the one that measured "
             f"the plan's latency tables: the unpruned network took {details}, beyond the plan's latency_tolerance of "
             f"{plan.latency_tolerance:.0%}. Its numbers would not compare with the committed ones; run latency units "
-            f"on the tables' machine (or start a new edition). This process runs {_threads()} torch threads, and the "
-            "tables' rows record theirs (latency_threads): a different count alone changes timings (OMP_NUM_THREADS)")
+            f"on the tables' machine (a shared host's speed varies: `run --machine-wait MINUTES` tries again), or start "
+            f"a new edition. This process runs {_threads()} torch threads, and the tables' rows record theirs "
+            "(latency_threads): a different count alone changes timings (OMP_NUM_THREADS)",
+            details)
     return {"tolerance": plan.latency_tolerance, "threads": _threads(),
             **{c: {"here_s": measured[c], "tables_s": reference[c], "ratio": ratios[c]} for c in reference}}
 

@@ -339,7 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, KeyError, OSError) as err:  # OSError: missing files, an unreachable Hub (ConnectionError)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        offered = next((a.choices for a in args.command_parser._actions if "--backend" in a.option_strings), None)
+        command = getattr(args, "command_parser", None)  # `info` has no --backend
+        offered = None if command is None else next(
+            (a.choices for a in command._actions if "--backend" in a.option_strings), None)
         print(f"error: {for_the_shell(str(message), offered)}", file=sys.stderr)
         return 2
 
@@ -358,11 +360,13 @@ def for_the_shell(message: str, offered: Sequence[str] | None = None) -> str:
         message = message.replace(python, shell)
     message = re.sub(r"max_time (?=[\d.]+ s\b)", "the --hours budget of ", message)  # "max_time 1080.0 s ..."
 
-    def option(match: re.Match) -> str:
-        backend = match.group(1)
+    def option(backend: str) -> str:
         return f"--backend {backend}" if offered is None or backend in offered else f"`plm-nasbench query --backend {backend}`"
 
-    return re.sub(r"backend='(\w+)'(?![),])", option, message)  # advice, not a Benchmark(...) repr
+    def options(match: re.Match) -> str:  # "backend='table' or 'live'": each named as an option
+        return " or ".join(option(b) for b in re.findall(r"'(\w+)'", match.group(0)))
+
+    return re.sub(r"backend='\w+'(?: or '\w+')*(?![),])", options, message)  # advice, not a Benchmark(...) repr
 
 
 if __name__ == "__main__":

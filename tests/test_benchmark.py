@@ -982,8 +982,9 @@ def test_edge_cases_of_the_front_the_listing_and_the_surrogate(tables, tmp_path)
     assert for_the_shell("max_time must be positive") == "max_time must be positive"
     assert for_the_shell("Benchmark(task='rte', backend='auto'); backend='live' evaluates") == (
         "Benchmark(task='rte', backend='auto'); --backend live evaluates")
-    assert for_the_shell("use backend='table' or backend='live'", ["auto", "table"]) == (  # simulate offers no live
-        "use --backend table or `plm-nasbench query --backend live`")
+    assert for_the_shell("no rows; use backend='table' or 'live'", ["auto", "table"]) == (  # simulate: no live
+        "no rows; use --backend table or `plm-nasbench query --backend live`")
+    assert for_the_shell("backend='surrogate' or 'auto' predicts it") == "--backend surrogate or --backend auto predicts it"
 
 
 def test_benchmark_import_is_light():

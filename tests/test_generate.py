@@ -696,9 +696,12 @@ def test_cli_plan_and_errors(tmp_path, capsys):
     assert "--gpus-per-unit is read by --executor ray only" in capsys.readouterr().err
     assert generate_main([*run, "--executor", "ray", "--cpus-per-unit", "-3"]) == 2
     assert "--cpus-per-unit must be above 0" in capsys.readouterr().err
-    for flags in (["--machine-wait", "-1"], ["--machine-wait", "5", "--executor", "ray"]):
-        assert generate_main([*run, *flags]) == 2
-        assert "--machine-wait must be a number of minutes >= 0, read by the local executor" in capsys.readouterr().err
+    for minutes in ("-1", "inf"):
+        with pytest.raises(SystemExit):
+            generate_main([*run, "--machine-wait", minutes])
+        assert "--machine-wait: must be a number of minutes >= 0" in capsys.readouterr().err
+    assert generate_main([*run, "--machine-wait", "5", "--executor", "ray"]) == 2
+    assert "--machine-wait is for the local executor" in capsys.readouterr().err
     other = tmp_path / "other.toml"  # before any unit: the latency machine, the task data
     other.write_text(plan.read_text().replace('name = "x"\n', 'name = "x"\nlatency_hardware = "a CPU this is not"\n')
                      + '[[study]]\nname = "s"\nscheme = "standalone"\ntasks = ["rte"]\nspace = "small"\n'
@@ -818,8 +821,10 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
         execute_unit(plan, late, plan.units[0], None, "cpu", reference)
     assert late.state(plan.units[0]) == "pending"  # no shard: the unit is timed again
     import generate.executors as executors
+    clock = [0.0]  # the executor's clock: advanced by its pauses alone
     pauses = []
-    monkeypatch.setattr(executors.time, "sleep", pauses.append)
+    monkeypatch.setattr(executors, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(executors, "sleep", lambda s: (pauses.append(s), clock.__setitem__(0, clock[0] + s)))
     sequence = iter([2.0, 1.0, 1.0, 1.0])  # the first check fails, the second try passes both
     monkeypatch.setattr(latency, "latency_columns", lambda *args: dict(
         measure(*args), latency_b1_median=next(sequence) * reference["cpu", "float32"]["latency_b1_median"]))
@@ -827,10 +832,18 @@ def test_latency_units_check_this_machine_against_the_committed_reference(tmp_pa
     assert pauses == [60.0]
     pauses.clear()
     monkeypatch.setattr(latency, "latency_columns", measure)
-    with pytest.raises(ValueError, match="does not time like"):  # a budget of 90 s waits 60 s, then 30 s, then fails
+    with pytest.raises(ValueError, match="does not time like"):  # 90 s after the first failure: 60 s, 30 s, then it fails
         run_local(plan, ShardStore(plan, tmp_path / "work5"), plan.units, None, latency_reference=too_fast,
                   machine_wait=90)
     assert pauses == [60.0, 30.0]
+    pauses.clear()  # --stop-after comes first: the run ends cleanly, the waiting unit left for the next
+    counts = run_local(plan, ShardStore(plan, tmp_path / "work6"), plan.units, None, latency_reference=too_fast,
+                       stop_after=100, machine_wait=3600)
+    assert counts["left"] == 1 and pauses == [60.0, 40.0]
+    with pytest.raises(ValueError, match="runs on cpu, but this edition's latency tables were measured on cuda"):
+        run_local(plan, ShardStore(plan, tmp_path / "work7"), plan.units, None,  # no wait: waiting cannot mend that
+                  latency_reference={("cuda", "bfloat16"): reference["cpu", "float32"]}, machine_wait=3600)
+    assert pauses == [60.0, 40.0]
     on_gpu = {("cuda", "bfloat16"): reference["cpu", "float32"]}  # latency timed on a GPU, even in another dtype
     with pytest.raises(ValueError, match="runs on cpu, but this edition's latency tables were measured on cuda"):
         execute_unit(plan, ShardStore(plan, tmp_path / "work3"), plan.units[0], None, "cpu", on_gpu)

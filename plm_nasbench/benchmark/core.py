@@ -242,7 +242,8 @@ class Benchmark:
         it answers from (``table_rows``: of one dtype and one super-network per seed, as it loads them), the
         studies they come from, their ``dtype``, the ``hardware`` that ran them (its timing columns are that
         hardware's: several mean timings of several machines) and whether a surrogate fitted on these tables (the
-        versions ``data`` holds) extends it to the whole space."""
+        versions ``data`` holds) extends it to the whole space. A table the manifest lists that the folder lacks (a
+        partial copy) leaves out the benchmarks it serves, with a warning naming it; a damaged one raises."""
         from ..surrogates.build import surrogate_folder
 
         manifest = Manifest.load(_folder("data", data, DATA_ENV, default_data_dir()))
@@ -261,9 +262,9 @@ class Benchmark:
                 with warnings.catch_warnings():  # rows left out are counted out here, and named when one loads
                     warnings.simplefilter("ignore")
                     rows = served_rows(manifest, model, task, space, scheme, strategy, trained_on, read)
-            except FileNotFoundError:  # a partial copy of the data folder: list what its files answer
+            except FileNotFoundError as err:  # a partial copy of the data folder: list what its files answer
                 missing |= {p for p in manifest.find(model=model, task=task, search_space=space, scheme=scheme,
-                                                     strategy=strategy) if not (manifest.root / p).is_file()}
+                                                     strategy=strategy) if not (manifest.root / p).is_file()} or {str(err)}
                 continue
             if rows is None:
                 continue
