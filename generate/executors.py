@@ -103,8 +103,8 @@ def run_local(plan: Plan, store: ShardStore, units: Sequence[WorkUnit], data_dir
                 pause = min(MACHINE_RETRY_PAUSE, machine_wait - waited)
                 if stop_after is not None:  # the loop's first test then ends the run
                     pause = max(0.0, min(pause, stop_after - (now_ - start)))
-                bar.write(f"{err}\n" if waited == 0 else f"the check failed again ({err.found}); ", file=sys.stderr)
-                bar.write(f"trying again in {pause:.0f} s ({waited / 60:.1f} of {machine_wait / 60:.1f} min of "
+                bar.write((f"{err}\n" if waited == 0 else f"the check failed again ({err.found}); ")
+                          + f"trying again in {pause:.0f} s ({waited / 60:.1f} of {machine_wait / 60:.1f} min of "
                           "--machine-wait spent on this unit)", file=sys.stderr)
                 sleep(pause)
     return counts
