@@ -68,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--study", action="append", help="only this study (repeatable)")
         if name != "remeasure-memory":  # latency tables have no task
             cmd.add_argument("--task", action="append", help="only this task (repeatable)")
+            cmd.add_argument("--strategy", action="append",
+                             help="only the weight-sharing units of this super-network strategy (repeatable), e.g. "
+                                  "to split a strategy ablation over processes")
         if name in ("run", "verify"):
             cmd.add_argument("--data-dir", help="task data in the GLUE layout (default $PLM_NASBENCH_DATASETS, "
                                                 "else the Hugging Face Hub)")
@@ -304,21 +307,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.task = getattr(args, "task", None)  # remeasure-memory takes none
+    args.strategy = getattr(args, "strategy", None)
     for name in ("work_dir", "data_dir"):  # absolute: Ray's workers resolve a relative path in their own folder
         if getattr(args, name, None):
             setattr(args, name, os.path.abspath(getattr(args, name)))
     for flag, given, known in (("--study", args.study, {u.study for u in plan.units}),
-                               ("--task", args.task, {u.task for u in plan.units if u.task})):
-        what = "studies" if flag == "--study" else "tasks"
+                               ("--task", args.task, {u.task for u in plan.units if u.task}),
+                               ("--strategy", args.strategy,
+                                {u.strategy for u in plan.units if u.scheme == "weight_sharing"})):
+        what = {"--study": "studies", "--task": "tasks", "--strategy": "weight-sharing strategies"}[flag]
         unknown = sorted(set(given or ()) - known)
         if unknown:
             print(f"error: {flag} {', '.join(unknown)}: not in plan {plan.name!r}, whose {what} are "
                   f"{', '.join(sorted(known)) or '(none)'}", file=sys.stderr)
             return 2
     units = [u for u in plan.units if (not args.study or u.study in args.study)
-             and (not args.task or u.task in args.task or u.task is None)]
+             and (not args.task or u.task in args.task or u.task is None)
+             and (not args.strategy or (u.scheme == "weight_sharing" and u.strategy in args.strategy))]
     if not units:
-        print(f"error: the plan has no unit of study {', '.join(args.study or ['(any)'])} for task {', '.join(args.task or ['(any)'])}; "
+        strategy = f" and strategy {', '.join(args.strategy)}" if args.strategy else ""
+        print(f"error: the plan has no unit of study {', '.join(args.study or ['(any)'])} for task "
+              f"{', '.join(args.task or ['(any)'])}{strategy}; "
               "`python -m generate plan PLAN` lists the units", file=sys.stderr)
         return 2
     data_root = getattr(args, "data", None) or default_data_dir()

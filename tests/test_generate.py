@@ -687,6 +687,15 @@ def test_cli_plan_and_errors(tmp_path, capsys):
         assert "--study b: not in plan 'x', whose studies are a" in capsys.readouterr().err
     assert generate_main(["run", str(plan), "--task", "rte", "--work-dir", str(tmp_path / "work")]) == 2
     assert "--task rte: not in plan 'x', whose tasks are (none)" in capsys.readouterr().err
+    assert generate_main(["status", str(plan), "--strategy", "full", "--work-dir", str(tmp_path / "work")]) == 2
+    assert "--strategy full: not in plan 'x', whose weight-sharing strategies are (none)" in capsys.readouterr().err
+    ablation = tmp_path / "ablation.toml"
+    ablation.write_text('name = "y"\nmodel = "minilm-l6-h384"\n[[study]]\nname = "ab"\nscheme = "weight_sharing"\n'
+                        'tasks = ["rte", "mrpc"]\nspace = "small"\nstrategies = ["full", "kd", "standard"]\n'
+                        'configs = {kind = "sample", n = 2, seed = 0}\n')
+    assert generate_main(["plan", str(ablation), "--strategy", "kd", "--strategy", "standard", "--task", "rte"]) == 0
+    listed = capsys.readouterr().out
+    assert "2 of 6 units" in listed and " rte small kd " in listed and " full " not in listed
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.parquet"))
     assert generate_main([*run, "--unit-index", "0", "--study", "a"]) == 2  # the index is the plan's, not the selection's
     assert "--unit-index addresses the plan's units directly" in capsys.readouterr().err
