@@ -17,6 +17,7 @@ that reproduced a unit into that unit's rows, with the check in the unit's manif
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,25 @@ def compare(committed: pd.DataFrame, recomputed: pd.DataFrame) -> dict[str, Any]
     return {"columns": columns, "supernetwork_ids": ids, "committed_hardware": sorted(set(joined["hardware_committed"]))}
 
 
+def unit_digests(table: pd.DataFrame, unit_ids: set[str]) -> dict[str, str]:
+    """SHA-256 of the rows (all columns, in order) of each unit of ``unit_ids`` in ``table``: what tells whether a
+    unit's rows changed when the table did (another unit's rows given their id meanwhile)."""
+    digests = {}
+    for unit_id in sorted(set(table["unit_id"]) & unit_ids):
+        rows = table[table["unit_id"] == unit_id]
+        digests[unit_id] = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
+    return digests
+
+
 def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: str | None, n: int,
            device: str = "cpu", seed: int = 0, per_unit: bool = False) -> dict[str, Any]:
     """Compute ``n`` committed configurations (``per_unit``: of each unit) of ``units`` again (see :func:`draw`)
-    and :func:`compare`; the report names the units computed again (``units``)."""
+    and :func:`compare`; the report names the units computed again (``units``), the versions of their tables
+    (``tables``) and a digest of each unit's rows there (``unit_rows``)."""
     manifest = Manifest.load(data_root)  # the versions compared (taken first: a later change is one since)
     tables = {p: manifest.tables[p]["sha256"] for p in _tables(plan, units) if p in manifest.tables}
+    ids = {u.unit_id for u in units}
+    unit_rows = {p: unit_digests(manifest.read(p), ids) for p in tables}
     cut, committed = draw(plan, units, data_root, n, seed, per_unit)
     recomputed = pd.concat([run_unit(plan, unit, data_dir, device) for unit in cut], ignore_index=True)
     report = compare(committed, recomputed)
@@ -145,7 +159,7 @@ def verify(plan: Plan, units: list[WorkUnit], data_root: str | Path, data_dir: s
                 if "supernetwork_id" in recomputed else {})  # standalone rows have no super-network
     report["units"] = {u.unit_id: {"configs": int(drawn.get(u.unit_id, 0)),
                                    "supernetwork_ids": networks.get(u.unit_id, [])} for u in cut}
-    report["tables"] = tables
+    report["tables"], report["unit_rows"] = tables, unit_rows
     return report
 
 
@@ -177,7 +191,8 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
     :func:`verify`, ``per_unit``) computed their unit again on, with the check in the unit's manifest batch
     (``supernetwork_id_evidence``: the id, when, where, at which commit, how many configurations). Refused
     (:class:`NotRecorded`, nothing written) unless every unit was computed again, all its rows bit for bit, on
-    one super-network; and unless the tables are those that were verified, no row of a unit records another id
+    one super-network; and unless the units' rows are those that were verified (other rows of their tables may
+    have changed since: another process recording its units' ids), no row of a unit records another id
     and, afterwards, the rows of each (strategy, seed, super-network space) of a table come from one network.
     Returns the rows written per table."""
     left = sorted({u.unit_id for u in units} - set(report["units"]))
@@ -197,9 +212,13 @@ def record_supernetwork_id(plan: Plan, units: list[WorkUnit], data_root: str | P
     with exclusive_lock(Path(data_root) / MERGE_LOCK):
         manifest = Manifest.load(data_root)
         for relpath in _tables(plan, units):
-            if manifest.tables.get(relpath, {}).get("sha256") != report["tables"].get(relpath):
-                raise NotRecorded(f"{relpath} changed since it was verified: verify again")
+            if relpath not in manifest.tables:
+                raise NotRecorded(f"{relpath} left the manifest since it was verified: verify again")
             table = manifest.read(relpath)
+            if (manifest.tables[relpath]["sha256"] != report["tables"].get(relpath)
+                    and unit_digests(table, set(ids)) != report.get("unit_rows", {}).get(relpath)):
+                raise NotRecorded(f"the rows of the verified units in {relpath} changed since they were verified: "
+                                  "verify again")
             mended = {}
             for unit_id in sorted(set(table["unit_id"]) & set(ids)):
                 rows = (table["unit_id"] == unit_id).to_numpy()

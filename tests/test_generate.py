@@ -483,11 +483,13 @@ def _ids_recorded_afterwards(plan, store, data, relpath, glue, tmp_path):
                          (dict(report, columns={**report["columns"], "valid_error": off}), "not reproduced bit for bit"),
                          (dict(report, units={**report["units"], ws1.unit_id: {"configs": 1, "supernetwork_ids": []}}),
                           "on 0 super-networks"),
-                         (dict(report, tables={relpath: "0" * 64}), "changed since it was verified")):
+                         (dict(report, tables={relpath: "0" * 64}, unit_rows={relpath: {}}),
+                          "rows of the verified units in .* changed since they were verified")):
         with pytest.raises(NotRecorded, match=why):
             record_supernetwork_id(plan, [ws0, ws1], old, refused)
     assert Manifest.load(old).read(relpath)["supernetwork_id"].isna().all()  # refused: nothing written
-    assert record_supernetwork_id(plan, [ws0, ws1], old, report) == {relpath: 4}
+    other = dict(report, tables={relpath: "0" * 64})  # the table changed, these units' rows did not: recorded
+    assert record_supernetwork_id(plan, [ws0, ws1], old, other) == {relpath: 4}
     recorded = Manifest.load(old)
     pd.testing.assert_frame_equal(recorded.read(relpath), Manifest.load(data).read(relpath))
     evidence = {u: e for b in recorded.tables[relpath]["provenance"]["batches"] for u, e in b[ID_EVIDENCE].items()}
