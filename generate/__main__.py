@@ -158,12 +158,10 @@ def _run(args: argparse.Namespace, plan: Plan, store: ShardStore, units: list[Wo
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.stop_after is not None and (args.executor == "ray" or args.unit_index is not None):
-        print("error: --stop-after is for the local executor running several units", file=sys.stderr)
-        return 2
-    if args.machine_wait and (args.executor == "ray" or args.unit_index is not None):
-        print("error: --machine-wait is for the local executor running several units", file=sys.stderr)
-        return 2
+    for flag, given in (("--stop-after", args.stop_after is not None), ("--machine-wait", bool(args.machine_wait))):
+        if given and (args.executor == "ray" or args.unit_index is not None):
+            print(f"error: {flag} is for the local executor running several units", file=sys.stderr)
+            return 2
     ray_only = [flag for flag, value in (("--ray-address", args.ray_address), ("--cpus-per-unit", args.cpus_per_unit),
                                          ("--gpus-per-unit", args.gpus_per_unit)) if value is not None]
     if ray_only and (args.executor != "ray" or args.unit_index is not None):

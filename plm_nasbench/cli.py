@@ -320,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _backends(args: argparse.Namespace) -> Sequence[str] | None:
+    """The ``--backend`` choices of the command ``args`` were parsed for (None: it has no ``--backend``, as
+    ``info``)."""
+    command = getattr(args, "command_parser", None)
+    return None if command is None else next(
+        (a.choices for a in command._actions if "--backend" in a.option_strings), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``plm-nasbench``."""
     parser = build_parser()
@@ -328,8 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           ("--device", ("live",))):
         backend, given = getattr(args, "backend", None), getattr(args, flag[2:].replace("-", "_"), None)
         if backend is not None and given is not None and backend not in read_by:  # an option that would do nothing
-            offered = next(a.choices for a in args.command_parser._actions if "--backend" in a.option_strings)
-            read_by = [b for b in read_by if b in offered]  # as this command offers them
+            read_by = [b for b in read_by if b in _backends(args)]  # as this command offers them
             args.command_parser.error(f"{flag} is read with --backend {' or '.join(read_by)} only, not with --backend {backend}")
     one_line_warnings()
     try:
@@ -339,10 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except (ValueError, KeyError, OSError) as err:  # OSError: missing files, an unreachable Hub (ConnectionError)
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        command = getattr(args, "command_parser", None)  # `info` has no --backend
-        offered = None if command is None else next(
-            (a.choices for a in command._actions if "--backend" in a.option_strings), None)
-        print(f"error: {for_the_shell(str(message), offered)}", file=sys.stderr)
+        print(f"error: {for_the_shell(str(message), _backends(args))}", file=sys.stderr)
         return 2
 
 
