@@ -21,29 +21,19 @@ import numpy as np
 import pandas as pd
 
 from plm_nasbench.architecture import DEFAULT_MODEL
+from plm_nasbench.surrogates.build import grid_interpolation, grid_latency
+from plm_nasbench.surrogates.small import FIELDS
 from plm_nasbench.tables import Manifest
 
-REFERENCE = "latency-small-grid"
 OBJECTIVES = ("latency_b1_median", "latency_b32_median")
 
 
-def _with_config(table: pd.DataFrame) -> pd.DataFrame:
-    config = pd.DataFrame([json.loads(c) for c in table["config"]], index=table.index)
-    return pd.concat([table, config], axis=1)
-
-
 def drift(table: pd.DataFrame, reference: pd.DataFrame, objective: str) -> np.ndarray:
-    """Each configuration's ``objective`` in ``table`` divided by the reference grid's value interpolated in
+    """Each configuration's ``objective`` in ``table`` divided by the ``reference`` grid's value interpolated in
     ``num_units`` (configurations with layers whose (layers, heads) the grid holds)."""
-    ratios = []
-    for (layers, heads), group in _with_config(table).groupby(["num_layers", "num_heads"]):
-        grid = reference[(reference["num_layers"] == layers) & (reference["num_heads"] == heads)]
-        if layers == 0 or len(grid) < 2:
-            continue
-        grid = grid.sort_values("num_units")
-        expected = np.interp(group["num_units"], grid["num_units"], grid[objective])
-        ratios.append(group[objective].to_numpy() / expected)
-    return np.concatenate(ratios) if ratios else np.array([])
+    fields = np.array([[json.loads(c)[f] for f in FIELDS] for c in table["config"]], dtype=np.float64)
+    ratios = table[objective].to_numpy(dtype=np.float64) / grid_interpolation(reference, fields, objective)
+    return ratios[(fields[:, 0] > 0) & np.isfinite(ratios)]
 
 
 def main() -> None:
@@ -54,26 +44,25 @@ def main() -> None:
                         help="a folder of unmerged latency unit shards (*.parquet) to compare as well; repeatable")
     args = parser.parse_args()
     manifest = Manifest.load(args.data)
-    found = manifest.find(model=args.model, study=REFERENCE)
-    if not found:
-        raise SystemExit(f"no {REFERENCE} table of model {args.model} in {manifest.root}")
-    reference = _with_config(manifest.read(found[0]))
+    found = grid_latency(manifest, args.model)
+    if found is None:
+        raise SystemExit(f"no reference grid latency table of model {args.model} in {manifest.root}")
+    reference_path, reference = found
     tables = {p: manifest.read(p) for p in manifest.find(model=args.model, search_space="small")
-              if manifest.tables[p].get("study", "").startswith("latency-") and p != found[0]}
+              if manifest.tables[p].get("study", "").startswith("latency-") and p != reference_path}
     for folder in args.shards:
         files = sorted(folder.glob("*.parquet"))
         if not files:
             raise SystemExit(f"--shards {folder}: no *.parquet shard there")
         tables[f"{folder} ({len(files)} unmerged units)"] = pd.concat([pd.read_parquet(f) for f in files])
-    print(f"model {args.model}; ratio of measured to {REFERENCE} interpolated (median [quartiles])")
+    print(f"model {args.model}; ratio of measured to {reference_path} interpolated (median [quartiles])")
     print("| table | configurations | " + " | ".join(OBJECTIVES) + " |")
     print("|---|---|" + "---|" * len(OBJECTIVES))
     for name, table in sorted(tables.items()):
-        cells = []
-        for objective in OBJECTIVES:
-            r = drift(table, reference, objective)
-            cells.append(f"{np.median(r):.3f} [{np.quantile(r, 0.25):.3f}, {np.quantile(r, 0.75):.3f}]" if len(r) else "-")
-        print(f"| {name} | {len(drift(table, reference, OBJECTIVES[0]))} | " + " | ".join(cells) + " |")
+        ratios = [drift(table, reference, objective) for objective in OBJECTIVES]
+        cells = [f"{np.median(r):.3f} [{np.quantile(r, 0.25):.3f}, {np.quantile(r, 0.75):.3f}]" if len(r) else "-"
+                 for r in ratios]
+        print(f"| {name} | {len(ratios[0])} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
