@@ -18,10 +18,11 @@ Every hypervolume is the protocol's (:mod:`plm_nasbench.protocol`): objectives q
 all values compared together, reference point (2, 2). The numbers replace the text between
 ``<!-- findings:start -->`` and ``<!-- findings:end -->`` in the README; the plots go to ``docs/plots``.
 
-Under each section's heading a stamp (an HTML comment) records what it read: the checksums of its tables and,
-where surrogates answer, of the latency table they learned from and of the tasks' surrogates. ``--check``
-recomputes the stamps from the tables as they are now and names the sections whose inputs changed since (exit
-status 1), without recomputing any comparison.
+Under each section's heading a stamp (an HTML comment) records the tasks it includes and what it read of them:
+the checksums of their tables and, where surrogates answer, of the latency table they learned from and of the tasks'
+surrogates. ``--check`` recomputes the stamps from the tables as they are now and names the sections whose inputs
+changed since or that more tasks could now include (exit status 1), without recomputing any comparison; a table
+of a task a section left out (too few tables for it) leaves the section current.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ STANDALONE_METHODS = ("rs", "moasha")
 MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
 COMPARISONS = ("a", "b", "c", "d")
 EQUAL_TIME_CAP = 10  # (d): a run under a time budget makes at most this many times the evaluations random search does
-#: A section's stamp: its kind (the tag of its plots), model, the tasks it was asked for and the digest of its inputs.
+#: A section's stamp: its kind (the tag of its plots), model, the tasks it includes and the digest of their inputs.
 #: Section kinds whose benchmarks answer from surrogates: tag -> (scheme, strategy) of those surrogates.
 SURROGATE_SECTIONS = {"ws": ("weight_sharing", "full"), "standalone": ("standalone", "none")}
 STAMP = re.compile(r"<!-- inputs: (?P<tag>[\w-]+) model=(?P<model>\S+) tasks=(?P<tasks>\S*) sha256=(?P<digest>[0-9a-f]{16}) -->")
@@ -267,7 +268,7 @@ def _stamp(manifest: Manifest, tag: str, model: str, tasks: Sequence[str], surro
 def check_block(block: str, manifest: Manifest, surrogates: Path | None = None) -> list[tuple[str, str]]:
     """Each section of a findings block as (its heading, its state): ``current`` when its stamps match the inputs
     as they are now; ``changed`` when a table or surrogate it read changed since; ``more tasks: ...`` when tasks
-    it was not asked for now have what it needs to include them; ``unstamped`` when it has no stamp (computed
+    it does not include now have what it needs to include them; ``unstamped`` when it has no stamp (computed
     before stamps were written); ``unknown stamp: ...`` for a stamp of a kind this version does not know."""
     states = []
     for section in _sections(block)[1]:
@@ -342,8 +343,8 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
     for title, compare, tag, what in comparisons:
         if title[1] not in only:
             continue
-        blocks += [f"#### {title}", _stamp(manifest, tag, model, tasks, surrogates)]
         done: dict[str, pd.DataFrame] = {}
+        body = []
         for task in tasks:
             result = compare(manifest, task)
             if result is None:
@@ -352,9 +353,10 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
             done[task] = points
             path = plot_fronts(points, OBJECTIVES, plots / f"findings-{tag}-{task}.png",
                                f"{task}: Pareto fronts, {what} (weight sharing)", scatter=True)
-            blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
+            body += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
             if tag == "spaces-shared" and (note := _several_supernetworks(task, summary)):
-                blocks += [note, ""]
+                body += [note, ""]
+        blocks += [f"#### {title}", _stamp(manifest, tag, model, list(done), surrogates), *body]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
         if tag == "strategy" and (ranked := rank_strategies(done)) is not None:
@@ -373,8 +375,8 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
              "by the table's nearest configuration)", STANDALONE_METHODS, "standalone", "standalone-table", "table")):
         if title[1] not in only:
             continue
-        blocks += [f"#### {title}", _stamp(manifest, tag, model, tasks, surrogates)]
         usable = [t for t in tasks if _feeds(manifest, tag, model, t)]  # standalone: a handful of curves won't do
+        blocks += [f"#### {title}", _stamp(manifest, tag, model, usable, surrogates)]
         if not usable:
             blocks.append("No task has the tables for this comparison yet.")
             continue

@@ -153,6 +153,41 @@ def check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys):
     assert check_block(block, findings_data) == [("#### (a) old", "unstamped"), ("#### (b) new", "unknown stamp: spaces-x")]
 
 
+def test_stamps_cover_only_the_tasks_a_section_includes(findings_data, tmp_path, capsys):
+    """A task with too few tables for a section stays out of its stamp: its tables may change without making the
+    section stale, and once it has enough the section asks for more tasks."""
+    from plm_nasbench.findings import END, START, main
+
+    root = tmp_path / "data"
+    shutil.copytree(findings_data.root, root)
+
+    def add(study: str, table: pd.DataFrame) -> None:
+        manifest = Manifest.load(root)
+        relpath = f"minilm-l6-h384/{study}/mrpc.parquet"
+        table = table.assign(task="mrpc")
+        manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": study})
+        manifest.save()
+
+    def states() -> list[str]:
+        capsys.readouterr()
+        with contextlib.suppress(SystemExit):
+            main(["--data", str(root), "--readme", str(readme), "--check"])
+        return [line.split()[0] if line.startswith("current") else line.split(" #### ")[0]
+                for line in capsys.readouterr().out.splitlines()]
+
+    layer = findings_data.read("minilm-l6-h384/ws-layer/rte.parquet")
+    add("ws-layer", layer)  # one space table: mrpc cannot enter (a)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\nGenerated before.\n{END}\n")
+    main(["--data", str(root), "--readme", str(readme), "--plots", str(tmp_path / "plots"), "--only", "a"])
+    text = readme.read_text()
+    assert text.count("tasks=rte sha256=") == 2 and "mrpc (" not in text
+    add("ws-layer", layer.assign(valid_error=layer["valid_error"] + 0.01))
+    assert states() == ["current", "current"]
+    add("ws-small-holdout", findings_data.read("minilm-l6-h384/ws-small-holdout/rte.parquet"))
+    assert states() == ["more tasks: mrpc", "current"]  # the shared super-network's spaces; not each space's own
+
+
 def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, tables, tmp_path):
     from plm_nasbench.findings import END, START, main, splice_sections
 
