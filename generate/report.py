@@ -8,7 +8,8 @@ in the README, and the unpruned-model sanity check (next to the errors of the be
 of the paper's BERT-base) the text between ``<!-- unpruned:start -->`` and ``<!-- unpruned:end -->``, and
 the error-against-size table the text between ``<!-- sizes:start -->`` and ``<!-- sizes:end -->``, and
 the float32-against-bf16 comparison of standalone runs the text between ``<!-- dtypes:start -->`` and
-``<!-- dtypes:end -->``. Plots: validation error against parameter fraction, one point per grid configuration.
+``<!-- dtypes:end -->``, and what the tables cost to make the text between ``<!-- cost:start -->`` and
+``<!-- cost:end -->``. Plots: validation error against parameter fraction, one point per grid configuration.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ from scipy.stats import kendalltau
 
 from plm_nasbench.paths import data_dir as default_data_dir
 from plm_nasbench.plots import figure, finish
-from plm_nasbench.tables import Manifest
+from plm_nasbench.tables import Manifest, supernetwork_costs
 from plm_nasbench.atomic import replace_block
 
 START, END = "<!-- coverage:start -->", "<!-- coverage:end -->"
 UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->"
 SIZES_START, SIZES_END = "<!-- sizes:start -->", "<!-- sizes:end -->"
 DTYPES_START, DTYPES_END = "<!-- dtypes:start -->", "<!-- dtypes:end -->"
+COST_START, COST_END = "<!-- cost:start -->", "<!-- cost:end -->"
 SIZE_STUDIES = ("ws-small-grid", "ws-small-holdout")
 GRID_STUDY = "ws-small-grid"
 UNPRUNED_STUDIES = ("standalone-unpruned", "standalone-unpruned-fp32")
@@ -201,6 +203,50 @@ def dtypes_markdown(manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
+def _threads(recorded: list[int]) -> str:
+    return ", ".join(str(t) if t else "not recorded" for t in sorted(set(recorded)))
+
+
+def cost_markdown(manifest: Manifest) -> str:
+    """What the tables cost to make, from their own rows and provenance: per study (summed over its tasks) the
+    runs (task, strategy, configuration and seed), hours of training (standalone) and of evaluation, runs per second of
+    both, and the torch threads the units ran on; then each task's super-networks (their training hours, the
+    least each records: :func:`~plm_nasbench.tables.supernetwork_costs`) and the latency tables' wall hours.
+    Work that was redone or withheld is not in the tables and not counted."""
+    lines = ["| study | scheme | tasks | runs | training hours | evaluation hours | runs per second | torch threads |",
+             "|---|---|---|---|---|---|---|---|"]
+    studies: dict[str, list[str]] = {}
+    for relpath in sorted(manifest.tables):
+        if manifest.tables[relpath].get("scheme") != "latency":
+            studies.setdefault(str(manifest.tables[relpath].get("study")), []).append(relpath)
+    total = 0.0
+    for study, paths in sorted(studies.items()):
+        frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True)
+        runs = len(frame.drop_duplicates(["task", "strategy", "config_id", "seed"]))
+        train, evaluate = float(frame["train_time"].sum()), float(frame["eval_time"].sum())
+        total += train + evaluate
+        threads = [t for p in paths for t in manifest.tables[p]["provenance"].get("torch_threads", [0])]
+        lines.append(f"| {study} | {', '.join(sorted(set(frame['scheme'])))} | {frame['task'].nunique()} | {runs:,} "
+                     f"| {train / 3600:.2f} | {evaluate / 3600:.2f} | {runs / (train + evaluate):.3g} "
+                     f"| {_threads(threads)} |")
+    if len(lines) == 2:
+        return "(no tables yet)"
+    supernetworks, trained = [], 0.0
+    for task in sorted({manifest.tables[p].get("task") for p in manifest.find(scheme="weight_sharing")}):
+        for model in sorted({manifest.tables[p]["model"] for p in manifest.find(scheme="weight_sharing", task=task)}):
+            costs = supernetwork_costs(manifest, model, task)
+            trained += sum(costs.values()) / 3600
+            if costs:
+                supernetworks.append(f"| {task} | {len(costs)} | {sum(costs.values()) / 3600:.2f} |")
+    latency = [manifest.tables[p]["provenance"] for p in manifest.find(scheme="latency")]
+    timed = sum(prov["wall_seconds"] for prov in latency) / 3600
+    lines += ["", "| task | super-networks | training hours |", "|---|---|---|", *supernetworks, "",
+              f"In all {total / 3600:.1f} hours of training and evaluation in the tables above, {trained:.1f} hours of "
+              f"super-network training and {timed:.1f} hours of latency measurement ({len(latency)} latency tables, "
+              f"torch threads {_threads([t for prov in latency for t in prov.get('torch_threads', [0])])})."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m generate.report", description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(default_data_dir()))
@@ -229,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     readme = Path(args.readme)
     text = readme.read_text() if readme.is_file() else ""
     lacking = [f"{start} ... {end}" for start, end in ((START, END), (UNPRUNED_START, UNPRUNED_END),
-                                                        (SIZES_START, SIZES_END), (DTYPES_START, DTYPES_END))
+                                                        (SIZES_START, SIZES_END), (DTYPES_START, DTYPES_END),
+                                                        (COST_START, COST_END))
                if start not in text or end not in text]
     if lacking:  # checked before any block is written, so that a README is never left half updated
         parser.exit(2, f"error: {readme} lacks the block(s) {'; '.join(lacking)} that this command rewrites\n")
@@ -242,12 +289,15 @@ def main(argv: list[str] | None = None) -> None:
     replace_block(Path(args.readme), SIZES_START, SIZES_END, sizes)
     dtypes = dtypes_markdown(manifest)
     replace_block(Path(args.readme), DTYPES_START, DTYPES_END, dtypes)
+    cost = cost_markdown(manifest)
+    replace_block(Path(args.readme), COST_START, COST_END, cost)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")
     print(table)
     print(unpruned)
     print(sizes)
     print(dtypes)
+    print(cost)
 
 
 if __name__ == "__main__":

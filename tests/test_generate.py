@@ -882,6 +882,37 @@ def test_report_coverage_unpruned_and_plots(tables, tmp_path):
     assert [p.name for p in paths] == ["small-grid-rte.png"] and paths[0].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_cost_sums_the_rows_of_each_study(tables, tmp_path):
+    """The cost block counts runs by task, strategy, configuration and seed, sums the rows' training and evaluation
+    times per study, and charges each super-network once, at the least time its rows record."""
+    from generate.report import cost_markdown
+    from plm_nasbench.tables import write_parquet
+
+    root = tmp_path / "data"
+    shutil.copytree(tables[0], root)
+    manifest = Manifest.load(root)
+    for study, times in (("ws-small-grid", {0: ("a" * 16, 300.0), 1: ("b" * 16, 900.0)}),
+                         ("ws-small-holdout", {0: ("a" * 16, 360.0)})):  # network a trained again: 300 s counts
+        relpath = f"minilm-l6-h384/{study}/rte.parquet"
+        table = manifest.read(relpath)
+        table = table.assign(supernetwork_id=table["seed"].map(lambda seed: times[seed][0]),
+                             supernetwork_train_time=table["seed"].map(lambda seed: times[seed][1]))
+        manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": study})
+    manifest.save()
+    lines = cost_markdown(manifest).splitlines()
+    assert "| rte | 2 | 0.33 |" in lines
+    grid = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet")
+    seconds = grid["train_time"].sum() + grid["eval_time"].sum()
+    runs = len(grid.drop_duplicates(["task", "strategy", "config_id", "seed"]))
+    assert (f"| ws-small-grid | weight_sharing | 1 | {runs:,} | {grid['train_time'].sum() / 3600:.2f} "
+            f"| {grid['eval_time'].sum() / 3600:.2f} | {runs / seconds:.3g} |") in "\n".join(lines)
+    curves = manifest.read("minilm-l6-h384/standalone-small/rte.parquet")
+    assert any(line.startswith(f"| standalone-small | standalone | 1 | {curves['config_id'].nunique():,} | "
+                               f"{curves['train_time'].sum() / 3600:.2f} |") for line in lines)
+    assert lines[-1].startswith("In all ") and "0.3 hours of super-network training" in lines[-1]
+    assert cost_markdown(Manifest.load(tmp_path / "nothing-here")) == "(no tables yet)"
+
+
 def test_atomic_writes_give_the_permissions_a_plain_write_would(tmp_path):
     """Temporary files are private (0600); a table renamed into place must still be readable by a cluster's other
     users under the usual umask, and a rewritten file keeps the mode it had."""
