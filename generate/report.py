@@ -32,6 +32,8 @@ UNPRUNED_START, UNPRUNED_END = "<!-- unpruned:start -->", "<!-- unpruned:end -->
 SIZES_START, SIZES_END = "<!-- sizes:start -->", "<!-- sizes:end -->"
 DTYPES_START, DTYPES_END = "<!-- dtypes:start -->", "<!-- dtypes:end -->"
 COST_START, COST_END = "<!-- cost:start -->", "<!-- cost:end -->"
+BLOCKS = ((START, END), (UNPRUNED_START, UNPRUNED_END), (SIZES_START, SIZES_END), (DTYPES_START, DTYPES_END),
+          (COST_START, COST_END))  # the README blocks this command rewrites
 SIZE_STUDIES = ("ws-small-grid", "ws-small-holdout")
 GRID_STUDY = "ws-small-grid"
 UNPRUNED_STUDIES = ("standalone-unpruned", "standalone-unpruned-fp32")
@@ -208,42 +210,50 @@ def _threads(recorded: list[int]) -> str:
 
 
 def cost_markdown(manifest: Manifest) -> str:
-    """What the tables cost to make, from their own rows and provenance: per study (summed over its tasks) the
-    runs (task, strategy, configuration and seed), hours of training (standalone) and of evaluation, runs per second of
-    both, and the torch threads the units ran on; then each task's super-networks (their training hours, the
-    least each records: :func:`~plm_nasbench.tables.supernetwork_costs`) and the latency tables' wall hours.
-    Work that was redone or withheld is not in the tables and not counted."""
-    lines = ["| study | scheme | tasks | runs | training hours | evaluation hours | runs per second | torch threads |",
-             "|---|---|---|---|---|---|---|---|"]
-    studies: dict[str, list[str]] = {}
+    """What the tables cost to make, from their own rows and provenance. Per model and study (summed over its tasks):
+    the runs (task, strategy, configuration and seed), the hours of training (standalone) and of evaluation its
+    rows record, runs per second of those hours, the wall hours of its units (provenance ``wall_seconds``: they also
+    hold loading, and the training of any super-network a unit trained) and the torch threads the units ran on.
+    Then each task's super-networks with their training hours (the least each records:
+    :func:`~plm_nasbench.tables.supernetwork_costs`) and the latency tables' wall hours. Work that was redone or
+    withheld is not in the tables and not counted."""
+    lines = ["| model | study | scheme | tasks | runs | training hours | evaluation hours | runs per second "
+             "| unit wall hours | torch threads |", "|---|---|---|---|---|---|---|---|---|---|"]
+    studies: dict[tuple[str, str], list[str]] = {}
     for relpath in sorted(manifest.tables):
-        if manifest.tables[relpath].get("scheme") != "latency":
-            studies.setdefault(str(manifest.tables[relpath].get("study")), []).append(relpath)
-    total = 0.0
-    for study, paths in sorted(studies.items()):
+        entry = manifest.tables[relpath]
+        if entry.get("scheme") != "latency":
+            studies.setdefault((str(entry.get("model")), str(entry.get("study"))), []).append(relpath)
+    recorded = wall = 0.0
+    for (model, study), paths in sorted(studies.items()):
         frame = pd.concat([manifest.read(p) for p in paths], ignore_index=True)
         runs = len(frame.drop_duplicates(["task", "strategy", "config_id", "seed"]))
         train, evaluate = float(frame["train_time"].sum()), float(frame["eval_time"].sum())
-        total += train + evaluate
-        threads = [t for p in paths for t in manifest.tables[p]["provenance"].get("torch_threads", [0])]
-        lines.append(f"| {study} | {', '.join(sorted(set(frame['scheme'])))} | {frame['task'].nunique()} | {runs:,} "
-                     f"| {train / 3600:.2f} | {evaluate / 3600:.2f} | {runs / (train + evaluate):.3g} "
+        provenance = [manifest.tables[p]["provenance"] for p in paths]
+        hours = sum(prov.get("wall_seconds", 0.0) for prov in provenance) / 3600
+        recorded, wall = recorded + train + evaluate, wall + hours
+        rate = f"{runs / (train + evaluate):.3g}" if train + evaluate > 0 else "n/a"
+        threads = [t for prov in provenance for t in prov.get("torch_threads", [0])]
+        lines.append(f"| {model} | {study} | {', '.join(sorted(set(frame['scheme'])))} | {frame['task'].nunique()} "
+                     f"| {runs:,} | {train / 3600:.2f} | {evaluate / 3600:.2f} | {rate} | {hours:.2f} "
                      f"| {_threads(threads)} |")
     if len(lines) == 2:
         return "(no tables yet)"
     supernetworks, trained = [], 0.0
-    for task in sorted({manifest.tables[p].get("task") for p in manifest.find(scheme="weight_sharing")}):
-        for model in sorted({manifest.tables[p]["model"] for p in manifest.find(scheme="weight_sharing", task=task)}):
-            costs = supernetwork_costs(manifest, model, task)
-            trained += sum(costs.values()) / 3600
-            if costs:
-                supernetworks.append(f"| {task} | {len(costs)} | {sum(costs.values()) / 3600:.2f} |")
+    shared = {(manifest.tables[p]["model"], manifest.tables[p]["task"]) for p in manifest.find(scheme="weight_sharing")}
+    for model, task in sorted(shared):
+        costs = supernetwork_costs(manifest, model, task)
+        trained += sum(costs.values()) / 3600
+        if costs:
+            supernetworks.append(f"| {model} | {task} | {len(costs)} | {sum(costs.values()) / 3600:.2f} |")
+    if supernetworks:
+        lines += ["", "| model | task | super-networks | training hours |", "|---|---|---|---|", *supernetworks]
     latency = [manifest.tables[p]["provenance"] for p in manifest.find(scheme="latency")]
     timed = sum(prov["wall_seconds"] for prov in latency) / 3600
-    lines += ["", "| task | super-networks | training hours |", "|---|---|---|", *supernetworks, "",
-              f"In all {total / 3600:.1f} hours of training and evaluation in the tables above, {trained:.1f} hours of "
-              f"super-network training and {timed:.1f} hours of latency measurement ({len(latency)} latency tables, "
-              f"torch threads {_threads([t for prov in latency for t in prov.get('torch_threads', [0])])})."]
+    lines += ["", f"In all the rows record {recorded / 3600:.1f} hours of training and evaluation ({wall:.1f} wall hours "
+                  f"of their units), the super-networks {trained:.1f} hours of training, and the {len(latency)} "
+                  f"latency tables took {timed:.1f} wall hours (torch threads "
+                  f"{_threads([t for prov in latency for t in prov.get('torch_threads', [0])]) or 'none'})."]
     return "\n".join(lines)
 
 
@@ -274,30 +284,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: {problem}", file=sys.stderr)
     readme = Path(args.readme)
     text = readme.read_text() if readme.is_file() else ""
-    lacking = [f"{start} ... {end}" for start, end in ((START, END), (UNPRUNED_START, UNPRUNED_END),
-                                                        (SIZES_START, SIZES_END), (DTYPES_START, DTYPES_END),
-                                                        (COST_START, COST_END))
-               if start not in text or end not in text]
+    lacking = [f"{start} ... {end}" for start, end in BLOCKS if start not in text or end not in text]
     if lacking:  # checked before any block is written, so that a README is never left half updated
         parser.exit(2, f"error: {readme} lacks the block(s) {'; '.join(lacking)} that this command rewrites\n")
     manifest = Manifest.load(args.data)
-    table = coverage_markdown(manifest)
-    unpruned = unpruned_markdown(manifest, Path(args.reference), args.data_dir)
-    replace_block(Path(args.readme), START, END, table)
-    replace_block(Path(args.readme), UNPRUNED_START, UNPRUNED_END, unpruned)
-    sizes = sizes_markdown(manifest, Path(args.reference_sizes))
-    replace_block(Path(args.readme), SIZES_START, SIZES_END, sizes)
-    dtypes = dtypes_markdown(manifest)
-    replace_block(Path(args.readme), DTYPES_START, DTYPES_END, dtypes)
-    cost = cost_markdown(manifest)
-    replace_block(Path(args.readme), COST_START, COST_END, cost)
+    blocks = [coverage_markdown(manifest), unpruned_markdown(manifest, Path(args.reference), args.data_dir),
+              sizes_markdown(manifest, Path(args.reference_sizes)), dtypes_markdown(manifest), cost_markdown(manifest)]
+    for (start, end), block in zip(BLOCKS, blocks, strict=True):  # all computed before any is written
+        replace_block(Path(args.readme), start, end, block)
     for path in plot_grids(manifest, Path(args.plots)):
         print(f"wrote {path}")
-    print(table)
-    print(unpruned)
-    print(sizes)
-    print(dtypes)
-    print(cost)
+    print("\n\n".join(blocks))
 
 
 if __name__ == "__main__":

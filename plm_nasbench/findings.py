@@ -70,9 +70,9 @@ STANDALONE_METHODS = ("rs", "moasha")
 MIN_STANDALONE_CONFIGS = 20  # learning curves a task needs before (d) is computed on it
 COMPARISONS = ("a", "b", "c", "d")
 EQUAL_TIME_CAP = 10  # (d): a run under a time budget makes at most this many times the evaluations random search does
-#: A section's stamp: its kind (the tag of its plots), model, the tasks it includes and the digest of their inputs.
 #: Section kinds whose benchmarks answer from surrogates: tag -> (scheme, strategy) of those surrogates.
 SURROGATE_SECTIONS = {"ws": ("weight_sharing", "full"), "standalone": ("standalone", "none")}
+#: A section's stamp: its kind (the tag of its plots), model, the tasks it includes and the digest of their inputs.
 STAMP = re.compile(r"<!-- inputs: (?P<tag>[\w-]+) model=(?P<model>\S+) tasks=(?P<tasks>\S*) sha256=(?P<digest>[0-9a-f]{16}) -->")
 
 
@@ -82,23 +82,24 @@ def _hypervolumes(groups: dict[str, list[np.ndarray]]) -> dict[str, list[float]]
     return {name: [hypervolume_2d(normaliser.transform(p)) for p in sets] for name, sets in groups.items()}
 
 
-def _study_table(manifest: Manifest, study: str, task: str) -> pd.DataFrame | None:
-    paths = manifest.find(study=study, task=task)
+def _study_table(manifest: Manifest, study: str, task: str, model: str) -> pd.DataFrame | None:
+    paths = manifest.find(model=model, study=study, task=task)
     return manifest.read(paths[0]) if paths else None
 
 
 def compare_spaces(manifest: Manifest, task: str, studies: dict[str, str], n: int = SPACE_SAMPLE,
-                   draws: int = SPACE_DRAWS, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+                   draws: int = SPACE_DRAWS, seed: int = 0,
+                   model: str = DEFAULT_MODEL) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(a) Per space (``studies``: space -> table study), the hypervolume of ``draws`` random draws of ``n``
     sub-networks (all of them when the table has fewer), the super-network its table comes from
     (``super_network``: its id, or ``not recorded`` for rows made before ids were), and the points of the first
-    draw; None when the task has fewer than two of the tables."""
+    draw; None when the task has fewer than two of the tables (of ``model``)."""
     rng = np.random.default_rng(seed)
     samples: dict[str, list[pd.DataFrame]] = {}
     best: dict[str, float] = {}
     made_by: dict[str, str] = {}
     for space, study in studies.items():
-        table = _study_table(manifest, study, task)
+        table = _study_table(manifest, study, task, model)
         if table is None:
             continue
         table = table[table["strategy"] == "full"].drop_duplicates("config_id")
@@ -134,10 +135,11 @@ def _several_supernetworks(task: str, summary: pd.DataFrame) -> str | None:
             f"the others' super-network ({', '.join(sorted(known))}) is not recorded.")
 
 
-def compare_strategies(manifest: Manifest, task: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def compare_strategies(manifest: Manifest, task: str,
+                       model: str = DEFAULT_MODEL) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(b) Per super-network strategy, the hypervolume of the ablation's common configurations (valid and
-    test error against parameter fraction); None when the task has no ablation table."""
-    table = _study_table(manifest, ABLATION_STUDY, task)
+    test error against parameter fraction); None when the task has no ablation table (of ``model``)."""
+    table = _study_table(manifest, ABLATION_STUDY, task, model)
     if table is None:
         return None
     common = set.intersection(*(set(g["config_id"]) for _, g in table.groupby("strategy")))
@@ -343,20 +345,17 @@ def findings(manifest: Manifest, tasks: Sequence[str], plots: Path, seeds: int =
     for title, compare, tag, what in comparisons:
         if title[1] not in only:
             continue
+        usable = [t for t in tasks if _feeds(manifest, tag, model, t)]
+        blocks += [f"#### {title}", _stamp(manifest, tag, model, usable, surrogates)]
         done: dict[str, pd.DataFrame] = {}
-        body = []
-        for task in tasks:
-            result = compare(manifest, task)
-            if result is None:
-                continue
-            summary, points = result
+        for task in usable:
+            summary, points = compare(manifest, task, model=model)
             done[task] = points
             path = plot_fronts(points, OBJECTIVES, plots / f"findings-{tag}-{task}.png",
                                f"{task}: Pareto fronts, {what} (weight sharing)", scatter=True)
-            body += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
+            blocks += [f"{task} ([plot]({path.as_posix()})):", "", _markdown(summary), ""]
             if tag == "spaces-shared" and (note := _several_supernetworks(task, summary)):
-                body += [note, ""]
-        blocks += [f"#### {title}", _stamp(manifest, tag, model, list(done), surrogates), *body]
+                blocks += [note, ""]
         if not done:
             blocks.append("No task has the tables for this comparison yet.")
         if tag == "strategy" and (ranked := rank_strategies(done)) is not None:

@@ -111,7 +111,7 @@ def test_findings_block_and_plots(findings_data, tables, tmp_path, capsys):
 
 def check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys):
     """`--check` finds every section current right after a run, and names those whose tables or surrogates changed
-    since, or that tasks not asked for now feed."""
+    since, or that tasks it does not include now feed."""
     from plm_nasbench.findings import check_block, main
 
     def states(data, surrogate_root, stale: bool) -> dict[str, str]:
@@ -153,7 +153,7 @@ def check_findings_stamps(findings_data, surrogates, readme, tmp_path, capsys):
     assert check_block(block, findings_data) == [("#### (a) old", "unstamped"), ("#### (b) new", "unknown stamp: spaces-x")]
 
 
-def test_stamps_cover_only_the_tasks_a_section_includes(findings_data, tmp_path, capsys):
+def test_stamps_cover_only_the_tasks_a_section_includes(findings_data, tables, tmp_path, capsys):
     """A task with too few tables for a section stays out of its stamp: its tables may change without making the
     section stale, and once it has enough the section asks for more tasks."""
     from plm_nasbench.findings import END, START, main
@@ -170,22 +170,32 @@ def test_stamps_cover_only_the_tasks_a_section_includes(findings_data, tmp_path,
 
     def states() -> list[str]:
         capsys.readouterr()
-        with contextlib.suppress(SystemExit):
-            main(["--data", str(root), "--readme", str(readme), "--check"])
-        return [line.split()[0] if line.startswith("current") else line.split(" #### ")[0]
-                for line in capsys.readouterr().out.splitlines()]
+        try:
+            main(["--data", str(root), "--surrogates", str(tables[1]), "--readme", str(readme), "--check"])
+            status = 0
+        except SystemExit as stopped:
+            status = stopped.code
+        found = [line.split()[0] if line.startswith("current") else line.split(" #### ")[0]
+                 for line in capsys.readouterr().out.splitlines()]
+        assert status == (0 if set(found) == {"current"} else 1)
+        return found
 
     layer = findings_data.read("minilm-l6-h384/ws-layer/rte.parquet")
+    curves = findings_data.read("minilm-l6-h384/standalone-small/rte.parquet")
+    unpruned = curves[curves["config_id"] == curves["config_id"].iloc[0]]
     add("ws-layer", layer)  # one space table: mrpc cannot enter (a)
+    add("standalone-unpruned", unpruned)  # one learning curve: nor (d)
     readme = tmp_path / "README.md"
     readme.write_text(f"{START}\nGenerated before.\n{END}\n")
-    main(["--data", str(root), "--readme", str(readme), "--plots", str(tmp_path / "plots"), "--only", "a"])
+    main(["--data", str(root), "--surrogates", str(tables[1]), "--readme", str(readme), "--plots",
+          str(tmp_path / "plots"), "--only", "a,d", "--seeds", "2", "--evaluations", "12"])
     text = readme.read_text()
-    assert text.count("tasks=rte sha256=") == 2 and "mrpc (" not in text
+    assert text.count("tasks=rte sha256=") == 4 and "mrpc (" not in text and "seeds on rte," in text
     add("ws-layer", layer.assign(valid_error=layer["valid_error"] + 0.01))
-    assert states() == ["current", "current"]
+    add("standalone-unpruned", unpruned.assign(valid_error=unpruned["valid_error"] + 0.01))
+    assert states() == ["current"] * 4
     add("ws-small-holdout", findings_data.read("minilm-l6-h384/ws-small-holdout/rte.parquet"))
-    assert states() == ["more tasks: mrpc", "current"]  # the shared super-network's spaces; not each space's own
+    assert states() == ["more tasks: mrpc"] + ["current"] * 3  # the shared super-network's spaces only
 
 
 def test_findings_recomputes_only_the_comparisons_asked_for(findings_data, tables, tmp_path):

@@ -896,20 +896,22 @@ def test_report_cost_sums_the_rows_of_each_study(tables, tmp_path):
         relpath = f"minilm-l6-h384/{study}/rte.parquet"
         table = manifest.read(relpath)
         table = table.assign(supernetwork_id=table["seed"].map(lambda seed: times[seed][0]),
-                             supernetwork_train_time=table["seed"].map(lambda seed: times[seed][1]))
+                             supernetwork_train_time=table["seed"].map(lambda seed: times[seed][1]),
+                             eval_time=table["eval_time"] if study == "ws-small-grid" else 0.0)
         manifest.record(relpath, table, write_parquet(table, root / relpath), {"study": study})
     manifest.save()
     lines = cost_markdown(manifest).splitlines()
-    assert "| rte | 2 | 0.33 |" in lines
+    assert "| minilm-l6-h384 | rte | 2 | 0.33 |" in lines
     grid = manifest.read("minilm-l6-h384/ws-small-grid/rte.parquet")
     seconds = grid["train_time"].sum() + grid["eval_time"].sum()
     runs = len(grid.drop_duplicates(["task", "strategy", "config_id", "seed"]))
-    assert (f"| ws-small-grid | weight_sharing | 1 | {runs:,} | {grid['train_time'].sum() / 3600:.2f} "
+    assert (f"| minilm-l6-h384 | ws-small-grid | weight_sharing | 1 | {runs:,} | {grid['train_time'].sum() / 3600:.2f} "
             f"| {grid['eval_time'].sum() / 3600:.2f} | {runs / seconds:.3g} |") in "\n".join(lines)
     curves = manifest.read("minilm-l6-h384/standalone-small/rte.parquet")
-    assert any(line.startswith(f"| standalone-small | standalone | 1 | {curves['config_id'].nunique():,} | "
+    assert any(line.startswith(f"| minilm-l6-h384 | standalone-small | standalone | 1 | {curves['config_id'].nunique():,} | "
                                f"{curves['train_time'].sum() / 3600:.2f} |") for line in lines)
-    assert lines[-1].startswith("In all ") and "0.3 hours of super-network training" in lines[-1]
+    assert any(line.startswith("| minilm-l6-h384 | ws-small-holdout |") and "| 0.00 | n/a |" in line for line in lines)
+    assert lines[-1].startswith("In all ") and "the super-networks 0.3 hours of training" in lines[-1]
     assert cost_markdown(Manifest.load(tmp_path / "nothing-here")) == "(no tables yet)"
 
 
