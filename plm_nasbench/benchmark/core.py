@@ -240,8 +240,9 @@ class Benchmark:
         """Every benchmark the tables under ``data`` answer (default: the package's): one row per set of
         ``Benchmark(task, model, space, scheme, strategy, supernetwork_space=...)`` arguments, with the table rows
         it answers from (``table_rows``: of one dtype and one super-network per seed, as it loads them), the
-        studies they come from, their ``dtype``, the ``hardware`` that ran them (its timing columns are that
-        hardware's: several mean timings of several machines) and whether a surrogate fitted on these tables (the
+        studies they come from, their ``dtype``, the ``hardware`` that ran them (their training and evaluation
+        times, hence ``runtime``, are that hardware's: several mean timings of several machines; latency and memory
+        come from the latency tables, whose machines the manifest records) and whether a surrogate fitted on these tables (the
         versions ``data`` holds) extends it to the whole space. A table the manifest lists that the folder lacks (a
         partial copy) leaves out the benchmarks it serves, with a warning naming it; a damaged one raises."""
         from ..surrogates.build import surrogate_folder
@@ -605,8 +606,9 @@ class Benchmark:
     def pareto_front(self, objectives: Sequence[str] = ("valid_error", "params_fraction"),
                      epoch: int | None = None) -> pd.DataFrame:
         """The table's non-dominated configurations (seed means at ``epoch``) for ``objectives``, sorted by the first,
-        with each one's ``source``: on ``auto``, objectives a table row lacks (latency not measured) are the
-        surrogate's, as :meth:`query` answers them (``table+surrogate`` where one of ``objectives`` is). Of
+        with each one's values and ``source`` as :meth:`query_many` answers them: on ``auto``, values a table row
+        lacks (latency not measured) are the surrogate's, the row's ``source`` is then ``table+surrogate`` and its
+        ``<name>_std`` and ``out_of_data`` columns say what was predicted (present where any row was). Of
         configurations with equal values in every objective (the ``small`` space's 0-layer ones, one network),
         only the first in the table is listed.
 
@@ -620,12 +622,9 @@ class Benchmark:
         _, counts = self._index.lookup_many(self._index.codes(configs), epoch)
         configs = [config for config, count in zip(configs, counts) if count]  # those with rows at this epoch
         answers = self.query_many(configs, epoch=epoch)
-        frame = answers[list(OBJECTIVES)].copy()
+        predicted = [c for c in answers.columns if c.endswith("_std") or c == "out_of_data"]
+        frame = answers[[*OBJECTIVES, "source", *predicted]].copy()
         frame["num_params"] = frame["num_params"].astype("Int64")
-        predicted = np.zeros(len(frame), dtype=bool)  # one of these objectives the surrogate's, not the table's
-        for name in (n for n in objectives if f"{n}_std" in answers):
-            predicted |= answers[f"{name}_std"].notna().to_numpy()
-        frame["source"] = np.where(predicted, "table+surrogate", "table")
         frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
         values = frame[list(objectives)].to_numpy(dtype=float)
         measured = np.isfinite(values).all(axis=1)
