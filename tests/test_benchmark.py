@@ -1095,6 +1095,8 @@ def test_query_many_takes_any_iterable_and_answers_with_the_columns_of_query(tab
         assert {k: row[k] for k in ("epoch", "seed", "n_seeds", "source")} == {
             k: single[k] for k in ("epoch", "seed", "n_seeds", "source")}
         assert bench.query_many(grid[:2], seed=1)["seed"].tolist() == [1, 1]
+        frame = pd.DataFrame(grid[:5], index=[50, 40, 30, 20, 10])  # answers join back onto a DataFrame's index
+        pd.testing.assert_frame_equal(bench.query_many(frame), expected.set_axis(frame.index))
     mixed = Benchmark("rte", data=root, surrogates=surrogates).query_many(
         [grid[0], {"num_layers": 3, "num_heads": 4, "num_units": 100}])
     assert mixed["source"].tolist() == ["table", "surrogate"] and mixed["n_seeds"].tolist() == [2, 0]

@@ -427,17 +427,27 @@ class Benchmark:
         space's fields or a ``config`` column of JSON, such as :meth:`table` returns: see :func:`frame_configs`)
         as a DataFrame: one row each, in order, with the columns of :meth:`query` (every objective, ``epoch``,
         ``seed``, ``n_seeds``, ``source``); where the surrogate answers any, also its ``<objective>_std`` and
-        ``out_of_data`` columns (NaN and False on table rows)."""
+        ``out_of_data`` columns (NaN and False on table rows). A DataFrame's index is kept, so the answers join
+        back onto it."""
         if isinstance(configs, Mapping):
             raise TypeError("query_many takes a sequence of configurations or a DataFrame, got one configuration "
                             "(a mapping): use query() for one")
         if isinstance(configs, (str, bytes)):
             raise TypeError(f"query_many takes a sequence of configurations or a DataFrame, got the string {configs!r}")
+        index = configs.index if isinstance(configs, pd.DataFrame) else None
         if isinstance(configs, pd.DataFrame):
             configs = frame_configs(self.space, configs)
         else:  # an iterator is read once; arrays and Series of mappings become a list
             configs = [self._row_config(c) if isinstance(c, pd.Series) else c for c in configs]
         self._check_epoch_and_seed(epoch, seed)
+        frame = self._answer_many(configs, epoch, seed)
+        if index is not None:
+            frame.index = index
+        return frame
+
+    def _answer_many(self, configs: list[Mapping[str, Any]] | pd.DataFrame, epoch: int | None,
+                     seed: int | None) -> pd.DataFrame:
+        """:meth:`query_many`'s answers, indexed 0..n-1, for checked ``epoch`` and ``seed``."""
         if self.backend == "live":
             records = configs.to_dict("records") if isinstance(configs, pd.DataFrame) else configs
             return pd.DataFrame([self._live_query(c, epoch, seed) for c in records])
