@@ -40,7 +40,8 @@ def read_parquet(path: str | Path, sha256: str | None = None) -> pd.DataFrame:
         actual = sha256_file(path)
         if actual != sha256:
             raise ChecksumError(f"{path}: SHA-256 is {actual}, the manifest records {sha256}; the file is "
-                                "corrupt, truncated or was changed after it was written")
+                                "corrupt, truncated or was changed after it was written (enter a table of your own "
+                                "with Manifest.write_table, which records its checksum)")
     try:
         return pd.read_parquet(path, engine="pyarrow")
     except Exception as err:  # pyarrow raises several types for damaged files
