@@ -1268,7 +1268,7 @@ def test_arguments_that_mean_nothing_for_a_benchmark_are_refused(tables):
               data=root, surrogates=surrogates)
     alone = Benchmark("rte", backend="surrogate", surrogates=surrogates)
     for method in (alone.table, alone.pareto_front, alone.configs):
-        with pytest.raises(FileNotFoundError, match="backend='surrogate' loads no table; .*backend='table' or 'auto'"):
+        with pytest.raises(ValueError, match="backend='surrogate' loads no table; .*backend='table' or 'auto'"):
             method()
     table = Benchmark("rte", backend="table", data=root)
     held = len(table.configs())

@@ -567,11 +567,12 @@ class Benchmark:
         return self._live.query(config, epoch, seed)
 
     # -- tables and sampling ---------------------------------------------------------------------
-    def _no_table(self) -> FileNotFoundError:
-        """The error of a method that needs the table, for a benchmark without one."""
+    def _no_table(self) -> Exception:
+        """The error of a method that needs the table, for a benchmark without one: a ValueError where the backend
+        reads none, a FileNotFoundError where none was found."""
         if self.backend in ("surrogate", "live"):
-            return FileNotFoundError(f"backend={self.backend!r} loads no table; Benchmark(..., backend='table' or "
-                                     "'auto') answers from it")
+            return ValueError(f"backend={self.backend!r} loads no table; Benchmark(..., backend='table' or "
+                              "'auto') answers from it")
         return FileNotFoundError(self._nothing_found())
 
     def table(self) -> pd.DataFrame:
