@@ -79,37 +79,52 @@ class ShardStore:
         """A text table per (study, task): units done here (not merged yet), merged into a table, pending and corrupt, hours
         the done and merged units took, and the hours left if each unit still to run (pending or corrupt) costs
         the median of those of the same study and task (a study's first unit may also have trained its
-        super-network; a merged unit counts the seconds its table's manifest entry records for it)."""
+        super-network; a merged unit counts the seconds its table's manifest entry records for it). Where none of
+        them has run, the hours left are borrowed, marked ``~``: each configuration costs the median
+        per-configuration seconds of the finished units of the same scheme and space (another study's latency
+        units, say); ``?`` where there are none either."""
         states: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+        per_config: dict[tuple[str, str], list[float]] = collections.defaultdict(list)  # (scheme, space) -> s/config
+        waiting: dict[tuple[str, str], int] = collections.Counter()  # configurations of the units still to run
+        kinds: dict[tuple[str, str], tuple[str, str]] = {}
         for unit in units:
             state = self.state(unit)
             if state == "done" and unit.unit_id in self.merged:  # its shard is still here, its rows in a table too
                 state = "merged"
             key = (unit.study, unit.task or "-")
             states[key][state] += 1
-            if state == "done":
-                seconds[key].append(self.seconds(unit))
-            elif state == "merged":
-                seconds[key].append(self.merged[unit.unit_id])
+            kinds[key] = (unit.scheme, unit.space)
+            if state in ("done", "merged"):
+                took = self.seconds(unit) if state == "done" else self.merged[unit.unit_id]
+                seconds[key].append(took)
+                per_config[unit.scheme, unit.space].append(took / max(len(unit.configs), 1))
+            else:
+                waiting[key] += len(unit.configs)
         width = max([28, *(len(study) for study, _ in states)])  # the study column fits the longest name
         lines = [f"{'study':{width}s} {'task':6s} {'done':>5s} {'merged':>7s} {'pending':>8s} {'corrupt':>8s} "
                  f"{'hours':>7s} {'eta h':>7s}"]
-        spent_total, eta_total, unknown = 0.0, 0.0, False
+        spent_total, eta_total, unknown, borrowed = 0.0, 0.0, False, False
         for (study, task), c in states.items():
             spent = sum(seconds[study, task]) / 3600
             left = c["pending"] + c["corrupt"]
-            eta = float(np.median(seconds[study, task])) * left / 3600 if seconds[study, task] else None
+            eta, shown = None, f"{'?':>7s}"
+            if seconds[study, task]:
+                eta = float(np.median(seconds[study, task])) * left / 3600
+                shown = f"{eta:7.1f}"
+            elif left and (rates := per_config[kinds[study, task]]):
+                eta = float(np.median(rates)) * waiting[study, task] / 3600
+                shown, borrowed = f"{eta:6.1f}~", True
             unknown |= eta is None and left > 0
             spent_total += spent
             eta_total += eta or 0.0
             lines.append(f"{study:{width}s} {task:6s} {c['done']:5d} {c['merged']:7d} {c['pending']:8d} "
-                         f"{c['corrupt']:8d} {spent:7.2f} "
-                         + (f"{eta:7.1f}" if eta is not None else f"{'?':>7s}"))
+                         f"{c['corrupt']:8d} {spent:7.2f} {shown}")
         total = {k: sum(c[k] for c in states.values()) for k in ("done", "merged", "pending", "corrupt")}
         lines.append(f"{'total':{width + 7}s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} "
                      f"{total['corrupt']:8d} "
-                     f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else ""))
+                     f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else "")
+                     + (" (~: estimated from other studies' units)" if borrowed else ""))
         return "\n".join(lines)
 
     def discard(self, unit: WorkUnit) -> None:

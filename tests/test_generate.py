@@ -53,6 +53,21 @@ def smoke_plan() -> dict:
     }
 
 
+def test_status_borrows_an_estimate_for_a_study_that_has_not_started(tmp_path):
+    """A study none of whose units ran is costed per configuration like the finished units of its scheme and space
+    (marked ~), and left unknown (?) where there are none."""
+    spec = smoke_plan()
+    spec["study"].append({"name": "lat2", "scheme": "latency", "space": "small",
+                          "configs": {"kind": "sample", "n": 8, "seed": 5}, "chunk": 4})
+    plan = parse_plan(spec)
+    timed = {u.unit_id: 360.0 for u in plan.units if u.study == "lat"}  # 4 configurations in 360 s: 90 s each
+    lines = {line.split()[0]: line for line in ShardStore(plan, tmp_path, timed).status(plan.units).splitlines()}
+    assert lines["lat"].split()[-2:] == ["0.10", "0.0"]
+    assert lines["lat2"].split()[-1] == "0.2~"  # 8 configurations at 90 s
+    assert lines["ws"].split()[-1] == "?" and lines["sa"].split()[-1] == "?"
+    assert lines["total"].endswith("+ the studies marked ? (~: estimated from other studies' units)")
+
+
 def test_unit_ids_hash_settings_not_how_they_are_written():
     """A default written out or left out is one setting; the defaults are the training code's own; a setting that
     changes results (the evaluation batch size) changes the ids."""
