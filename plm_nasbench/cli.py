@@ -132,13 +132,20 @@ def _query(args: argparse.Namespace) -> int:
     frame = pd.DataFrame({"objective": list(OBJECTIVES), "value": [shown(result[name]) for name in OBJECTIVES],
                           "std": [shown(result.get(f"{name}_std")) for name in OBJECTIVES],
                           "unit": [o.unit for o in OBJECTIVES.values()],
-                          "from": [("surrogate" if f"{name}_std" in result else "table")
-                                   if result["source"] == "table+surrogate" else result["source"]
-                                   for name in OBJECTIVES]})
+                          "from": [_answered_by(result, name) for name in OBJECTIVES]})
     print(_format(frame))
     about = {k: result[k] for k in ("epoch", "seed", "n_seeds", "source", "out_of_data") if k in result}
     print("  ".join(f"{k}: {v}" for k, v in about.items()))
     return 0
+
+
+def _answered_by(result: dict[str, Any], name: str) -> str:
+    """Where a query's value of objective ``name`` came from: the surrogate where it predicted it (it gives a
+    ``<name>_std``), the formulas for what a surrogate answer computes exactly (sizes and FLOPs), else the
+    answer's source (the table, or the live evaluator)."""
+    if f"{name}_std" in result:
+        return "surrogate"
+    return {"surrogate": "formula", "table+surrogate": "table"}.get(result["source"], result["source"])
 
 
 #: The longest configuration ``pareto`` prints whole (``large`` ones are thousands of characters).

@@ -1008,6 +1008,8 @@ def test_cli_query_and_pareto(tables, monkeypatch, capsys):
     assert main(["query", "--task", "rte", '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 0
     out = capsys.readouterr().out.splitlines()
     assert "source: surrogate" in out[-1] and len(out[1].split()) == 7  # valid_error, its std, "1 - metric"
+    rows = {line.split()[0]: line.split()[-1] for line in out[1:-1]}
+    assert rows["valid_error"] == "surrogate" and rows["num_params"] == rows["flops"] == "formula"
     assert main(["pareto", "--task", "rte"]) == 0
     assert "non-dominated" in capsys.readouterr().out
     assert main(["query", "--task", "rte", "--seed", "1", '{"num_layers": 4, "num_heads": 6, "num_units": 700}']) == 2
