@@ -139,6 +139,10 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _answered_by(result: dict[str, Any], name: str) -> str:
     """Where a query's value of objective ``name`` came from: the surrogate where it predicted it (it gives a
     ``<name>_std``), the formulas for what a surrogate answer computes exactly (sizes and FLOPs), else the
@@ -206,7 +210,7 @@ def _simulate(args: argparse.Namespace) -> int:
     table = table.sort_values("average_rank").reset_index()
     budget = (f"{args.hours:g} simulated hours (at most {args.evaluations} evaluations) per run" if args.hours
               else f"{args.evaluations} evaluations per run")
-    print(f"{'; '.join(repr(b) for b in built.values())}: {len(methods)} methods x {args.seeds} seeds, {budget}, "
+    print(f"{'; '.join(repr(b) for b in built.values())}: {_count(len(methods), 'method')} x {_count(args.seeds, 'seed')}, {budget}, "
           f"objectives {', '.join(objectives)}")
     print(_format(table))
     if args.hours is None and table["simulated_hours"].max() > 1.5 * table["simulated_hours"].min():
