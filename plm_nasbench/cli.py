@@ -165,8 +165,12 @@ def _pareto(args: argparse.Namespace) -> int:
     if long.any() and not args.full:
         front["config"] = front["config"].where(~long, front["config"].str[:CONFIG_WIDTH - 3] + "...")
         print(f"(configurations longer than {CONFIG_WIDTH} characters are cut; --full prints them whole)")
-    predicted = (front["source"] != "table").any()  # auto: objectives the table lacks came from the surrogate
-    print(_format(front[["config", *dict.fromkeys([*objectives, "test_error"]), *(["source"] if predicted else [])]]))
+    shown = list(dict.fromkeys([*objectives, "test_error"]))
+    # auto: values the table lacks came from the surrogate; the source is that of the values shown
+    stds = [f"{name}_std" for name in shown if f"{name}_std" in front and front[f"{name}_std"].notna().any()]
+    if stds:
+        front["source"] = front[stds].notna().any(axis=1).map({True: "table+surrogate", False: "table"})
+    print(_format(front[["config", *shown, *stds, *(["source"] if stds else [])]]))
     return 0
 
 

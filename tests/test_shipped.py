@@ -58,9 +58,11 @@ def test_every_space_takes_back_its_table_rows_and_fronts():
                 bench.query_many([configs[0], outside, configs[1]])
 
 
-def test_the_latency_front_on_auto_has_the_configurations_whose_latency_is_predicted():
-    """RTE's table lacks latency for the grid's offset columns: ``auto``'s front answers them as ``query`` does."""
+def test_the_latency_front_on_auto_has_the_configurations_whose_latency_is_predicted(capsys):
+    """RTE's table lacks latency for the grid's offset columns: ``auto``'s front answers them as ``query`` does, and
+    ``plm-nasbench pareto`` says which of the values it prints were predicted."""
     from plm_nasbench import Benchmark
+    from plm_nasbench.cli import main
 
     objectives = ("valid_error", "latency")
     with pytest.warns(UserWarning, match=r"configurations lack valid_error or latency in the table and are left out"):
@@ -80,6 +82,11 @@ def test_the_latency_front_on_auto_has_the_configurations_whose_latency_is_predi
         answer = auto.query(json.loads(row["config"]))
         assert (answer["source"], answer.get("latency_std")) == (row["source"], row["latency_std"]) or (
             answer["source"] == row["source"] == "table" and np.isnan(row["latency_std"]))
+    for objectives, header in (("valid_error,params_fraction", ["config", "valid_error", "params_fraction", "test_error"]),
+                               ("valid_error,latency", ["config", "valid_error", "latency", "test_error",
+                                                        "latency_std", "source"])):
+        assert main(["pareto", "--task", "rte", "--data", str(PACKAGE_DATA), "--objectives", objectives]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split() == header
 
 
 def test_a_shipped_supernetwork_costs_the_same_in_every_space_and_backend():
