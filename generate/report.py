@@ -249,7 +249,7 @@ def cost_markdown(manifest: Manifest) -> str:
     if supernetworks:
         lines += ["", "| model | task | super-networks | training hours |", "|---|---|---|---|", *supernetworks]
     latency = [manifest.tables[p]["provenance"] for p in manifest.find(scheme="latency")]
-    timed = sum(prov["wall_seconds"] for prov in latency) / 3600
+    timed = sum(prov.get("wall_seconds", 0.0) for prov in latency) / 3600
     lines += ["", f"In all the rows record {recorded / 3600:.1f} hours of training and evaluation ({wall:.1f} wall hours "
                   f"of their units), the super-networks {trained:.1f} hours of training, and the {len(latency)} "
                   f"latency tables took {timed:.1f} wall hours (torch threads "

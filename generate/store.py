@@ -81,24 +81,26 @@ class ShardStore:
         the median of those of the same study and task (a study's first unit may also have trained its
         super-network; a merged unit counts the seconds its table's manifest entry records for it). Where none of
         them has run, the hours left are borrowed, marked ``~``: each configuration costs the median
-        per-configuration seconds of the finished units of the same scheme and space (another study's latency
-        units, say); ``?`` where there are none either."""
+        per-configuration seconds of the finished units most like its own (same scheme, space, task, super-network
+        space and epochs, else same scheme and space: another study's latency units, say); ``?`` where none ran."""
         states: dict[tuple[str, str], collections.Counter] = collections.defaultdict(collections.Counter)
         seconds: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
-        per_config: dict[tuple[str, str], list[float]] = collections.defaultdict(list)  # (scheme, space) -> s/config
+        per_config: dict[tuple, list[float]] = collections.defaultdict(list)  # seconds a configuration, by likeness
         waiting: dict[tuple[str, str], int] = collections.Counter()  # configurations of the units still to run
-        kinds: dict[tuple[str, str], tuple[str, str]] = {}
+        kinds: dict[tuple[str, str], tuple[tuple, tuple]] = {}  # (study, task) -> (closest likeness, broad likeness)
         for unit in units:
             state = self.state(unit)
             if state == "done" and unit.unit_id in self.merged:  # its shard is still here, its rows in a table too
                 state = "merged"
             key = (unit.study, unit.task or "-")
             states[key][state] += 1
-            kinds[key] = (unit.scheme, unit.space)
+            kinds[key] = ((unit.scheme, unit.space, unit.task, unit.supernetwork_space, unit.epochs),
+                          (unit.scheme, unit.space))
             if state in ("done", "merged"):
                 took = self.seconds(unit) if state == "done" else self.merged[unit.unit_id]
                 seconds[key].append(took)
-                per_config[unit.scheme, unit.space].append(took / max(len(unit.configs), 1))
+                for likeness in kinds[key]:
+                    per_config[likeness].append(took / max(len(unit.configs), 1))
             else:
                 waiting[key] += len(unit.configs)
         width = max([28, *(len(study) for study, _ in states)])  # the study column fits the longest name
@@ -112,7 +114,7 @@ class ShardStore:
             if seconds[study, task]:
                 eta = float(np.median(seconds[study, task])) * left / 3600
                 shown = f"{eta:7.1f}"
-            elif left and (rates := per_config[kinds[study, task]]):
+            elif left and (rates := next((per_config[k] for k in kinds[study, task] if per_config[k]), None)):
                 eta = float(np.median(rates)) * waiting[study, task] / 3600
                 shown, borrowed = f"{eta:6.1f}~", True
             unknown |= eta is None and left > 0
@@ -124,7 +126,7 @@ class ShardStore:
         lines.append(f"{'total':{width + 7}s} {total['done']:5d} {total['merged']:7d} {total['pending']:8d} "
                      f"{total['corrupt']:8d} "
                      f"{spent_total:7.2f} {eta_total:7.1f}" + (" + the studies marked ?" if unknown else "")
-                     + (" (~: estimated from other studies' units)" if borrowed else ""))
+                     + (" (~: estimated from other units like them)" if borrowed else ""))
         return "\n".join(lines)
 
     def discard(self, unit: WorkUnit) -> None:

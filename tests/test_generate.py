@@ -57,15 +57,20 @@ def test_status_borrows_an_estimate_for_a_study_that_has_not_started(tmp_path):
     """A study none of whose units ran is costed per configuration like the finished units of its scheme and space
     (marked ~), and left unknown (?) where there are none."""
     spec = smoke_plan()
-    spec["study"].append({"name": "lat2", "scheme": "latency", "space": "small",
-                          "configs": {"kind": "sample", "n": 8, "seed": 5}, "chunk": 4})
+    ws = spec["study"][0]
+    spec["study"] += [{"name": "lat2", "scheme": "latency", "space": "small",
+                       "configs": {"kind": "sample", "n": 8, "seed": 5}, "chunk": 4},
+                      dict(ws, name="ws-mrpc", tasks=["mrpc"]),  # 4 configurations, 2 a unit
+                      dict(ws, name="ws2", configs={"kind": "sample", "n": 20, "seed": 9}, chunk=10)]
     plan = parse_plan(spec)
-    timed = {u.unit_id: 360.0 for u in plan.units if u.study == "lat"}  # 4 configurations in 360 s: 90 s each
+    took = {"lat": 360.0, "ws": 180.0, "ws-mrpc": 7200.0}  # seconds a unit: 90 s a configuration; rte's ws 90 s
+    timed = {u.unit_id: took[u.study] for u in plan.units if u.study in took}
     lines = {line.split()[0]: line for line in ShardStore(plan, tmp_path, timed).status(plan.units).splitlines()}
     assert lines["lat"].split()[-2:] == ["0.10", "0.0"]
     assert lines["lat2"].split()[-1] == "0.2~"  # 8 configurations at 90 s
-    assert lines["ws"].split()[-1] == "?" and lines["sa"].split()[-1] == "?"
-    assert lines["total"].endswith("+ the studies marked ? (~: estimated from other studies' units)")
+    assert lines["ws2"].split()[-1] == "0.5~"  # 20 at rte's 90 s, not at the median with mrpc's 3,600 s
+    assert lines["sa"].split()[-1] == "?"
+    assert lines["total"].endswith("+ the studies marked ? (~: estimated from other units like them)")
 
 
 def test_unit_ids_hash_settings_not_how_they_are_written():

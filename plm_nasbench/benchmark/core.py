@@ -427,8 +427,8 @@ class Benchmark:
         space's fields or a ``config`` column of JSON, such as :meth:`table` returns: see :func:`frame_configs`)
         as a DataFrame: one row each, in order, with the columns of :meth:`query` (every objective, ``epoch``,
         ``seed``, ``n_seeds``, ``source``); where the surrogate answers any, also its ``<objective>_std`` and
-        ``out_of_data`` columns (NaN and False on table rows). A DataFrame's index is kept, so the answers join
-        back onto it."""
+        ``out_of_data`` columns (NaN and False on table rows). A DataFrame's index is kept, so the answers align
+        with it (assigned as columns, or ``pd.concat(axis=1)``; a join on a non-unique index multiplies rows)."""
         if isinstance(configs, Mapping):
             raise TypeError("query_many takes a sequence of configurations or a DataFrame, got one configuration "
                             "(a mapping): use query() for one")

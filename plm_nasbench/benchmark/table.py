@@ -77,7 +77,7 @@ def frame_configs(space: SearchSpace, frame: pd.DataFrame) -> pd.DataFrame | lis
     value as floats; integer columns are range-checked by ``validate_arrays`` where they are used); other spaces'
     as a list of dicts."""
     fields = list(space.largest())
-    if frame.empty:
+    if len(frame) == 0:  # not frame.empty: rows without columns are an error below, not nothing
         return []
     if not any(f in frame.columns for f in fields) and "config" in frame.columns:
         return [_config_json(c, i) if isinstance(c, str) else c for i, c in enumerate(frame["config"])]
