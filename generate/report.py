@@ -243,9 +243,10 @@ def cost_markdown(manifest: Manifest) -> str:
     shared = {(manifest.tables[p]["model"], manifest.tables[p]["task"]) for p in manifest.find(scheme="weight_sharing")}
     for model, task in sorted(shared):
         costs = supernetwork_costs(manifest, model, task)
-        trained += sum(costs.values()) / 3600
+        hours = sum(costs.values()) / 3600
+        trained += hours
         if costs:
-            supernetworks.append(f"| {model} | {task} | {len(costs)} | {sum(costs.values()) / 3600:.2f} |")
+            supernetworks.append(f"| {model} | {task} | {len(costs)} | {hours:.2f} |")
     if supernetworks:
         lines += ["", "| model | task | super-networks | training hours |", "|---|---|---|---|", *supernetworks]
     latency = [manifest.tables[p]["provenance"] for p in manifest.find(scheme="latency")]

@@ -434,9 +434,9 @@ class Benchmark:
                             "(a mapping): use query() for one")
         if isinstance(configs, (str, bytes)):
             raise TypeError(f"query_many takes a sequence of configurations or a DataFrame, got the string {configs!r}")
-        index = configs.index if isinstance(configs, pd.DataFrame) else None
+        index = None
         if isinstance(configs, pd.DataFrame):
-            configs = frame_configs(self.space, configs)
+            index, configs = configs.index, frame_configs(self.space, configs)
         else:  # an iterator is read once; arrays and Series of mappings become a list
             configs = [self._row_config(c) if isinstance(c, pd.Series) else c for c in configs]
         self._check_epoch_and_seed(epoch, seed)
@@ -634,8 +634,7 @@ class Benchmark:
         configs = [config for config, count in zip(configs, counts) if count]  # those with rows at this epoch
         answers = self.query_many(configs, epoch=epoch)
         predicted = [c for c in answers.columns if c.endswith("_std") or c == "out_of_data"]
-        frame = answers[[*OBJECTIVES, "source", *predicted]].copy()
-        frame["num_params"] = frame["num_params"].astype("Int64")
+        frame = answers[[*OBJECTIVES, "source", *predicted]].copy()  # num_params already Int64, as query_many gives it
         frame.insert(0, "config", [json.dumps(c, separators=(",", ":")) for c in configs])
         values = frame[list(objectives)].to_numpy(dtype=float)
         measured = np.isfinite(values).all(axis=1)
